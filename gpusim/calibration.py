@@ -1,0 +1,89 @@
+"""Efficiency constants per architecture family, fitted on recorded timings (validation/calibrate.py).
+
+A family without its own file uses the nearest family that has one (by the order in
+hw_specs/calibration/families.yaml), so a new GPU is predicted from its spec alone.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpusim.errors import SpecError
+from hw_specs import CALIBRATION_DIR
+
+
+class Constants(BaseModel):
+    """The model's free constants (see docs/architecture.md for what each one does)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    launch_overhead_us: float = Field(ge=0, description="framework + launch time added to every kernel")
+    simt_efficiency: float = Field(gt=0, le=1.5, description="sustained fraction of FP32 CUDA-core peak")
+    tensor_efficiency: float = Field(gt=0, le=1.5, description="sustained fraction of tensor-core peak")
+    tile_intensity_half: float = Field(ge=0, description="tile efficiency = I / (I + this), I = 2*BM*BN/(BM+BN)")
+    warps_to_saturate: float = Field(gt=0, description="resident warps per SM at which latency is hidden")
+    l2_bandwidth_factor: float = Field(gt=0, description="L2-to-SM bandwidth as a multiple of DRAM bandwidth")
+    dram_efficiency: float = Field(gt=0, le=1.0, description="achievable fraction of DRAM peak")
+    sm_bandwidth_cap: float = Field(gt=0, description="one SM's bandwidth at most this times its fair share")
+
+
+class Calibration(BaseModel):
+    """One family's calibration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    family: str
+    fitted_on: list[str] = Field(default_factory=list)
+    fit_command: str = ""
+    constants: dict[str, float]
+
+
+# Order of the fields in the vector the Numba engine reads.
+CONSTANT_NAMES: tuple[str, ...] = tuple(Constants.model_fields)
+
+
+@lru_cache(maxsize=1)
+def _family_order() -> list[str]:
+    data = yaml.safe_load((CALIBRATION_DIR / "families.yaml").read_text())
+    return list(data["order"])
+
+
+def _read(family: str) -> Calibration | None:
+    path = CALIBRATION_DIR / f"{family}.yaml"
+    if not path.exists():
+        return None
+    try:
+        return Calibration(**yaml.safe_load(path.read_text()))
+    except Exception as exc:  # a broken shipped file is a packaging bug, but say which file
+        raise SpecError(f"{path}: invalid calibration file ({exc})") from None
+
+
+def nearest_family(family: str) -> str:
+    """The family whose calibration applies: itself, or the nearest one that has a file."""
+    order = _family_order()
+    if _read(family) is not None:
+        return family
+    if family not in order:
+        return "default"
+    i = order.index(family)
+    by_distance = sorted((abs(j - i), j > i, name) for j, name in enumerate(order) if _read(name) is not None)
+    return by_distance[0][2] if by_distance else "default"
+
+
+@lru_cache(maxsize=None)
+def constants_for(family: str) -> Constants:
+    """Calibrated constants for an architecture family, defaults filled in from default.yaml."""
+    base = _read("default")
+    assert base is not None, "hw_specs/calibration/default.yaml is missing"
+    values = dict(base.constants)
+    chosen = nearest_family(family)
+    if chosen != "default":
+        values.update(_read(chosen).constants)  # type: ignore[union-attr]
+    return Constants(**values)
+
+
+def constants_vector(family: str) -> np.ndarray:
+    """The constants as a float64 vector in CONSTANT_NAMES order, for the engine."""
+    c = constants_for(family)
+    return np.array([getattr(c, n) for n in CONSTANT_NAMES], dtype=np.float64)

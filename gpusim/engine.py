@@ -1,0 +1,136 @@
+"""The Numba core: occupancy, waves and time for many kernel launches in one call.
+
+Every function here is plain Python under `NUMBA_DISABLE_JIT=1`, which is how
+benchmarks/engine.py runs the identical model without the compiler.
+
+Model (docs/architecture.md): a grid of G CTAs with B resident per SM on S SMs runs in
+ceil(G / (S*B)) waves. A wave with b CTAs on each of `active` SMs takes
+max(b * CTA FLOPs / (SM rate * hiding(b)), b * CTA bytes / per-SM bandwidth), where hiding
+falls when few warps are resident and per-SM bandwidth rises when few SMs share it: a
+partial last wave (the tail) is cheaper per CTA than a full one but never free.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from gpusim.occupancy import blocks_per_sm
+
+# Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order).
+C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP = range(8)
+# Indices into the per-GPU vector built by gpusim.predict.device_vector.
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW = range(4)
+# Split-K factors the GEMM selection considers.
+SPLIT_OPTIONS = np.array([1, 2, 4, 8, 16], dtype=np.int64)
+
+
+@njit(cache=True)
+def _wave_time(b: int, active: int, warps_per_cta: int, cta_flops: float, cta_bytes: float,
+               flop_rate_sm: float, bandwidth: float, sms: int, consts: np.ndarray) -> float:
+    """Time of one wave with b CTAs on each of `active` SMs."""
+    hiding = min(1.0, math.sqrt(b * warps_per_cta / consts[C_WARPS_SAT]))
+    compute = b * cta_flops / (flop_rate_sm * hiding)
+    per_sm_bw = min(bandwidth / active, consts[C_SM_BW_CAP] * bandwidth / sms)
+    return max(compute, b * cta_bytes / per_sm_bw)
+
+
+@njit(cache=True)
+def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float, cta_bytes: float,
+                 flop_rate_sm: float, bandwidth: float, limits: np.ndarray, sms: int,
+                 consts: np.ndarray) -> tuple[int, int, int, float, float]:
+    """(CTAs per SM, limiter, waves, tail fill, busy time in us) of one launch; time is inf if it cannot run."""
+    b, limiter = blocks_per_sm(limits, threads, regs, smem)
+    if b == 0:
+        return 0, limiter, 0, 0.0, np.inf
+    warps = (threads + 31) // 32
+    capacity = sms * b
+    waves = (grid + capacity - 1) // capacity
+    full = grid // capacity
+    rem = grid - full * capacity
+    t = 0.0
+    if full > 0:
+        t = full * _wave_time(b, sms, warps, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts)
+    tail = 1.0
+    if rem > 0:
+        b_tail = (rem + sms - 1) // sms
+        t += _wave_time(b_tail, min(rem, sms), warps, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts)
+        tail = rem / capacity
+    return b, limiter, waves, tail, t
+
+
+@njit(cache=True)
+def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
+                elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
+                consts: np.ndarray, allow_split: bool):
+    """For each GEMM (M, N, K, batch), pick the fastest tile and split-K and return its launch.
+
+    Returns arrays: tile index, split, grid, CTAs per SM, limiter, waves, tail fill, time (us).
+    """
+    count = m.shape[0]
+    out_tile = np.zeros(count, np.int64)
+    out_split = np.ones(count, np.int64)
+    out_grid = np.zeros(count, np.int64)
+    out_b = np.zeros(count, np.int64)
+    out_lim = np.zeros(count, np.int64)
+    out_waves = np.zeros(count, np.int64)
+    out_tail = np.zeros(count, np.float64)
+    out_time = np.full(count, np.inf)
+    sms = int(device[D_SMS])
+    dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
+    l2_bw = device[D_DRAM_BW] * consts[C_L2_FACTOR]
+    overhead = consts[C_OVERHEAD]
+    for i in range(count):
+        floor_us = dram_bytes[i] / dram_bw
+        for j in range(tiles.shape[0]):
+            bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
+            regs, smem, slices, tensor = tiles[j, 4], tiles[j, 5], tiles[j, 6], tiles[j, 7]
+            rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] if tensor else device[D_SIMT_RATE] * consts[C_SIMT_EFF]
+            intensity = 2.0 * bm * bn / (bm + bn)
+            rate_sm = rate / sms * intensity / (intensity + consts[C_TILE_HALF])
+            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
+            for s in SPLIT_OPTIONS:
+                if s > 1 and (not allow_split or tiles_mn * 2 > sms or k[i] < s * bk * slices * 4):
+                    break
+                k_iters = ((k[i] + s - 1) // s + bk - 1) // bk
+                cta_flops = 2.0 * bm * bn * k_iters * bk
+                cta_bytes = float((bm + bn) * k_iters * bk * elem_bytes)
+                grid = tiles_mn * s
+                b, lim, waves, tail, busy = launch_waves(grid, threads, regs, smem, cta_flops, cta_bytes,
+                                                         rate_sm, l2_bw, limits, sms, consts)
+                t = max(busy, floor_us) + overhead
+                if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
+                    t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
+                if t < out_time[i]:
+                    out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, grid, b
+                    out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
+    return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time
+
+
+@njit(cache=True)
+def stream_launch(work: np.ndarray, bytes_moved: np.ndarray, flops: np.ndarray, threads: np.ndarray,
+                  work_per_thread: np.ndarray, regs: int, limits: np.ndarray, device: np.ndarray,
+                  consts: np.ndarray):
+    """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs.
+
+    Returns arrays: grid, CTAs per SM, limiter, waves, tail fill, time (us).
+    """
+    count = work.shape[0]
+    out_grid = np.zeros(count, np.int64)
+    out_b = np.zeros(count, np.int64)
+    out_lim = np.zeros(count, np.int64)
+    out_waves = np.zeros(count, np.int64)
+    out_tail = np.zeros(count, np.float64)
+    out_time = np.zeros(count, np.float64)
+    sms = int(device[D_SMS])
+    dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
+    rate = device[D_SIMT_RATE] * consts[C_SIMT_EFF]
+    for i in range(count):
+        per_cta = threads[i] * work_per_thread[i]
+        grid = max(1, (work[i] + per_cta - 1) // per_cta)
+        b, lim, waves, tail, busy = launch_waves(grid, threads[i], regs, 0, flops[i] / grid,
+                                                 bytes_moved[i] / grid, rate / sms, dram_bw, limits, sms, consts)
+        out_grid[i], out_b[i], out_lim[i], out_waves[i], out_tail[i] = grid, b, lim, waves, tail
+        out_time[i] = busy + consts[C_OVERHEAD]
+    return out_grid, out_b, out_lim, out_waves, out_tail, out_time

@@ -1,0 +1,1 @@
+"""wavecut planner: channel-pruning plans under a latency budget."""

@@ -1,0 +1,196 @@
+"""Torch-Pruning compatible importance criteria and the planner's ``rank_channels`` entry point.
+
+A criterion is called on a ``torch_pruning`` dependency group (``group[0]`` is the root; every
+item has ``.dep.target.module``, ``.dep.handler``, ``.idxs`` and ``.root_idxs``) and returns one
+score per channel of the root, higher = keep. Coupled groups (e.g. convolutions joined by a
+residual add) are handled by combining every conv/linear layer whose *output* channels the
+group prunes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch_pruning as tp
+from torch import nn
+from torch_pruning.pruner import function
+
+from .magnitude import filter_l1_norms
+from .redundancy import RepresentativeRule, redundancy_scores
+from .signatures import PRUNABLE_TYPES, SignatureKind, compute_signatures, out_channels, prunable_modules
+
+_OUT_CHANNEL_HANDLERS = (
+    function.prune_conv_out_channels,
+    function.prune_depthwise_conv_out_channels,
+    function.prune_linear_out_channels,
+)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Output channels ``idxs`` of ``module`` that sit at ``positions`` of the group's root."""
+
+    module: nn.Module
+    idxs: list[int]
+    positions: list[int]
+
+
+def _out_channel_slots(group: tp.dependency.Group) -> tuple[int, list[_Slot]]:
+    """Root width and the conv/linear layers whose output channels the group prunes."""
+    root_positions = {root: pos for pos, root in enumerate(_root_idxs(group[0]))}
+    slots = []
+    for item in group:
+        module = item.dep.target.module
+        if item.dep.handler in _OUT_CHANNEL_HANDLERS and isinstance(module, PRUNABLE_TYPES):
+            positions = [root_positions[r] for r in _root_idxs(item)]
+            slots.append(_Slot(module, list(item.idxs), positions))
+    return len(root_positions), slots
+
+
+def _root_idxs(item: object) -> list[int]:
+    """Root indices of a group item (the item's own indices when the graph did not set them)."""
+    root = getattr(item, "root_idxs", None)
+    return list(root) if root is not None else list(item.idxs)
+
+
+class MagnitudeImportance(tp.importance.Importance):
+    """L1 norm of each channel's filters, summed over the coupled conv/linear layers of the group."""
+
+    @torch.no_grad()
+    def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        """One L1 score per root channel, or ``None`` for a group without conv/linear outputs."""
+        width, slots = _out_channel_slots(group)
+        if not slots:
+            return None
+        scores = torch.zeros(width)
+        for slot in slots:
+            scores.index_add_(0, torch.tensor(slot.positions), filter_l1_norms(slot.module).cpu()[slot.idxs])
+        return scores
+
+
+class FunctionalityImportance(tp.importance.Importance):
+    """Functionality-oriented importance (Qin et al., arXiv 1810.07322 / 1811.02639).
+
+    Channels whose signature repeats another's are ranked lowest; one representative per cluster
+    (the most contributing by filter L1 norm, or the most central) is kept. Signatures of a
+    coupled group are the concatenation of its layers' signatures. Signatures are cached and
+    recomputed only when the model's parameters or buffers change (in place or in shape); the
+    response kind computes every conv/linear layer in one forward pass.
+
+    Without ``calibration`` the response signature uses a deterministic synthetic batch of smooth
+    random images (shape from ``input_shape`` or inferred from the first layer). ``keep_ratio``
+    clusters each group into exactly ``round(width * keep_ratio)`` clusters (the target width);
+    otherwise ``threshold`` (cosine distance) decides which channels count as repeats.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        signature: SignatureKind = "response",
+        calibration: torch.Tensor | None = None,
+        input_shape: Sequence[int] | None = None,
+        threshold: float | None = 0.5,
+        keep_ratio: float | None = None,
+        representative: RepresentativeRule = "contribution",
+        progress: bool = True,
+    ) -> None:
+        self.model = model
+        self.signature = signature
+        self.calibration = calibration
+        self.input_shape = input_shape
+        self.threshold = threshold
+        self.keep_ratio = keep_ratio
+        self.representative = representative
+        self.progress = progress
+        self._cache: dict[nn.Module, torch.Tensor] = {}
+        self._fingerprint: tuple = ()
+
+    def _model_fingerprint(self) -> tuple:
+        """Identity, version counter and shape of every parameter and buffer."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+
+    def signatures(self, modules: Sequence[nn.Module]) -> dict[nn.Module, torch.Tensor]:
+        """Cached signature matrix of each module, computing what is missing or stale."""
+        fingerprint = self._model_fingerprint()
+        if fingerprint != self._fingerprint:
+            self._cache.clear()
+            self._fingerprint = fingerprint
+        missing = [m for m in modules if m not in self._cache or len(self._cache[m]) != out_channels(m)]
+        if missing:
+            to_compute = prunable_modules(self.model) if self.signature == "response" else missing
+            self._cache.update(
+                compute_signatures(self.model, to_compute, self.signature, self.calibration,
+                                   self.input_shape, self.progress)
+            )
+        return {m: self._cache[m] for m in modules}
+
+    def group_signatures(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        """Unit-norm signature per root channel: the group's layer signatures side by side."""
+        width, slots = _out_channel_slots(group)
+        if not slots:
+            return None
+        per_module = self.signatures([slot.module for slot in slots])
+        blocks = []
+        for slot in slots:
+            rows = per_module[slot.module][slot.idxs]
+            block = torch.zeros(width, rows.shape[1])
+            block[slot.positions] = rows
+            blocks.append(block)
+        joined = torch.cat(blocks, dim=1)
+        return joined / joined.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
+        """One score in ``(0, 1]`` per root channel (higher = keep), or ``None`` without conv/linear outputs."""
+        signatures = self.group_signatures(group)
+        if signatures is None:
+            return None
+        width = signatures.shape[0]
+        n_clusters = None if self.keep_ratio is None else min(width, max(1, round(width * self.keep_ratio)))
+        contribution = MagnitudeImportance()(group)
+        return redundancy_scores(signatures, contribution, self.threshold, n_clusters, self.representative)
+
+
+_criteria: weakref.WeakKeyDictionary[nn.Module, dict[str, FunctionalityImportance]] = weakref.WeakKeyDictionary()
+
+
+def _functionality_for(
+    model: nn.Module, signature: SignatureKind, calibration: torch.Tensor | None
+) -> FunctionalityImportance:
+    """A per-model, per-signature criterion reused while the calibration batch is the same object."""
+    per_model = _criteria.setdefault(model, {})
+    criterion = per_model.get(signature)
+    if criterion is None or criterion.calibration is not calibration:
+        criterion = FunctionalityImportance(model, signature, calibration)
+        per_model[signature] = criterion
+    return criterion
+
+
+def rank_channels(
+    model: nn.Module,
+    group: tp.dependency.Group,
+    method: Literal["magnitude", "functionality"] = "magnitude",
+    signature: SignatureKind = "response",
+    calibration: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One importance score per channel of a Torch-Pruning group (higher = keep).
+
+    ``method="functionality"`` ranks repeated functionality lowest (see
+    :class:`FunctionalityImportance`); its signatures are cached per model, so ranking every
+    group of a network costs one forward pass for ``signature="response"``. Without
+    ``calibration`` a deterministic synthetic batch of smooth random images is used.
+    """
+    if method == "magnitude":
+        scores = MagnitudeImportance()(group)
+    elif method == "functionality":
+        scores = _functionality_for(model, signature, calibration)(group)
+    else:
+        raise ValueError(f"unknown method {method!r}; use 'magnitude' or 'functionality'")
+    if scores is None:
+        raise ValueError("group prunes no conv/linear output channels")
+    return scores

@@ -1,0 +1,1 @@
+"""wavecut's command line (typer); the library lives in gpusim, planner and validation."""

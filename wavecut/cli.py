@@ -1,0 +1,35 @@
+"""The `wavecut` command: subcommands are registered here and import their heavy modules lazily."""
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from gpusim.errors import WavecutError
+from wavecut import specs_cmd, staircase_cmd
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Wave-aware GPU latency prediction and channel planning.")
+app.add_typer(specs_cmd.app, name="specs")
+app.command("staircase")(staircase_cmd.staircase)
+app.command("quickstart")(staircase_cmd.quickstart)
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line on stderr and exit with code 2, no traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except WavecutError as exc:
+        print(f"wavecut: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

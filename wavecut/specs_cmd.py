@@ -1,0 +1,62 @@
+"""`wavecut specs`: list, show and check GPU spec files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.table import Table
+
+from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
+from wavecut.output import console, print_json
+
+app = typer.Typer(help="GPU spec files: list them, show one, check a new one.", invoke_without_command=True)
+
+
+def _summary(spec: GpuSpec) -> dict:
+    d = spec.device
+    return {"name": d.name, "aliases": d.aliases, "sm_count": d.sm_count, "architecture": d.architecture,
+            "compute_capability": d.compute_capability, "boost_clock_mhz": d.boost_clock_mhz,
+            "sustained_clock_mhz": d.sustained_clock_mhz, "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
+            "peak_tflops": d.peak_tflops.model_dump(exclude_none=True), "file": Path(spec.path).name}
+
+
+@app.callback()
+def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """List the GPU specs shipped with wavecut."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = [_summary(s) for s in list_specs()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="GPU specs")
+    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "FP32/FP16 TFLOPS", "GB/s"):
+        table.add_column(col)
+    for r in rows:
+        p = r["peak_tflops"]
+        table.add_row(r["file"], r["name"], r["compute_capability"], str(r["sm_count"]),
+                      f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
+                      f"{p['fp32']}/{p.get('fp16', '-')}", f"{r['memory_bandwidth_gbs']:.0f}")
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="GPU name, alias or spec file"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one spec with its per-SM limits, the clock used and the sources."""
+    spec = load_spec(name)
+    data = {"device": spec.device.model_dump(), "limits": spec.limits.model_dump(), "file": spec.path,
+            "content_hash": spec.content_hash}
+    if as_json:
+        print_json(data)
+    else:
+        console.print(yaml.safe_dump(data, sort_keys=False, width=100), highlight=False)
+
+
+@app.command("check")
+def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
+    """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
+    spec = load_spec_file(path)
+    console.print(f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
+                  f"clock used {spec.device.sustained_clock_mhz:.0f} MHz", highlight=False)

@@ -1,0 +1,123 @@
+"""`wavecut staircase`: sweep one dimension of one op and show the latency steps; `wavecut quickstart`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from gpusim.errors import WavecutError
+from gpusim.ops import Conv2d, Linear, Matmul, Op
+from gpusim.staircase import StairPoint, step_edges, sweep
+from wavecut.output import console, print_json
+
+DEFAULT_GPU = "a100"
+OPS = ("conv2d", "depthwise", "linear", "bmm")
+
+
+def parse_range(text: str, option: str) -> list[int]:
+    """'64' -> [64]; '1:512' -> 1..512; '8:512:8' -> 8, 16, ..., 512 (inclusive)."""
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        raise WavecutError(f"{option}: {text!r} is not N, A:B or A:B:STEP with whole numbers") from None
+    if len(parts) == 1:
+        return parts
+    if len(parts) > 3 or parts[0] < 1 or parts[1] < parts[0] or (len(parts) == 3 and parts[2] < 1):
+        raise WavecutError(f"{option}: {text!r} must be A:B or A:B:STEP with 1 <= A <= B and STEP >= 1")
+    return list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+
+
+def _template(op: str, batch: int, cin: int, cout: int, size: int, kernel: int, stride: int, padding: int | None) -> Op:
+    pad = kernel // 2 if padding is None else padding
+    if op == "conv2d":
+        return Conv2d(batch, cin, cout, size, size, kernel, stride, pad)
+    if op == "depthwise":
+        return Conv2d(batch, cin, cin, size, size, kernel, stride, pad, groups=cin)
+    if op == "linear":
+        return Linear(batch, cin, cout)
+    return Matmul(batch, size, cout, cin)
+
+
+# Which op field each CLI option sweeps, per op.
+_FIELDS = {
+    "conv2d": {"--batch": "batch", "--in-channels": "in_channels", "--out-channels": "out_channels",
+               "--size": ("height", "width")},
+    "depthwise": {"--batch": "batch", "--in-channels": ("in_channels", "out_channels", "groups"),
+                  "--size": ("height", "width")},
+    "linear": {"--batch": "batch", "--in-channels": "in_features", "--out-channels": "out_features"},
+    "bmm": {"--batch": "batch", "--in-channels": "k", "--out-channels": "n", "--size": "m"},
+}
+
+
+def _plot(points: list[StairPoint], title: str, path: Path) -> None:
+    from wavecut.plots import plot_staircase
+    plot_staircase(points, title, path)
+
+
+def staircase(
+    gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
+    op: str = typer.Option("conv2d", help=f"one of {', '.join(OPS)}"),
+    batch: str = typer.Option("32", help="batch (rows for linear); N, A:B or A:B:STEP"),
+    in_channels: str = typer.Option("256", help="input channels (K for linear/bmm)"),
+    out_channels: str = typer.Option("1:512", help="output channels (N for linear/bmm)"),
+    size: str = typer.Option("14", help="input height = width (M for bmm)"),
+    kernel: int = typer.Option(3, help="kernel size"),
+    stride: int = typer.Option(1),
+    padding: int = typer.Option(None, help="default: kernel // 2"),
+    dtype: str = typer.Option("fp16", help="fp32, tf32, fp16, bf16 or int8"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON list of points"),
+    plot: Path = typer.Option(None, help="write a PNG of the staircase"),
+) -> None:
+    """Sweep one dimension (the option given as A:B) of one op and print the latency staircase."""
+    if op not in OPS:
+        raise WavecutError(f"--op: unknown op {op!r}; allowed: {', '.join(OPS)}")
+    given = {"--batch": batch, "--in-channels": in_channels, "--out-channels": out_channels, "--size": size}
+    if op == "depthwise":
+        given["--out-channels"] = "1"
+    ranges = {k: parse_range(v, k) for k, v in given.items()}
+    swept = [k for k, v in ranges.items() if len(v) > 1]
+    if len(swept) != 1:
+        raise WavecutError(f"give exactly one of {', '.join(_FIELDS[op])} as a range A:B (got {len(swept)})")
+    option = swept[0]
+    if option not in _FIELDS[op]:
+        raise WavecutError(f"{option}: cannot be swept for --op {op}; allowed: {', '.join(_FIELDS[op])}")
+    fixed = {k: v[0] for k, v in ranges.items()}
+    template = _template(op, fixed["--batch"], fixed["--in-channels"], fixed["--out-channels"], fixed["--size"],
+                         kernel, stride, padding)
+    field = _FIELDS[op][option]
+    values = ranges[option]
+    points = sweep(template, field, values, gpu, dtype)
+    key = option.lstrip("-").replace("-", "_")
+    if as_json:
+        print_json([{key: p.value, "latency_us": p.latency_us, "kernel": p.kernel, "grid": p.grid,
+                     "ctas_per_sm": p.ctas_per_sm, "waves": p.waves, "tail_fill": p.tail_fill} for p in points])
+    else:
+        _print_steps(points, key)
+    if plot is not None:
+        _plot(points, f"{op} on {gpu} ({dtype}), sweeping {key}", plot)
+        if not as_json:
+            console.print(f"wrote {plot}")
+
+
+def _print_steps(points: list[StairPoint], key: str) -> None:
+    table = Table(title=f"step edges (the most {key} for each latency)")
+    for col in (key, "latency us", "kernel", "grid", "CTAs/SM", "waves", "tail fill"):
+        table.add_column(col)
+    for p in step_edges(points):
+        table.add_row(str(p.value), f"{p.latency_us:.1f}", p.kernel, str(p.grid), str(p.ctas_per_sm),
+                      str(p.waves), f"{p.tail_fill:.2f}")
+    console.print(table)
+
+
+def quickstart(gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file")) -> None:
+    """The embedded default job: a conv staircase and a layer prediction on the default GPU."""
+    from gpusim import load_spec, predict
+    spec = load_spec(gpu)
+    console.print(f"[bold]{spec.name}[/bold]: {spec.sm_count} SMs, clock used {spec.device.sustained_clock_mhz:.0f} MHz")
+    _print_steps(sweep(Conv2d(32, 256, 256, 14, 14, 3, 1, 1), "out_channels", range(1, 513), spec, "fp16"),
+                 "out_channels")
+    layer = Conv2d(32, 256, 256, 14, 14, 3, 1, 1, name="resnet.layer3.conv (32x256x14x14, 3x3)")
+    k = predict(layer, spec, "fp16").launches[0]
+    console.print(f"{layer.name}: {k.kernel}, grid {k.grid} CTAs, {k.ctas_per_sm} per SM ({k.limiter}), "
+                  f"{k.waves} waves, tail {k.tail_fill:.0%}, {k.time_us:.1f} us")
