@@ -37,6 +37,26 @@ def _wave_time(b: int, active: int, warps_per_cta: int, cta_flops: float, cta_by
 
 
 @njit(cache=True)
+def resident_waves(grid: int, b: int, warps_per_cta: int, cta_flops: float, cta_bytes: float,
+                   flop_rate_sm: float, bandwidth: float, sms: int, consts: np.ndarray) -> tuple[int, float, float]:
+    """(waves, tail fill, busy time in us) of `grid` CTAs with b resident per SM (b >= 1)."""
+    capacity = sms * b
+    waves = (grid + capacity - 1) // capacity
+    full = grid // capacity
+    rem = grid - full * capacity
+    t = 0.0
+    if full > 0:
+        t = full * _wave_time(b, sms, warps_per_cta, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts)
+    tail = 1.0
+    if rem > 0:
+        b_tail = (rem + sms - 1) // sms
+        t += _wave_time(b_tail, min(rem, sms), warps_per_cta, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms,
+                        consts)
+        tail = rem / capacity
+    return waves, tail, t
+
+
+@njit(cache=True)
 def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float, cta_bytes: float,
                  flop_rate_sm: float, bandwidth: float, limits: np.ndarray, sms: int,
                  consts: np.ndarray) -> tuple[int, int, int, float, float]:
@@ -44,19 +64,8 @@ def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float
     b, limiter = blocks_per_sm(limits, threads, regs, smem)
     if b == 0:
         return 0, limiter, 0, 0.0, np.inf
-    warps = (threads + 31) // 32
-    capacity = sms * b
-    waves = (grid + capacity - 1) // capacity
-    full = grid // capacity
-    rem = grid - full * capacity
-    t = 0.0
-    if full > 0:
-        t = full * _wave_time(b, sms, warps, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts)
-    tail = 1.0
-    if rem > 0:
-        b_tail = (rem + sms - 1) // sms
-        t += _wave_time(b_tail, min(rem, sms), warps, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts)
-        tail = rem / capacity
+    waves, tail, t = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, flop_rate_sm, bandwidth,
+                                    sms, consts)
     return b, limiter, waves, tail, t
 
 
@@ -81,11 +90,17 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
     dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
     l2_bw = device[D_DRAM_BW] * consts[C_L2_FACTOR]
     overhead = consts[C_OVERHEAD]
+    tile_b = np.zeros(tiles.shape[0], np.int64)
+    tile_lim = np.zeros(tiles.shape[0], np.int64)
+    for j in range(tiles.shape[0]):  # occupancy depends on the kernel only
+        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
     for i in range(count):
         floor_us = dram_bytes[i] / dram_bw
         for j in range(tiles.shape[0]):
             bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
-            regs, smem, slices, tensor = tiles[j, 4], tiles[j, 5], tiles[j, 6], tiles[j, 7]
+            slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
+            if b == 0:
+                continue
             rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] if tensor else device[D_SIMT_RATE] * consts[C_SIMT_EFF]
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate / sms * intensity / (intensity + consts[C_TILE_HALF])
@@ -97,8 +112,8 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
                 cta_flops = 2.0 * bm * bn * k_iters * bk
                 cta_bytes = float((bm + bn) * k_iters * bk * elem_bytes)
                 grid = tiles_mn * s
-                b, lim, waves, tail, busy = launch_waves(grid, threads, regs, smem, cta_flops, cta_bytes,
-                                                         rate_sm, l2_bw, limits, sms, consts)
+                waves, tail, busy = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, rate_sm,
+                                                   l2_bw, sms, consts)
                 t = max(busy, floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
