@@ -43,9 +43,10 @@ def run(gpu: str, total: int, count: int, dtype: str = "fp16") -> tuple[np.ndarr
     spec = load_spec(gpu)
     table, limits, device, consts = engine_inputs(spec, dtype)
     m, n, k, batch, moved = (a[:count] for a in problems(total))
-    gemm_select(m[:2], n[:2], k[:2], batch[:2], moved[:2], 2, table, limits, device, consts, True)  # compile/warm
+    scale = np.ones(count)
+    gemm_select(m[:2], n[:2], k[:2], batch[:2], moved[:2], scale[:2], 2, table, limits, device, consts, True)  # warm
     start = time.perf_counter()
-    out = gemm_select(m, n, k, batch, moved, 2, table, limits, device, consts, True)
+    out = gemm_select(m, n, k, batch, moved, scale, 2, table, limits, device, consts, True)
     seconds = time.perf_counter() - start
     return np.vstack([np.asarray(o, dtype=np.float64) for o in out]), seconds
 

@@ -71,9 +71,11 @@ def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float
 
 @njit(cache=True)
 def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
-                elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
+                rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
                 consts: np.ndarray, allow_split: bool):
     """For each GEMM (M, N, K, batch), pick the fastest tile and split-K and return its launch.
+
+    rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
 
     Returns arrays: tile index, split, grid, CTAs per SM, limiter, waves, tail fill, time (us).
     """
@@ -103,7 +105,7 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
                 continue
             rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] if tensor else device[D_SIMT_RATE] * consts[C_SIMT_EFF]
             intensity = 2.0 * bm * bn / (bm + bn)
-            rate_sm = rate / sms * intensity / (intensity + consts[C_TILE_HALF])
+            rate_sm = rate_scale[i] * rate / sms * intensity / (intensity + consts[C_TILE_HALF])
             tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not allow_split or tiles_mn * 2 > sms or k[i] < s * bk * slices * 4):

@@ -1,15 +1,21 @@
-"""Lowering: each op becomes the kernel problems a library would launch for it.
+"""Lowering: each op becomes one or more *algorithms*, each a list of kernel problems.
 
-Dense and grouped conv are implicit GEMMs (M = N*P*Q, N = K/groups, K = C/groups*R*S, one
-GEMM per group); linear and bmm are GEMMs; depthwise conv and memory-bound ops are
-streaming kernels with one thread per few outputs.
+- linear, bmm: one GEMM in cuBLAS's column-major view (for nn.Linear, M = out features,
+  N = rows, K = in features; for bmm, M = n, N = m: cuBLAS computes C^T = B^T A^T).
+- dense and grouped conv: implicit GEMM (M = N*P*Q, N = K/groups, K = C/groups*R*S, one
+  GEMM per group) and, for 3x3 stride-1 undilated dense conv on CUDA cores, Winograd:
+  non-fused F(4x4, 3x3) (data, filter and output transforms plus 36 batched GEMMs, as
+  cuDNN's winograd_nonfused) and fused F(2x2, 3x3) (one kernel doing 16 GEMMs of a
+  2.25x smaller multiply count, as cuDNN's scudnn_winograd kernels).
+- depthwise conv and memory-bound ops: streaming kernels.
+The predictor prices every algorithm and keeps the fastest (cuDNN benchmark mode).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, _pair
 from gpusim.errors import OpError
+from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, _pair
 
 # PyTorch's elementwise kernels: 128 threads, 4 elements per thread (ATen Loops.cuh).
 STREAM_THREADS = 128
@@ -22,53 +28,87 @@ DEPTHWISE_THREADS = 256
 class GemmProblem:
     """One GEMM launch to be tiled: C[m, n] = A[m, k] B[k, n], `batch` times."""
 
-    op_index: int
     m: int
     n: int
     k: int
     batch: int
     dram_bytes: float
+    label: str = "gemm"
 
 
 @dataclass(frozen=True)
 class StreamProblem:
     """One memory-bound launch: `work` outputs, bytes moved and FLOPs in total."""
 
-    op_index: int
     label: str
     work: int
     bytes_moved: float
     flops: float
-    threads: int
-    work_per_thread: int
+    threads: int = STREAM_THREADS
+    work_per_thread: int = STREAM_WORK_PER_THREAD
 
 
 Problem = GemmProblem | StreamProblem
 
 
-def lower(op: Op, index: int, elem_bytes: int) -> list[Problem]:
-    """The kernel problems one op launches, tagged with the op's position `index`."""
+@dataclass(frozen=True)
+class Algorithm:
+    """One way to run an op: its name and the kernel launches it makes, in order."""
+
+    name: str
+    problems: tuple[Problem, ...]
+
+
+def lower(op: Op, elem_bytes: int, simt: bool) -> list[Algorithm]:
+    """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies)."""
     if isinstance(op, Conv2d):
-        return [_lower_conv(op, index, elem_bytes)]
+        return _lower_conv(op, elem_bytes, simt)
     if isinstance(op, Linear):
         moved = (op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features) * elem_bytes
-        return [GemmProblem(index, op.batch, op.out_features, op.in_features, 1, moved)]
+        return [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
     if isinstance(op, Matmul):
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
-        return [GemmProblem(index, op.m, op.n, op.k, op.batch, moved)]
+        return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved),))]
     if isinstance(op, MemoryOp):
         moved = (op.elements_in + op.elements_out) * elem_bytes
-        return [StreamProblem(index, op.kind, op.elements_out, moved, op.flops, STREAM_THREADS, STREAM_WORK_PER_THREAD)]
+        return [Algorithm(op.kind, (StreamProblem(op.kind, op.elements_out, moved, op.flops),))]
     raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
 
 
-def _lower_conv(op: Conv2d, index: int, elem_bytes: int) -> Problem:
+def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool) -> list[Algorithm]:
     kh, kw = _pair(op.kernel_size)
     p, q = op.out_hw
     cin_g, cout_g = op.in_channels // op.groups, op.out_channels // op.groups
-    moved = (op.batch * op.in_channels * op.height * op.width + op.out_channels * cin_g * kh * kw
-             + op.batch * op.out_channels * p * q) * elem_bytes
+    x_elems = op.batch * op.in_channels * op.height * op.width
+    y_elems = op.batch * op.out_channels * p * q
+    w_elems = op.out_channels * cin_g * kh * kw
+    moved = (x_elems + w_elems + y_elems) * elem_bytes
     if op.is_depthwise:
-        work = op.batch * op.out_channels * p * q
-        return StreamProblem(index, "depthwise", work, moved, float(op.flops), DEPTHWISE_THREADS, 1)
-    return GemmProblem(index, op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved)
+        return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
+                                                       DEPTHWISE_THREADS, 1),))]
+    algos = [Algorithm("implicit_gemm", (GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved),))]
+    winograd_ok = (simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1)
+                   and _pair(op.dilation) == (1, 1))
+    if winograd_ok:
+        algos += [_winograd_nonfused(op, p, q, elem_bytes), _winograd_fused(op, p, q, elem_bytes, moved)]
+    return algos
+
+
+def _winograd_nonfused(op: Conv2d, p: int, q: int, elem_bytes: int) -> Algorithm:
+    """F(4x4, 3x3): 6x6 input tiles, 36 GEMMs of [tiles x C] @ [C x K]."""
+    tiles = op.batch * -(-p // 4) * -(-q // 4)
+    c, k = op.in_channels, op.out_channels
+    x_in = op.batch * c * op.height * op.width
+    data = StreamProblem("winograd_data_transform", tiles * c, (x_in + 36 * tiles * c) * elem_bytes, 36.0 * tiles * c * 4)
+    filt = StreamProblem("winograd_filter_transform", k * c, (9 + 36) * k * c * elem_bytes, 36.0 * k * c * 4)
+    gemm = GemmProblem(tiles, k, c, 36, 36 * (tiles * c + c * k + tiles * k) * elem_bytes, "winograd_gemm")
+    out = StreamProblem("winograd_output_transform", tiles * k, (36 * tiles * k + op.batch * k * p * q) * elem_bytes,
+                        36.0 * tiles * k * 4)
+    return Algorithm("winograd_nonfused", (data, filt, gemm, out))
+
+
+def _winograd_fused(op: Conv2d, p: int, q: int, elem_bytes: int, moved: float) -> Algorithm:
+    """F(2x2, 3x3) in one kernel: 16 GEMMs over 4x4 input tiles, transforms done in registers."""
+    tiles = op.batch * -(-p // 2) * -(-q // 2)
+    return Algorithm("winograd_fused", (GemmProblem(tiles, op.out_channels, op.in_channels, 16, moved,
+                                                    "winograd_fused"),))

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gpusim.calibration import constants_for, constants_vector
+from gpusim.calibration import CONSTANT_NAMES, constants_for, constants_vector
 from gpusim.dtypes import DTYPE_BYTES, check_dtype
 from gpusim.engine import gemm_select, stream_launch
 from gpusim.kernels import gemm_tiles, uses_tensor_cores
@@ -14,6 +14,9 @@ from gpusim.lowering import GemmProblem, StreamProblem, lower
 from gpusim.occupancy import INVALID, LIMITERS, limits_vector
 from gpusim.ops import Op
 from gpusim.spec import GpuSpec, load_spec
+
+# GEMM labels whose math rate is scaled by a calibrated efficiency (label -> constant name).
+_RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": "winograd_nonfused_efficiency"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class KernelLaunch:
     op_index: int
     op_name: str
     op_kind: str
+    algorithm: str
     kernel: str
     grid: int
     threads: int
@@ -68,47 +72,105 @@ def engine_inputs(spec: GpuSpec, dtype: str) -> tuple[np.ndarray, np.ndarray, np
     return table, limits_vector(spec), device_vector(spec, dtype), constants_vector(spec.architecture)
 
 
-def _launch(op: Op, index: int, kernel: str, threads: int, grid, b, lim, waves, tail, t, split=1) -> KernelLaunch:
-    return KernelLaunch(op_index=index, op_name=op.name, op_kind=op.kind, kernel=kernel, grid=int(grid),
-                        threads=int(threads), ctas_per_sm=int(b), limiter="none" if lim == INVALID else LIMITERS[lim],
-                        waves=int(waves), tail_fill=float(tail), time_us=float(t), split_k=int(split))
+class LoweredOps:
+    """Ops lowered once for one GPU and dtype; `run` prices them for any constants vector.
+
+    Calibration calls `op_times` many times with trial constants; `predict` runs it once."""
+
+    def __init__(self, ops: Sequence[Op], spec: GpuSpec, dtype: str, allow_split_k: bool = True) -> None:
+        self.ops, self.spec, self.dtype, self.allow_split_k = list(ops), spec, dtype, allow_split_k
+        self.elem = DTYPE_BYTES[dtype]
+        simt = not uses_tensor_cores(spec, dtype)
+        # (op index, algorithm index, algorithm name, problem), in launch order
+        self.entries = [(i, a, algo.name, prob) for i, op in enumerate(self.ops)
+                        for a, algo in enumerate(lower(op, self.elem, simt)) for prob in algo.problems]
+        self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
+        self.stream_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], StreamProblem)], np.int64)
+        gp = [self.entries[e][3] for e in self.gemm_at]
+        sp = [self.entries[e][3] for e in self.stream_at]
+        self.gemm_cols = np.array([(g.m, g.n, g.k, g.batch) for g in gp], np.int64).reshape(-1, 4).T.copy()
+        self.gemm_bytes = np.array([g.dram_bytes for g in gp], np.float64)
+        self.gemm_scale_index = np.array([CONSTANT_NAMES.index(_RATE_SCALES[g.label]) if g.label in _RATE_SCALES
+                                          else -1 for g in gp], np.int64)
+        self.stream_cols = np.array([(s.work, s.threads, s.work_per_thread) for s in sp], np.int64).reshape(-1, 3).T.copy()
+        self.stream_bytes = np.array([s.bytes_moved for s in sp], np.float64)
+        self.stream_flops = np.array([s.flops for s in sp], np.float64)
+        self.entry_op = np.array([x[0] for x in self.entries], np.int64)
+        keys = {}
+        self.entry_algo = np.array([keys.setdefault((x[0], x[1]), len(keys)) for x in self.entries], np.int64)
+        self.algo_op = np.array([k[0] for k in keys], np.int64)
+        self.table, self.limits, self.device, self.consts = engine_inputs(spec, dtype)
+
+    def run(self, consts: np.ndarray | None = None) -> tuple[tuple, tuple]:
+        """Raw engine results (GEMM tuple, stream tuple) for a constants vector (default: calibrated)."""
+        c = self.consts if consts is None else consts
+        gemm: tuple = ()
+        stream: tuple = ()
+        if len(self.gemm_at):
+            scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
+            gemm = gemm_select(*self.gemm_cols, self.gemm_bytes, scale, self.elem, self.table, self.limits,
+                               self.device, c, self.allow_split_k)
+        if len(self.stream_at):
+            work, threads, per_thread = self.stream_cols
+            stream = stream_launch(work, self.stream_bytes, self.stream_flops, threads, per_thread, 32,
+                                   self.limits, self.device, c)
+        return gemm, stream
+
+    def _choose(self, gemm: tuple, stream: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time per entry, chosen-entry mask, time per op): the fastest algorithm of each op is kept."""
+        t = np.zeros(len(self.entries))
+        if len(gemm):
+            t[self.gemm_at] = gemm[-1]
+        if len(stream):
+            t[self.stream_at] = stream[-1]
+        algo_t = np.bincount(self.entry_algo, weights=t, minlength=len(self.algo_op))
+        best = np.full(len(self.ops), np.inf)
+        np.minimum.at(best, self.algo_op, algo_t)
+        first_best = np.full(len(self.ops), -1)
+        for a in np.flatnonzero(algo_t == best[self.algo_op]):  # ties: the first algorithm
+            if first_best[self.algo_op[a]] < 0:
+                first_best[self.algo_op[a]] = a
+        return t, first_best[self.entry_op] == self.entry_algo, best
+
+    def op_times(self, consts: np.ndarray | None = None) -> np.ndarray:
+        """Predicted microseconds per op (fastest algorithm) for a constants vector."""
+        return self._choose(*self.run(consts))[2]
+
+    def predict(self) -> Prediction:
+        """Full prediction with every chosen launch described."""
+        gemm, stream = self.run()
+        t, chosen, best = self._choose(gemm, stream)
+        tiles, _ = gemm_tiles(self.spec, self.dtype)
+        rows: dict[int, tuple] = {}
+        for pos, e in enumerate(self.gemm_at):
+            j = gemm[0][pos]
+            label = self.entries[e][3].label
+            name = tiles[j].name(self.spec, self.dtype)
+            rows[e] = (name if label == "gemm" else f"{label}[{name}]", tiles[j].threads, gemm[2][pos], gemm[3][pos],
+                       gemm[4][pos], gemm[5][pos], gemm[6][pos], gemm[1][pos])
+        for pos, e in enumerate(self.stream_at):
+            s = self.entries[e][3]
+            rows[e] = (f"{s.label}_kernel", s.threads, *(col[pos] for col in stream[:5]), 1)
+        launches = []
+        for e in np.flatnonzero(chosen):
+            i, _, algo, _ = self.entries[e]
+            kernel, threads, grid, b, lim, waves, tail, split = rows[e]
+            launches.append(KernelLaunch(
+                op_index=int(i), op_name=self.ops[i].name, op_kind=self.ops[i].kind, algorithm=algo, kernel=kernel,
+                grid=int(grid), threads=int(threads), ctas_per_sm=int(b),
+                limiter="none" if lim == INVALID else LIMITERS[lim], waves=int(waves), tail_fill=float(tail),
+                time_us=float(t[e]), split_k=int(split)))
+        return Prediction(gpu=self.spec.name, dtype=self.dtype, launches=launches, op_times_us=best,
+                          total_us=float(best.sum()))
 
 
 def predict(ops: Op | Sequence[Op], spec: GpuSpec | str, dtype: str = "fp16", allow_split_k: bool = True) -> Prediction:
-    """Predict every kernel launch of `ops` on `spec` in `dtype`; launches keep the ops' order."""
-    spec = load_spec(spec)
+    """Predict every kernel launch of `ops` on `spec` in `dtype`; launches keep the ops' order.
+
+    Where an op has several algorithms (conv: implicit GEMM or Winograd), the fastest is kept."""
     check_dtype(dtype)
-    op_list: list[Op] = [ops] if isinstance(ops, Op) else list(ops)
-    elem = DTYPE_BYTES[dtype]
-    problems = [p for i, op in enumerate(op_list) for p in lower(op, i, elem)]
-    gemms = [p for p in problems if isinstance(p, GemmProblem)]
-    streams = [p for p in problems if isinstance(p, StreamProblem)]
-    table, limits, device, consts = engine_inputs(spec, dtype)
-    tiles, _ = gemm_tiles(spec, dtype)
-    by_problem: dict[int, KernelLaunch] = {}
-    if gemms:
-        cols = np.array([(g.m, g.n, g.k, g.batch) for g in gemms], dtype=np.int64).T
-        moved = np.array([g.dram_bytes for g in gemms], dtype=np.float64)
-        res = gemm_select(cols[0], cols[1], cols[2], cols[3], moved, elem, table, limits, device, consts, allow_split_k)
-        for g, j, s, grid, b, lim, w, tail, t in zip(gemms, *res):
-            by_problem[id(g)] = _launch(op_list[g.op_index], g.op_index, tiles[j].name(spec, dtype), tiles[j].threads,
-                                        grid, b, lim, w, tail, t, s)
-    if streams:
-        work = np.array([s.work for s in streams], dtype=np.int64)
-        moved = np.array([s.bytes_moved for s in streams], dtype=np.float64)
-        flops = np.array([s.flops for s in streams], dtype=np.float64)
-        threads = np.array([s.threads for s in streams], dtype=np.int64)
-        per_thread = np.array([s.work_per_thread for s in streams], dtype=np.int64)
-        res = stream_launch(work, moved, flops, threads, per_thread, 32, limits, device, consts)
-        for s, grid, b, lim, w, tail, t in zip(streams, *res):
-            by_problem[id(s)] = _launch(op_list[s.op_index], s.op_index, f"{s.label}_kernel", s.threads,
-                                        grid, b, lim, w, tail, t)
-    launches = [by_problem[id(p)] for p in problems]
-    op_times = np.zeros(len(op_list))
-    for k in launches:
-        op_times[k.op_index] += k.time_us
-    return Prediction(gpu=spec.name, dtype=dtype, launches=launches, op_times_us=op_times,
-                      total_us=float(op_times.sum()))
+    op_list = [ops] if isinstance(ops, Op) else list(ops)
+    return LoweredOps(op_list, load_spec(spec), dtype, allow_split_k).predict()
 
 
 def launch_overhead_us(spec: GpuSpec | str) -> float:
