@@ -1,0 +1,160 @@
+"""Tests for planner.importance: signatures, redundancy clustering and Torch-Pruning criteria."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from planner.importance import (
+    FunctionalityImportance,
+    MagnitudeImportance,
+    cluster_channels,
+    compute_signatures,
+    cosine_similarity,
+    rank_channels,
+    redundancy_scores,
+    synthetic_batch,
+)
+
+
+def _duplicate_filter_model() -> nn.Sequential:
+    """Conv with 3 filters: #1 is #0 scaled by 0.5 (same function), #2 is distinct and smallest."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.ReLU(), nn.Conv2d(3, 2, 1))
+    with torch.no_grad():
+        base = torch.randn(1, 3, 3)
+        model[0].weight[0] = base
+        model[0].weight[1] = 0.5 * base
+        model[0].weight[2] = 0.2 * torch.randn(1, 3, 3)
+    return model
+
+
+def _root_group(model: nn.Module, layer: nn.Module, example: torch.Tensor) -> tp.dependency.Group:
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    return graph.get_pruning_group(layer, tp.prune_conv_out_channels, list(range(layer.out_channels)))
+
+
+class _Residual(nn.Module):
+    """conv1 -> conv2, added back to conv1's output: conv1 and conv2 outputs are coupled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv1(x))
+        return self.head(y + self.conv2(y))
+
+
+def test_cosine_similarity_of_identical_signatures_is_one() -> None:
+    signatures = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [-3.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    similarity = cosine_similarity(signatures)
+    assert similarity[0, 1].item() == pytest.approx(1.0)
+    assert similarity[0, 2].item() == pytest.approx(0.0, abs=1e-6)
+    assert similarity[3, 3].item() == pytest.approx(1.0)
+    assert similarity[0, 3].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_magnitude_importance_equals_hand_computed_l1_norms() -> None:
+    model = _duplicate_filter_model()
+    group = _root_group(model, model[0], torch.randn(1, 1, 6, 6))
+    expected = model[0].weight.abs().sum(dim=(1, 2, 3))
+    assert torch.allclose(MagnitudeImportance()(group), expected)
+    assert torch.allclose(rank_channels(model, group, "magnitude"), expected)
+
+
+@pytest.mark.parametrize("signature", ["response", "actmax"])
+def test_duplicate_filter_ranked_lowest_and_distinct_one_kept(signature: str) -> None:
+    model = _duplicate_filter_model()
+    group = _root_group(model, model[0], torch.randn(1, 1, 6, 6))
+    criterion = FunctionalityImportance(model, signature, input_shape=(1, 6, 6), keep_ratio=2 / 3, progress=False)
+    scores = criterion(group)
+    assert scores.argmin().item() == 1  # the weaker copy of filter 0
+    assert scores[2] > scores[1] and scores[0] > scores[1]
+    assert MagnitudeImportance()(group).argmin().item() == 2  # magnitude would drop the distinct one
+
+
+def test_duplicate_signatures_are_identical() -> None:
+    model = _duplicate_filter_model()
+    signatures = compute_signatures(model, [model[0]], "response", synthetic_batch((1, 6, 6)))[model[0]]
+    assert cosine_similarity(signatures)[0, 1].item() == pytest.approx(1.0, abs=1e-5)
+    assert cosine_similarity(signatures)[0, 2].item() < 0.99
+
+
+def test_clustering_into_exactly_k_clusters_keeps_k_representatives() -> None:
+    torch.manual_seed(1)
+    signatures = torch.randn(12, 20)
+    contribution = torch.rand(12)
+    for k in (1, 4, 7, 12):
+        result = cluster_channels(signatures, contribution, n_clusters=k)
+        assert len(set(result.labels.tolist())) == k
+        assert sorted(result.labels[result.representatives].tolist()) == list(range(k))
+        assert set(result.order[-k:].tolist()) == set(result.representatives.tolist())
+        scores = redundancy_scores(signatures, contribution, n_clusters=k)
+        assert set(scores.topk(k).indices.tolist()) == set(result.representatives.tolist())
+
+
+def test_most_contributing_member_represents_its_cluster() -> None:
+    signatures = torch.tensor([[1.0, 0.0], [0.99, 0.01], [0.0, 1.0]])
+    result = cluster_channels(signatures, torch.tensor([1.0, 5.0, 2.0]), threshold=0.1)
+    assert result.labels[0] == result.labels[1] != result.labels[2]
+    assert sorted(result.representatives.tolist()) == [1, 2]
+    assert result.order.tolist() == [0, 2, 1]
+
+
+def test_metapruner_with_functionality_importance_prunes_and_runs() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+    )
+    example = torch.randn(2, 3, 16, 16)
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=FunctionalityImportance(model, calibration=synthetic_batch((3, 16, 16))),
+        pruning_ratio=0.5, ignored_layers=[model[-1]],
+    )
+    pruner.step()
+    assert (model[0].out_channels, model[3].out_channels, model[-1].in_features) == (4, 8, 8)
+    assert model(example).shape == (2, 10)
+
+
+def test_coupled_residual_group_gets_one_score_per_channel() -> None:
+    torch.manual_seed(0)
+    model = _Residual()
+    group = _root_group(model, model.conv1, torch.randn(1, 3, 8, 8))
+    coupled = {item.dep.target.module for item in group if item.dep.handler == tp.prune_conv_out_channels}
+    assert coupled == {model.conv1, model.conv2}
+    for signature in ("response", "actmax"):
+        scores = rank_channels(model, group, "functionality", signature, torch.randn(4, 3, 8, 8))
+        assert scores.shape == (8,)
+        assert sorted(scores.tolist()) == pytest.approx([i / 8 for i in range(1, 9)])
+    magnitude = MagnitudeImportance()(group)
+    expected = model.conv1.weight.abs().sum(dim=(1, 2, 3)) + model.conv2.weight.abs().sum(dim=(1, 2, 3))
+    assert torch.allclose(magnitude, expected)
+
+
+def test_signatures_are_cached_until_the_model_changes() -> None:
+    model = _duplicate_filter_model()
+    criterion = FunctionalityImportance(model, input_shape=(1, 6, 6))
+    first = criterion.signatures([model[0]])[model[0]]
+    assert criterion.signatures([model[0]])[model[0]] is first
+    with torch.no_grad():
+        model[0].weight.mul_(-1.0)
+    assert criterion.signatures([model[0]])[model[0]] is not first
+
+
+def test_synthetic_batch_is_deterministic() -> None:
+    assert torch.equal(synthetic_batch((3, 16, 16), n=4), synthetic_batch((3, 16, 16), n=4))
+    assert synthetic_batch((3, 16, 16), n=4).shape == (4, 3, 16, 16)
+
+
+def test_unknown_method_is_rejected() -> None:
+    model = _duplicate_filter_model()
+    group = _root_group(model, model[0], torch.randn(1, 1, 6, 6))
+    with pytest.raises(ValueError):
+        rank_channels(model, group, "taylor")
