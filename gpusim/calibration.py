@@ -6,6 +6,7 @@ hw_specs/calibration/families.yaml), so a new GPU is predicted from its spec alo
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import numpy as np
 import yaml
@@ -29,6 +30,9 @@ class Constants(BaseModel):
     sm_bandwidth_cap: float = Field(gt=0, description="one SM's bandwidth at most this times its fair share")
     winograd_fused_efficiency: float = Field(gt=0, le=1.5, description="math rate of fused Winograd GEMMs vs plain")
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
+    host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")
+    host_overhead_gemm_us: float = Field(ge=0, description="CPU time of one eager cuBLAS linear/bmm call timed alone")
+    host_overhead_memory_us: float = Field(ge=0, description="CPU time of one eager memory-bound op timed alone")
 
 
 class Calibration(BaseModel):
@@ -46,9 +50,10 @@ CONSTANT_NAMES: tuple[str, ...] = tuple(Constants.model_fields)
 
 
 @lru_cache(maxsize=1)
-def _family_order() -> list[str]:
+def family_order() -> tuple[str, ...]:
+    """Architecture families from oldest to newest (hw_specs/calibration/families.yaml)."""
     data = yaml.safe_load((CALIBRATION_DIR / "families.yaml").read_text())
-    return list(data["order"])
+    return tuple(data["order"])
 
 
 def _read(family: str) -> Calibration | None:
@@ -61,16 +66,18 @@ def _read(family: str) -> Calibration | None:
         raise SpecError(f"{path}: invalid calibration file ({exc})") from None
 
 
-def nearest_family(family: str) -> str:
-    """The family whose calibration applies: itself, or the nearest one that has a file."""
-    order = _family_order()
-    if _read(family) is not None:
+def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
+    """The family whose constants apply: itself if available, else the nearest available one
+    in family_order() (ties: the older), else 'default'. `available` defaults to the shipped files."""
+    order = family_order()
+    have = set(available) if available is not None else {f for f in order if _read(f) is not None}
+    if family in have:
         return family
     if family not in order:
         return "default"
     i = order.index(family)
-    by_distance = sorted((abs(j - i), j > i, name) for j, name in enumerate(order) if _read(name) is not None)
-    return by_distance[0][2] if by_distance else "default"
+    near = sorted((abs(order.index(f) - i), order.index(f) > i, f) for f in have if f in order)
+    return near[0][2] if near else "default"
 
 
 @lru_cache(maxsize=None)

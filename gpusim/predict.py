@@ -17,6 +17,12 @@ from gpusim.spec import GpuSpec, load_spec
 
 # GEMM labels whose math rate is scaled by a calibrated efficiency (label -> constant name).
 _RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": "winograd_nonfused_efficiency"}
+# Host (CPU) overhead constant of an op timed alone, by op kind.
+_HOST_OVERHEAD = {"conv2d": "host_overhead_conv_us", "linear": "host_overhead_gemm_us", "bmm": "host_overhead_gemm_us"}
+
+
+def _host_index(kind: str) -> int:
+    return CONSTANT_NAMES.index(_HOST_OVERHEAD.get(kind, "host_overhead_memory_us"))
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,14 @@ class Prediction:
     gpu: str
     dtype: str
     launches: list[KernelLaunch]
-    op_times_us: np.ndarray
+    op_times_us: np.ndarray  # GPU time per op (its kernels back to back)
     total_us: float
+    host_overhead_us: np.ndarray  # CPU time per op when an eager op is timed alone (added by isolated_us)
+
+    @property
+    def isolated_us(self) -> np.ndarray:
+        """Per op: what CUDA events around one eager PyTorch call measure (host overhead + GPU time)."""
+        return self.op_times_us + self.host_overhead_us
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
@@ -99,6 +111,7 @@ class LoweredOps:
         keys = {}
         self.entry_algo = np.array([keys.setdefault((x[0], x[1]), len(keys)) for x in self.entries], np.int64)
         self.algo_op = np.array([k[0] for k in keys], np.int64)
+        self.host_index = np.array([_host_index(op.kind) for op in self.ops], np.int64)
         self.table, self.limits, self.device, self.consts = engine_inputs(spec, dtype)
 
     def run(self, consts: np.ndarray | None = None) -> tuple[tuple, tuple]:
@@ -133,8 +146,12 @@ class LoweredOps:
         return t, first_best[self.entry_op] == self.entry_algo, best
 
     def op_times(self, consts: np.ndarray | None = None) -> np.ndarray:
-        """Predicted microseconds per op (fastest algorithm) for a constants vector."""
+        """Predicted GPU microseconds per op (fastest algorithm) for a constants vector."""
         return self._choose(*self.run(consts))[2]
+
+    def host_overhead(self, consts: np.ndarray | None = None) -> np.ndarray:
+        """Host overhead per op (used when an op is timed alone) for a constants vector."""
+        return (self.consts if consts is None else consts)[self.host_index]
 
     def predict(self) -> Prediction:
         """Full prediction with every chosen launch described."""
@@ -161,7 +178,7 @@ class LoweredOps:
                 limiter="none" if lim == INVALID else LIMITERS[lim], waves=int(waves), tail_fill=float(tail),
                 time_us=float(t[e]), split_k=int(split)))
         return Prediction(gpu=self.spec.name, dtype=self.dtype, launches=launches, op_times_us=best,
-                          total_us=float(best.sum()))
+                          total_us=float(best.sum()), host_overhead_us=self.host_overhead())
 
 
 def predict(ops: Op | Sequence[Op], spec: GpuSpec | str, dtype: str = "fp16", allow_split_k: bool = True) -> Prediction:
