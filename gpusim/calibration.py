@@ -28,6 +28,7 @@ class Constants(BaseModel):
     l2_bandwidth_factor: float = Field(gt=0, description="L2-to-SM bandwidth as a multiple of DRAM bandwidth")
     dram_efficiency: float = Field(gt=0, le=1.0, description="achievable fraction of DRAM peak")
     sm_bandwidth_cap: float = Field(gt=0, description="one SM's bandwidth at most this times its fair share")
+    wave_latency_us: float = Field(ge=0, description="fixed time of every wave: pipeline fill and epilogue")
     winograd_fused_efficiency: float = Field(gt=0, le=1.5, description="math rate of fused Winograd GEMMs vs plain")
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
     host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")

@@ -19,7 +19,8 @@ from numba import njit
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order).
-C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP = range(8)
+(C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP,
+ C_WAVE_LATENCY) = range(9)
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
 D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW = range(4)
 # Split-K factors the GEMM selection considers.
@@ -33,7 +34,7 @@ def _wave_time(b: int, active: int, warps_per_cta: int, cta_flops: float, cta_by
     hiding = min(1.0, math.sqrt(b * warps_per_cta / consts[C_WARPS_SAT]))
     compute = b * cta_flops / (flop_rate_sm * hiding)
     per_sm_bw = min(bandwidth / active, consts[C_SM_BW_CAP] * bandwidth / sms)
-    return max(compute, b * cta_bytes / per_sm_bw)
+    return max(compute, b * cta_bytes / per_sm_bw) + consts[C_WAVE_LATENCY]
 
 
 @njit(cache=True)

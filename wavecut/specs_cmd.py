@@ -9,8 +9,10 @@ from rich.table import Table
 
 from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
+from wavecut.specs_new import new
 
 app = typer.Typer(help="GPU spec files: list them, show one, check a new one.", invoke_without_command=True)
+app.command("new")(new)
 
 
 def _summary(spec: GpuSpec) -> dict:

@@ -1,0 +1,158 @@
+"""Fit the simulator's efficiency constants on recorded timings, deterministically.
+
+Constants are shared by all GPUs (hw_specs/calibration/default.yaml); a few (the library
+kernels' efficiencies) are refined per architecture family where the training data has that
+family, and apply to every GPU of the family. A family without data uses the nearest
+family's (validation/crossval.py measures exactly that case, one GPU left out at a time).
+
+    python3 -m validation.calibrate            # fit on ../shared/data/measured, print the constants
+    python3 -m validation.calibrate --write    # ... and write hw_specs/calibration/*.yaml
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.optimize import minimize
+
+from gpusim.calibration import CONSTANT_NAMES, constants_vector, nearest_family
+from gpusim.predict import LoweredOps
+from gpusim.spec import GpuSpec
+from hw_specs import CALIBRATION_DIR
+from validation.readers import read_timings
+from validation.score import resolve_specs
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MEASURED = REPO.parent / "shared" / "data" / "measured"
+NEUSIGHT_FILES = ("neusight/linear.csv", "neusight/bmm.csv", "neusight/conv/Tesla_P100-PCIE-16GB.csv",
+                  "neusight/conv/Tesla_P4.csv", "neusight/conv/Tesla_T4.csv", "neusight/conv/Tesla_V100-PCIE-32GB.csv")
+# Constants fitted on all GPUs together, and those refined per family.
+SHARED_FIT = ("launch_overhead_us", "simt_efficiency", "tile_intensity_half", "warps_to_saturate",
+              "l2_bandwidth_factor", "dram_efficiency", "wave_latency_us", "winograd_fused_efficiency", "winograd_nonfused_efficiency",
+              "host_overhead_conv_us", "host_overhead_gemm_us")
+FAMILY_FIT = ("simt_efficiency", "winograd_fused_efficiency", "winograd_nonfused_efficiency")
+# Fit on every n-th row of each (GPU, op, dtype) set: deterministic and 3-4x faster.
+ROW_STRIDE = 3
+
+
+@dataclass
+class DataSet:
+    """The rows of one GPU, op kind and dtype, lowered once for fast re-pricing."""
+
+    device: str
+    spec: GpuSpec
+    op: str
+    lowered: LoweredOps
+    measured_us: np.ndarray
+
+    @property
+    def family(self) -> str:
+        """Architecture family of the GPU."""
+        return self.spec.architecture
+
+    def predicted(self, consts: np.ndarray) -> np.ndarray:
+        """Isolated-op prediction (host overhead + GPU time) under `consts`."""
+        return self.lowered.op_times(consts) + self.lowered.host_overhead(consts)
+
+
+def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
+    """Read timing files and group their rows by (device, op kind, dtype)."""
+    groups: dict[tuple[str, str, str], list] = {}
+    specs: dict[str, GpuSpec] = {}
+    for path in paths:
+        timings = read_timings(path)
+        specs.update(resolve_specs(timings))
+        for m in timings.measurements:
+            groups.setdefault((m.device, m.op.kind, m.dtype), []).append(m)
+    sets = []
+    for (device, op, dtype), rows in sorted(groups.items()):
+        rows = rows[::stride]
+        sets.append(DataSet(device, specs[device], op, LoweredOps([m.op for m in rows], specs[device], dtype),
+                            np.array([m.latency_us for m in rows])))
+    return sets
+
+
+def mape(sets: list[DataSet], consts_for: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
+    """MAPE in percent per (device, op) with each family's constants."""
+    return {(s.device, s.op): float(np.mean(np.abs(s.predicted(consts_for[s.family]) / s.measured_us - 1)) * 100)
+            for s in sets}
+
+
+def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """Nelder-Mead on the mean of the data sets' MAPEs over log-constants (kernel choice makes the
+    objective piecewise, so a derivative-free search); deterministic from `start`."""
+    idx = np.array([CONSTANT_NAMES.index(n) for n in names])
+    caps = np.array([1.0 if n == "dram_efficiency" else 1.5 if "efficiency" in n else np.inf for n in names])
+
+    def consts(x: np.ndarray) -> np.ndarray:
+        c = start.copy()
+        c[idx] = np.minimum(np.exp(x), caps)
+        return c
+
+    def objective(x: np.ndarray) -> float:
+        c = consts(x)
+        return float(np.mean([np.mean(np.abs(s.predicted(c) / s.measured_us - 1)) for s in sets]))
+
+    x0 = np.log(np.maximum(start[idx], 1e-2))
+    result = minimize(objective, x0, method="Nelder-Mead",
+                      options={"maxfev": 80 * len(names), "xatol": 1e-3, "fatol": 1e-5})
+    print(f"fit {len(names)} constants on {len(sets)} sets: {result.nfev} evaluations, "
+          f"mean MAPE {100 * result.fun:.1f}%")
+    return consts(result.x)
+
+
+def fit(sets: list[DataSet]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(shared constants, {family: constants}) fitted on `sets`."""
+    shared = _fit(sets, constants_vector("default"), SHARED_FIT)
+    families: dict[str, np.ndarray] = {}
+    for family in sorted({s.family for s in sets}):
+        families[family] = _fit([s for s in sets if s.family == family], shared, FAMILY_FIT)
+    return shared, families
+
+
+def constants_by_family(shared: np.ndarray, families: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
+    """Constants each family in `wanted` would use: its own fit, else the nearest fitted family, else shared."""
+    return {f: families.get(nearest_family(f, families), shared) for f in wanted}
+
+
+def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataSet]) -> None:
+    from wavecut.output import write_text_atomic
+    files = sorted({f"../shared/data/measured/{f}" for f in NEUSIGHT_FILES})
+    command = "python3 -m validation.calibrate --write"
+    header = "# Written by validation/calibrate.py: do not edit by hand.\n"
+    doc = {"family": "default", "fitted_on": files + sorted({s.device for s in sets}), "fit_command": command,
+           "constants": {n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, shared)}}
+    write_text_atomic(CALIBRATION_DIR / "default.yaml", header + yaml.safe_dump(doc, sort_keys=False))
+    for family, c in families.items():
+        devices = sorted({s.device for s in sets if s.family == family})
+        doc = {"family": family, "fitted_on": files + devices, "fit_command": command,
+               "constants": {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT}}
+        write_text_atomic(CALIBRATION_DIR / f"{family}.yaml", header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def main() -> None:
+    """Fit on the shared NeuSight data, print per-set MAPE, optionally write the calibration files."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write hw_specs/calibration/*.yaml")
+    args = parser.parse_args()
+    paths = [SHARED_MEASURED / f for f in NEUSIGHT_FILES]
+    train = load_datasets(paths, ROW_STRIDE)
+    shared, families = fit(train)
+    full = load_datasets(paths)
+    per = constants_by_family(shared, families, {s.family for s in full})
+    for name, value in zip(CONSTANT_NAMES, shared):
+        print(f"{name:32s} {value:10.4f}")
+    for family, c in families.items():
+        print(family, {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT})
+    print(f"{'device':28s}{'op':8s}{'MAPE %':>8s}")
+    for (device, op), value in mape(full, per).items():
+        print(f"{device:28s}{op:8s}{value:8.1f}")
+    if args.write:
+        _write(shared, families, train)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""The timing harness: build each op with torch, warm up, time it, and record its kernels.
+
+On CUDA: CUDA events around every repeat, kernel names, grids and blocks from the torch
+profiler. With device "cpu" the same plumbing runs as a dry run (time.perf_counter, kernel
+fields empty). The only module of the package that imports torch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from gpusim.errors import WavecutError
+from gpusim.ops import Conv2d, Linear, Matmul, Op
+from validation.project_format import op_cells
+from validation.sweeps import NetworkCase, Sweep, SweepError, sweep_ops
+
+MIN_REPEATS = 50
+MAX_REPEATS = 2000
+WARMUP_CALLS = 10
+TARGET_TIMED_US = 50_000.0  # repeats are chosen so the timed calls add up to about this much
+CPU_FLUSH_BYTES = 8 << 20  # the dry run only exercises the plumbing
+TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class MeasureError(WavecutError):
+    """A measurement that cannot run (no CUDA device, unknown device string)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One op to time in one dtype, tagged with the sweep it belongs to."""
+
+    op: Op
+    dtype: str
+    sweep: str
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """One launched kernel as the profiler saw it."""
+
+    name: str
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    duration_us: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and spread of the repeats, microseconds."""
+
+    median_us: float
+    p10_us: float
+    p90_us: float
+    repeats: int
+
+
+def network_ops(case: NetworkCase) -> list[Op]:
+    """Every conv and linear layer of a torchvision network, with the shapes its forward pass gives them."""
+    import torch
+    import torchvision
+
+    try:
+        model = torchvision.models.get_model(case.model, weights=None).eval()
+    except ValueError:
+        raise SweepError(f"networks: unknown torchvision model {case.model!r}; see torchvision.models.list_models()") from None
+    ops: list[Op] = []
+
+    def record(name: str):
+        def hook(module, inputs, _output) -> None:
+            shape = inputs[0].shape
+            if isinstance(module, torch.nn.Linear):
+                ops.append(Linear(case.batch * math.prod(shape[:-1]), module.in_features, module.out_features, name=name))
+            elif isinstance(module.padding, str):
+                raise SweepError(f"networks: {case.model}.{name}: padding {module.padding!r} is not supported")
+            else:
+                ops.append(Conv2d(case.batch, module.in_channels, module.out_channels, shape[2], shape[3],
+                                  module.kernel_size, module.stride, module.padding, module.dilation, module.groups,
+                                  name=f"{case.model}.{name}"))
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, case.size, case.size))
+    for h in handles:
+        h.remove()
+    return ops
+
+
+def plan_tasks(sweep: Sweep, dtypes: list[str] | None = None) -> list[Task]:
+    """Every (op, dtype) of a sweep; `dtypes` replaces the sweep's own list when given."""
+    ops = sweep_ops(sweep) + [op for case in sweep.networks for op in network_ops(case)]
+    return [Task(op, dtype, sweep.name) for dtype in (dtypes or sweep.dtypes) for op in ops]
+
+
+def check_device(device: str) -> str:
+    """'cpu' or a CUDA device string that torch can use; a one-line error otherwise."""
+    import torch
+
+    if device == "cpu":
+        return device
+    if not device.startswith("cuda"):
+        raise MeasureError(f"--device: {device!r} unknown; allowed: cuda, cuda:N, cpu (dry run)")
+    if not torch.cuda.is_available():
+        raise MeasureError("--device cuda: no CUDA GPU is visible to torch; use --device cpu for a dry run")
+    return device
+
+
+def device_name(device: str) -> str:
+    """The name written in the CSV: torch.cuda.get_device_name() on CUDA, 'cpu' on the CPU."""
+    import torch
+
+    return "cpu" if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
+
+
+def _driver_version() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.strip().splitlines()[0] if out.strip() else ""
+
+
+def environment(device: str) -> dict[str, str]:
+    """Driver, CUDA, torch and cuDNN versions (empty where not applicable)."""
+    import torch
+
+    cuda = device != "cpu"
+    return {"driver": _driver_version() if cuda else "", "cuda": (torch.version.cuda or "") if cuda else "",
+            "torch": torch.__version__, "cudnn": str(torch.backends.cudnn.version() or "") if cuda else ""}
+
+
+def build_call(op: Op, dtype: str, device: str) -> Callable[[], object]:
+    """A no-argument callable that runs op once with torch on device (conv bias off, linear bias on)."""
+    import torch
+
+    kw = {"device": device, "dtype": getattr(torch, TORCH_DTYPES[dtype])}
+    if isinstance(op, Conv2d):
+        conv = torch.nn.Conv2d(op.in_channels, op.out_channels, op.kernel_size, op.stride, op.padding, op.dilation,
+                               op.groups, bias=False, **kw)
+        x = torch.randn(op.batch, op.in_channels, op.height, op.width, **kw)
+        return lambda: conv(x)
+    if isinstance(op, Linear):
+        linear = torch.nn.Linear(op.in_features, op.out_features, **kw)
+        x = torch.randn(op.batch, op.in_features, **kw)
+        return lambda: linear(x)
+    if isinstance(op, Matmul):
+        a, b = torch.randn(op.batch, op.m, op.k, **kw), torch.randn(op.batch, op.k, op.n, **kw)
+        return lambda: torch.bmm(a, b)
+    raise MeasureError(f"op {type(op).__name__}: cannot be timed; allowed: Conv2d, Linear, Matmul")
+
+
+def _samples_cuda(fn: Callable[[], object], n: int, flush: Callable[[], object] | None) -> list[float]:
+    import torch
+
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    for start, end in zip(starts, ends):
+        if flush is not None:
+            flush()
+        start.record()
+        fn()
+        end.record()
+    torch.cuda.synchronize()
+    return [s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends)]
+
+
+def _samples_cpu(fn: Callable[[], object], n: int, flush: Callable[[], object] | None) -> list[float]:
+    out = []
+    for _ in range(n):
+        if flush is not None:
+            flush()
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e6)
+    return out
+
+
+def repeats_for(estimate_us: float) -> int:
+    """Adaptive repeat count: enough calls to fill TARGET_TIMED_US, within [MIN_REPEATS, MAX_REPEATS]."""
+    return int(min(MAX_REPEATS, max(MIN_REPEATS, math.ceil(TARGET_TIMED_US / max(estimate_us, 1e-3)))))
+
+
+def time_call(fn: Callable[[], object], device: str, flush: Callable[[], object] | None = None) -> Timing:
+    """Warm up, pick the repeat count from the warm-up times, time every repeat; median, p10, p90."""
+    samples = _samples_cpu if device == "cpu" else _samples_cuda
+    estimate = float(np.median(samples(fn, WARMUP_CALLS, flush)))
+    times = np.array(samples(fn, repeats_for(estimate), flush))
+    return Timing(float(np.median(times)), float(np.percentile(times, 10)), float(np.percentile(times, 90)), len(times))
+
+
+def kernels_from_trace(trace: dict) -> list[KernelRecord]:
+    """The GPU kernels in a torch profiler Chrome trace, in launch order."""
+    events = sorted((e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel"), key=lambda e: e.get("ts", 0))
+    return [KernelRecord(name=e["name"], grid=tuple(e.get("args", {}).get("grid", (0, 0, 0))),
+                         block=tuple(e.get("args", {}).get("block", (0, 0, 0))), duration_us=float(e.get("dur", 0.0)))
+            for e in events]
+
+
+def profile_kernels(fn: Callable[[], object]) -> list[KernelRecord]:
+    """Run fn once under the torch profiler and return the kernels it launched."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        return kernels_from_trace(json.loads(path.read_text()))
+
+
+def kernel_cells(kernels: list[KernelRecord]) -> dict[str, str]:
+    """The main (longest) kernel's name, grid and block, and every kernel's name; empty without kernels."""
+    if not kernels:
+        return {"kernel": "", "grid_x": "", "grid_y": "", "grid_z": "", "block_x": "", "block_y": "", "block_z": "",
+                "kernels": ""}
+    main = max(kernels, key=lambda k: k.duration_us)
+    return {"kernel": main.name, **{f"grid_{a}": str(v) for a, v in zip("xyz", main.grid)},
+            **{f"block_{a}": str(v) for a, v in zip("xyz", main.block)}, "kernels": ";".join(k.name for k in kernels)}
+
+
+@contextmanager
+def _backend_flags(dtype: str):
+    """TF32 on only for 'tf32'; cuDNN autotuning on (as NeuSight measured); restored afterwards."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = dtype == "tf32"
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = saved
+
+
+def _flusher(device: str) -> Callable[[], object]:
+    """Zero a buffer twice the L2 size (CPU dry run: 8 MiB) so each repeat starts with a cold cache."""
+    import torch
+
+    size = CPU_FLUSH_BYTES if device == "cpu" else 2 * torch.cuda.get_device_properties(torch.device(device)).L2_cache_size
+    buf = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device=device)
+    return buf.zero_
+
+
+@contextmanager
+def _cpu_threads(device: str):
+    """One intra-op thread for the CPU dry run (many threads contend badly on small ops); restored afterwards."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> Iterator[dict[str, str]]:
+    """Time every task on device; yields one project-format row (validation/README.md) per task."""
+    import torch
+
+    device = check_device(device)
+    name, env = device_name(device), environment(device)
+    flush = _flusher(device) if l2_flush else None
+    with torch.inference_mode(), _cpu_threads(device):
+        for task in tasks:
+            with _backend_flags(task.dtype):
+                fn = build_call(task.op, task.dtype, device)
+                timing = time_call(fn, device, flush)
+                kernels = [] if device == "cpu" else profile_kernels(fn)
+            yield {**op_cells(task.op), "sweep": task.sweep, "dtype": task.dtype, "device": name,
+                   "median_us": f"{timing.median_us:.3f}", "p10_us": f"{timing.p10_us:.3f}",
+                   "p90_us": f"{timing.p90_us:.3f}", "repeats": str(timing.repeats), "l2_flush": str(int(l2_flush)),
+                   **kernel_cells(kernels), **env}

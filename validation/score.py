@@ -1,0 +1,138 @@
+"""Score the simulator against measurements: per-row error and the summary metrics.
+
+gpusim.predict is called once per (GPU, dtype) with every op of that group (it is vectorised).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel
+
+from gpusim.errors import SpecError
+from gpusim.predict import predict
+from gpusim.spec import GpuSpec, load_spec
+from validation.readers import DataError, Measurement, Timings
+
+
+class GroupScore(BaseModel):
+    """Error over a subset of rows (one device or one op kind); percentages in percent."""
+
+    rows: int
+    mape: float
+    median_ape: float
+
+
+class Summary(BaseModel):
+    """The metrics of one scored file; percentages in percent. grid_match: percent of the rows with a
+    recorded main-kernel grid whose predicted CTA count equals it (absent when no grid is recorded)."""
+
+    rows: int
+    mape: float
+    median_ape: float
+    p90_ape: float
+    spearman: float | None
+    by_device: dict[str, GroupScore]
+    by_op: dict[str, GroupScore]
+    grid_match: float | None = None
+    grid_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per-row predictions next to the measurements, and the summary."""
+
+    timings: Timings
+    predicted_us: np.ndarray
+    predicted_grid: np.ndarray
+    predicted_kernel: list[str]
+    gpu: list[str]
+    summary: Summary
+
+    @property
+    def measured_us(self) -> np.ndarray:
+        """Measured latency per row, microseconds."""
+        return np.array([m.latency_us for m in self.timings.measurements])
+
+    @property
+    def error_pct(self) -> np.ndarray:
+        """Signed error per row, percent of the measurement (positive: predicted too slow)."""
+        measured = self.measured_us
+        return (self.predicted_us - measured) / measured * 100.0
+
+
+def unknown_device(timings: Timings, m: Measurement) -> DataError:
+    """The one-line error for a device name that no spec answers to."""
+    return DataError(f"{timings.path}: row {m.row}: unknown GPU {m.device!r}: add a spec whose aliases include "
+                     f"{m.device!r} (run `wavecut specs new --from-device` on that GPU, or copy a file in "
+                     f"hw_specs/devices/; see hw_specs/README.md), or pass --gpu NAME to score every row on one spec")
+
+
+def resolve_specs(timings: Timings, gpu: str | None = None) -> dict[str, GpuSpec]:
+    """The spec for every device name in the file (all `gpu` when given), by spec name or alias."""
+    if gpu is not None:
+        spec = load_spec(gpu)
+        return {m.device: spec for m in timings.measurements}
+    specs: dict[str, GpuSpec] = {}
+    for m in timings.measurements:
+        if m.device not in specs:
+            try:
+                specs[m.device] = load_spec(m.device)
+            except SpecError:
+                raise unknown_device(timings, m) from None
+    return specs
+
+
+def _group(ape: np.ndarray, rows: list[int]) -> GroupScore:
+    sub = ape[rows]
+    return GroupScore(rows=len(rows), mape=float(sub.mean()), median_ape=float(np.median(sub)))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 2:
+        return None
+    from scipy.stats import spearmanr
+    rho = float(spearmanr(a, b).statistic)
+    return None if np.isnan(rho) else rho
+
+
+def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.ndarray) -> Summary:
+    """MAPE, median and p90 APE, Spearman, per-device and per-op breakdown, and grid agreement."""
+    ms = timings.measurements
+    measured = np.array([m.latency_us for m in ms])
+    ape = np.abs(predicted_us - measured) / measured * 100.0
+    by_device: dict[str, list[int]] = defaultdict(list)
+    by_op: dict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(ms):
+        by_device[m.device].append(i)
+        by_op[m.op.kind].append(i)
+    with_grid = [i for i, m in enumerate(ms) if m.grid is not None]
+    match = sum(int(predicted_grid[i]) == ms[i].grid for i in with_grid)
+    return Summary(rows=len(ms), mape=float(ape.mean()), median_ape=float(np.median(ape)),
+                   p90_ape=float(np.percentile(ape, 90)), spearman=_spearman(predicted_us, measured),
+                   by_device={k: _group(ape, v) for k, v in by_device.items()},
+                   by_op={k: _group(ape, v) for k, v in by_op.items()},
+                   grid_match=100.0 * match / len(with_grid) if with_grid else None, grid_rows=len(with_grid))
+
+
+def score(timings: Timings, gpu: str | None = None) -> Scored:
+    """Predict every measured op (on its device's spec, or on `gpu` for all) and score the predictions."""
+    specs = resolve_specs(timings, gpu)
+    ms = timings.measurements
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, m in enumerate(ms):
+        groups[(specs[m.device].path, m.dtype)].append(i)
+    predicted = np.zeros(len(ms))
+    grid = np.zeros(len(ms), dtype=np.int64)
+    kernel = [""] * len(ms)
+    longest = np.full(len(ms), -1.0)
+    for (_, dtype), rows in groups.items():
+        pred = predict([ms[i].op for i in rows], specs[ms[rows[0]].device], dtype)
+        predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
+        for launch in pred.launches:
+            row = rows[launch.op_index]
+            if launch.time_us > longest[row]:
+                longest[row], grid[row], kernel[row] = launch.time_us, launch.grid, launch.kernel
+    return Scored(timings=timings, predicted_us=predicted, predicted_grid=grid, predicted_kernel=kernel,
+                  gpu=[specs[m.device].name for m in ms], summary=summarize(timings, predicted, grid))

@@ -1,0 +1,163 @@
+"""`wavecut validate`: score the simulator on recorded timings, time sweeps on a GPU, or both at once."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING, get_args
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gpusim.errors import WavecutError
+from wavecut.output import console, print_json, write_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from validation.measure import Task
+    from validation.score import Scored, Summary
+
+app = typer.Typer(help="Check the simulator against real GPU timings.", no_args_is_help=True)
+
+DEFAULT_SWEEPS = ("conv3x3", "conv1x1", "depthwise", "linear", "batch", "networks")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}%"
+
+
+def _print_summary(summary: Summary) -> None:
+    """Rich tables: the headline metrics, then per device and per op."""
+    s = summary
+    grid = f"{_pct(s.grid_match)} of {s.grid_rows} rows" if s.grid_match is not None else "not recorded"
+    rho = "-" if s.spearman is None else f"{s.spearman:.3f}"
+    console.print(f"[bold]{s.rows}[/bold] rows: MAPE {_pct(s.mape)}, median APE {_pct(s.median_ape)}, "
+                  f"p90 APE {_pct(s.p90_ape)}, Spearman {rho}, predicted CTA count = recorded grid: {grid}",
+                  highlight=False)
+    for title, groups in (("device (as in the file)", s.by_device), ("op", s.by_op)):
+        table = Table()
+        for col in (title, "rows", "MAPE", "median APE"):
+            table.add_column(col, justify="left" if col == title else "right")
+        for key, g in groups.items():
+            table.add_row(key, str(g.rows), _pct(g.mape), _pct(g.median_ape))
+        console.print(table)
+
+
+def _write_report(scored: Scored, directory: Path) -> Path:
+    from validation.report import build_report
+
+    report = build_report(scored)
+    for name, fig in report.figures.items():
+        write_atomic(directory / name, lambda tmp, fig=fig: fig.savefig(tmp, dpi=110, format="png"))
+    return write_text_atomic(directory / "report.md", report.markdown + "\n")
+
+
+def _score_file(data: Path, gpu: str | None, as_json: bool, report: Path | None) -> None:
+    from validation.readers import read_timings
+    from validation.score import score as score_timings
+
+    scored = score_timings(read_timings(data), gpu)
+    if as_json:
+        print_json(scored.summary.model_dump(exclude_none=True))
+    else:
+        _print_summary(scored.summary)
+    if report is not None:
+        path = _write_report(scored, report)
+        if not as_json:
+            console.print(f"wrote {path}")
+
+
+@app.command("score")
+def score(
+    data: Path = typer.Option(..., "--data", help="timings CSV: NeuSight's format or the project's (validation/README.md)"),
+    gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    report: Path = typer.Option(None, "--report", help="write report.md and PNG plots into this folder"),
+) -> None:
+    """Predict every row of a timings file and print MAPE, median/p90 APE, Spearman and grid agreement."""
+    _score_file(data, gpu, as_json, report)
+
+
+def _parse_dtypes(text: str | None) -> list[str] | None:
+    from validation.sweeps import MeasureDtype
+
+    if text is None:
+        return None
+    allowed = get_args(MeasureDtype)
+    dtypes = [d.strip() for d in text.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in allowed]
+    if bad or not dtypes:
+        raise WavecutError(f"--dtype: {text!r} must be a comma list of {', '.join(allowed)}")
+    return dtypes
+
+
+def _measure_to_csv(tasks: list[Task], device: str, l2_flush: bool, out: Path) -> Path:
+    """Time every task with a progress bar (on stderr) and write the project CSV atomically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from validation.measure import measure
+    from validation.project_format import COLUMNS
+
+    rows = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        bar = progress.add_task(f"timing on {device}", total=len(tasks))
+        for row in measure(tasks, device, l2_flush):
+            rows.append(row)
+            progress.update(bar, advance=1, description=f"{row['sweep']} {row['dtype']}")
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return write_atomic(out, write)
+
+
+@app.command("measure")
+def measure(
+    sweep: str = typer.Option(..., "--sweep", help="a shipped sweep name (validation/sweeps/) or a sweep YAML file"),
+    out: Path = typer.Option(..., "--out", help="CSV to write (the project's format)"),
+    device: str = typer.Option("cuda", help="cuda, cuda:N, or cpu for a dry run of the same plumbing"),
+    dtype: str = typer.Option(None, help="comma list replacing the sweep's dtypes, e.g. fp16,fp32"),
+    l2_flush: bool = typer.Option(False, "--l2-flush", help="flush L2 between repeats"),
+) -> None:
+    """Time a sweep's ops with torch (CUDA events, profiler kernel names, grids and blocks)."""
+    from validation.measure import check_device, plan_tasks
+    from validation.sweeps import load_sweep
+
+    device = check_device(device)
+    tasks = plan_tasks(load_sweep(sweep), _parse_dtypes(dtype))
+    path = _measure_to_csv(tasks, device, l2_flush, out)
+    console.print(f"wrote {len(tasks)} rows to {path}")
+
+
+@app.command("run")
+def run(
+    out_dir: Path = typer.Option(None, "--out-dir", help="default: validation/data/<spec file name>/"),
+    gpu: str = typer.Option(None, help="spec to score on (default: the spec whose aliases hold the device's name)"),
+    dtype: str = typer.Option("fp16", help="comma list of dtypes to time"),
+    device: str = typer.Option("cuda", help="cuda or cuda:N (cpu: a dry run)"),
+    l2_flush: bool = typer.Option(False, "--l2-flush", help="flush L2 between repeats"),
+) -> None:
+    """On a GPU machine: time the default sweeps, score them and write the report (about ten minutes)."""
+    import validation
+    from gpusim.errors import SpecError
+    from gpusim.spec import load_spec
+    from validation.measure import check_device, device_name, plan_tasks
+    from validation.sweeps import load_sweep
+
+    device = check_device(device)
+    name = device_name(device)
+    try:
+        spec = load_spec(gpu or name)
+    except SpecError:
+        if gpu:
+            raise
+        raise WavecutError(f"no spec answers to this device's name {name!r}: run `wavecut specs new --from-device`, "
+                           f"fill it in and add {name!r} to its aliases, or pass --gpu NAME") from None
+    dtypes = _parse_dtypes(dtype)
+    tasks = [t for sweep in DEFAULT_SWEEPS for t in plan_tasks(load_sweep(sweep), dtypes)]
+    out_dir = out_dir or Path(validation.__file__).resolve().parent / "data" / Path(spec.path).stem
+    data = _measure_to_csv(tasks, device, l2_flush, out_dir / "measurements.csv")
+    console.print(f"wrote {len(tasks)} rows to {data}")
+    _score_file(data, gpu, False, out_dir / "report")
