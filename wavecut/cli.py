@@ -7,7 +7,7 @@ import click
 import typer
 
 from gpusim.errors import WavecutError
-from wavecut import specs_cmd, staircase_cmd, validate_cmd
+from wavecut import predict_cmd, specs_cmd, staircase_cmd, validate_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Wave-aware GPU latency prediction and channel planning.")
@@ -15,6 +15,7 @@ app.add_typer(specs_cmd.app, name="specs")
 app.add_typer(validate_cmd.app, name="validate")
 app.command("staircase")(staircase_cmd.staircase)
 app.command("quickstart")(staircase_cmd.quickstart)
+app.command("predict")(predict_cmd.predict)
 
 
 def main() -> None:

@@ -1,0 +1,18 @@
+"""Defaults shared by `wavecut predict` and the planner, so that predicting a pruned model reproduces a plan."""
+
+DEFAULT_GPU = "a100"
+DEFAULT_BATCH = 1
+DEFAULT_DTYPE = "fp16"
+DEFAULT_MODE = "fused"
+DEFAULT_INPUT = (3, 224, 224)
+DEFAULT_MODEL = "resnet50"
+MODES = ("eager", "fused")
+
+
+def check_mode(mode: str) -> str:
+    """mode if it is one of MODES, else a one-line WavecutError."""
+    from gpusim.errors import WavecutError
+
+    if mode not in MODES:
+        raise WavecutError(f"--mode: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    return mode

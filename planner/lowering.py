@@ -1,0 +1,281 @@
+"""From traced torch.fx nodes to gpusim ops, and from the op graph to the op list of one mode.
+
+Every node gets a *role* and its per-sample ops (batch 1; `with_batch` scales them):
+
+- gemm: conv (dense, grouped, depthwise, dilated, strided), linear, matmul/bmm, attention
+  (nn.MultiheadAttention and scaled_dot_product_attention, lowered to linear + bmm + softmax + bmm + linear);
+- norm: batch norm (one scale and shift per element);
+- epilogue: activations, add/sub/mul/div (residual adds, constant or per-channel scales);
+- memory: pooling, softmax, layer norm, cat, tensor-by-tensor broadcasts (squeeze-excitation's scale),
+  and ops that cannot be mapped (kind "other", listed as unmapped);
+- free: views and bookkeeping (reshape, view, flatten, permute, transpose, contiguous, getitem, expand,
+  dropout and stochastic depth in eval mode, identity, shape reads, asserts).
+
+Modes: `eager` runs every op as its own kernel. `fused` does what inference engines (TensorRT,
+cuDNN fused conv) do: a batch norm directly after a conv or linear is folded into its weights, and
+an epilogue op (activation, residual add, scale) whose input comes from a gemm node's output chain
+runs inside that gemm's epilogue, provided the fused input has no other consumer and is not
+broadcast. Fused ops cost nothing; the gemm's layer lists them under `fused`. Free nodes pass a
+gemm's output chain through. Attention is lowered the same way in both modes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import networkx as nx
+from torch import fx, nn
+
+from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, elementwise, layernorm, softmax
+
+GEMM, NORM, EPILOGUE, MEMORY, FREE = "gemm", "norm", "epilogue", "memory", "free"
+
+Shape = tuple[int, ...]
+
+ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
+                      nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.PReLU)
+FREE_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Unflatten)
+ACTIVATIONS = {"relu", "relu_", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "leaky_relu",
+               "elu", "mish", "softplus", "hardtanh", "sigmoid_", "tanh_"}
+BINARY = {"add", "iadd", "sub", "isub", "mul", "imul", "truediv", "itruediv", "div"}
+FREE_CALLS = {"getitem", "getattr", "flatten", "view", "reshape", "permute", "transpose", "contiguous", "expand",
+              "expand_as", "squeeze", "unsqueeze", "size", "dim", "_assert", "stochastic_depth", "dropout", "chunk",
+              "split", "unbind", "t", "narrow", "unflatten"}
+POOL_CALLS = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "mean", "amax", "sum"}
+SOFTMAX_CALLS = {"softmax", "log_softmax"}
+MATMUL_CALLS = {"matmul", "bmm", "mm"}
+CAT_CALLS = {"cat", "concat", "stack"}
+
+
+@dataclass(frozen=True)
+class TracedOp:
+    """One gpusim op of a traced node, for a batch of 1, with its output shape (batch first)."""
+
+    op: Op
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """What a node becomes: its role for fusion, its ops, and whether it could not be mapped."""
+
+    role: str
+    ops: tuple[TracedOp, ...] = ()
+    unmapped: bool = False
+
+
+@dataclass(frozen=True)
+class LoweredOp:
+    """An op in the order the network runs it, with the names of the nodes fused into it."""
+
+    op: Op
+    shape: Shape
+    node: str
+    fused: tuple[str, ...] = ()
+
+
+def with_batch(op: Op, batch: int) -> Op:
+    """The per-sample op `op` for `batch` samples (assumes work scales linearly with the batch)."""
+    if batch == 1:
+        return op
+    if isinstance(op, MemoryOp):
+        return replace(op, elements_in=op.elements_in * batch, elements_out=op.elements_out * batch)
+    return replace(op, batch=op.batch * batch)
+
+
+def tensor_shapes(node: fx.Node) -> list[Shape]:
+    """Shapes of the tensors a node produced during shape propagation (nested outputs flattened)."""
+    meta = node.meta.get("tensor_meta")
+    if meta is None:
+        return []
+    if hasattr(meta, "shape"):
+        return [tuple(meta.shape)]
+    items = meta.values() if isinstance(meta, dict) else meta
+    return [tuple(m.shape) for m in items if hasattr(m, "shape")]
+
+
+def tensor_inputs(node: fx.Node) -> list[fx.Node]:
+    """The node's inputs that are tensors (not shapes, ints or None)."""
+    return [a for a in node.all_input_nodes if tensor_shapes(a)]
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def target_name(target: object) -> str:
+    """A call's name: the method name, or the function's __name__ ('add', 'relu', 'cat')."""
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def map_node(node: fx.Node, name: str, module: nn.Module | None) -> Mapping:
+    """Role and per-sample gpusim ops of one shape-propagated fx node; `name` names its ops."""
+    outs = tensor_shapes(node)
+    if node.op in ("placeholder", "get_attr", "output") or not outs or not _numel(outs[0]):
+        return Mapping(FREE)
+    ins = [tensor_shapes(a)[0] for a in tensor_inputs(node)]
+    if module is not None:
+        mapped = _map_module(module, node, name, ins, outs[0])
+    else:
+        mapped = _map_call(target_name(node.target), node, name, ins, outs[0])
+    if mapped is not None:
+        return mapped
+    elements_in = sum(_numel(s) for s in ins) or _numel(outs[0])
+    other = MemoryOp("other", elements_in, sum(_numel(s) for s in outs), name=name)
+    return Mapping(MEMORY, (TracedOp(other, outs[0]),), unmapped=True)
+
+
+def _one(role: str, op: Op, shape: Shape) -> Mapping:
+    return Mapping(role, (TracedOp(op, shape),))
+
+
+def _map_module(module: nn.Module, node: fx.Node, name: str, ins: list[Shape], out: Shape) -> Mapping | None:
+    if isinstance(module, nn.Conv2d) and len(ins[0]) == 4:
+        return _one(GEMM, _conv(module, ins[0], name), out)
+    if isinstance(module, nn.Linear):
+        return _one(GEMM, Linear(_numel(ins[0]) // module.in_features, module.in_features, module.out_features,
+                                 name=name), out)
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention_module(module, node, name)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return _one(NORM, MemoryOp("batchnorm", _numel(out), _numel(out), 2.0, name=name), out)
+    if isinstance(module, nn.LayerNorm):
+        features = math.prod(module.normalized_shape)
+        return _one(MEMORY, layernorm(_numel(out) // features, features, name=name), out)
+    if isinstance(module, ACTIVATION_MODULES):
+        return _one(EPILOGUE, elementwise(_numel(out), name=name), out)
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        return _one(MEMORY, _pool(ins[0], out, _window(module.kernel_size), name), out)
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return _one(MEMORY, _pool(ins[0], out, math.ceil(_numel(ins[0]) / _numel(out)), name), out)
+    if isinstance(module, nn.Softmax):
+        return _one(MEMORY, _softmax(out, module.dim, name), out)
+    if isinstance(module, FREE_MODULES):
+        return Mapping(FREE)
+    return None
+
+
+def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape) -> Mapping | None:
+    if call in FREE_CALLS:
+        return Mapping(FREE)
+    if call in ACTIVATIONS:
+        return _one(EPILOGUE, elementwise(_numel(out), name=name), out)
+    if call in BINARY:
+        broadcast = len(ins) > 1 and any(s != out for s in ins) and not _has_constant(node)
+        op = MemoryOp("elementwise", sum(_numel(s) for s in ins), _numel(out), 1.0, name=name)
+        return _one(MEMORY if broadcast else EPILOGUE, op, out)
+    if call in POOL_CALLS:
+        return _one(MEMORY, _pool(ins[0], out, math.ceil(_numel(ins[0]) / _numel(out)), name), out)
+    if call in SOFTMAX_CALLS:
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else -1)
+        return _one(MEMORY, _softmax(out, dim, name), out)
+    if call in CAT_CALLS:
+        return _one(MEMORY, MemoryOp("elementwise", _numel(out), _numel(out), 0.0, name=name), out)
+    if call in MATMUL_CALLS and len(ins) == 2:
+        a = ins[0]
+        return _one(GEMM, Matmul(max(1, _numel(out[:-2])), a[-2] if len(a) > 1 else 1, out[-1], a[-1],
+                                 name=name), out)
+    if call == "layer_norm":
+        features = math.prod(node.args[1])
+        return _one(MEMORY, layernorm(_numel(out) // features, features, name=name), out)
+    if call == "scaled_dot_product_attention":
+        q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
+        return Mapping(GEMM, _attention(name, _numel(q[:-2]), q[-2], k[-2], q[-1], v[-1], head_first=True))
+    return None
+
+
+def _has_constant(node: fx.Node) -> bool:
+    """A binary op with a parameter or buffer operand (a per-channel scale: fusable like a bias)."""
+    return any(a.op == "get_attr" for a in node.all_input_nodes)
+
+
+def _conv(module: nn.Conv2d, shape: Shape, name: str) -> Conv2d:
+    padding = module.padding
+    if isinstance(padding, str):  # 'valid' or 'same' (odd kernels)
+        padding = (0, 0) if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in
+                                                         zip(module.dilation, module.kernel_size))
+    _, c, h, w = shape
+    return Conv2d(1, c, module.out_channels, h, w, tuple(module.kernel_size), tuple(module.stride), tuple(padding),
+                  tuple(module.dilation), module.groups, name=name)
+
+
+def _window(kernel_size: int | tuple[int, ...]) -> int:
+    return kernel_size * kernel_size if isinstance(kernel_size, int) else math.prod(kernel_size)
+
+
+def _pool(shape_in: Shape, shape_out: Shape, window: int, name: str) -> MemoryOp:
+    return MemoryOp("pool", _numel(shape_in), _numel(shape_out), float(window), name=name)
+
+
+def _softmax(shape: Shape, dim: int, name: str) -> MemoryOp:
+    features = shape[dim]
+    return softmax(_numel(shape) // features, features, name=name)
+
+
+def _attention_module(module: nn.MultiheadAttention, node: fx.Node, name: str) -> Mapping:
+    q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
+    seq = 1 if module.batch_first else 0
+    rows_q, rows_kv = q[seq], k[seq]
+    e, heads = module.embed_dim, module.num_heads
+    if node.args[0] is node.args[1] is node.args[2]:
+        proj = [TracedOp(Linear(rows_q, e, 3 * e, name=f"{name}.in_proj"), (1, rows_q, 3 * e))]
+    else:
+        proj = [TracedOp(Linear(rows, width, e, name=f"{name}.{p}_proj"), (1, rows, e))
+                for p, rows, width in (("q", rows_q, q[-1]), ("k", rows_kv, k[-1]), ("v", rows_kv, v[-1]))]
+    core = _attention(name, heads, rows_q, rows_kv, e // heads, e // heads, head_first=False)
+    out = TracedOp(Linear(rows_q, e, e, name=f"{name}.out_proj"), (1, rows_q, e))
+    return Mapping(GEMM, (*proj, *core, out))
+
+
+def _attention(name: str, heads: int, lq: int, lk: int, d: int, dv: int, head_first: bool) -> tuple[TracedOp, ...]:
+    """Q K^T, softmax, and the product with V, for `heads` (times the batch) independent heads."""
+    lead = (1, heads) if head_first else (heads,)
+    return (TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
+            TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
+            TracedOp(Matmul(heads, lq, dv, lk, name=f"{name}.av"), (*lead, lq, dv)))
+
+
+def lower(graph: nx.DiGraph, mode: str) -> list[LoweredOp]:
+    """The per-sample ops of a traced graph in the order the network runs them, in `eager` or `fused` mode."""
+    fused_into = fusion_anchors(graph) if mode == "fused" else {}
+    absorbed: dict[str, list[str]] = {}
+    for node, anchor in fused_into.items():
+        absorbed.setdefault(anchor, []).append(node)
+    lowered = []
+    for node, data in graph.nodes(data=True):
+        if node in fused_into:
+            continue
+        ops = data["ops"]
+        for i, t in enumerate(ops):
+            extra = tuple(absorbed.get(node, ())) if i == len(ops) - 1 else ()
+            lowered.append(LoweredOp(t.op, t.shape, node, extra))
+    return lowered
+
+
+def fusion_anchors(graph: nx.DiGraph) -> dict[str, str]:
+    """For fused mode: each node that runs inside a gemm's epilogue -> that gemm node (graph order is run order)."""
+    chain: dict[str, str] = {}  # node -> gemm whose output chain ends at this node
+    fused: dict[str, str] = {}
+    for node, data in graph.nodes(data=True):
+        role = data["role"]
+        if role == GEMM:
+            chain[node] = node
+            continue
+        inputs = [i for i in data["inputs"] if i in chain and _sole_consumer(graph, i, node)]
+        if role == FREE and len(data["inputs"]) == 1 and inputs:
+            chain[node] = chain[inputs[0]]
+        elif role == NORM and inputs and chain[inputs[0]] == inputs[0]:
+            fused[node] = chain[node] = inputs[0]
+        elif role == EPILOGUE:
+            same = [i for i in inputs if graph.nodes[i]["shape"] == data["shape"]]
+            if same:
+                fused[node] = chain[node] = chain[same[0]]
+    return fused
+
+
+def _sole_consumer(graph: nx.DiGraph, producer: str, consumer: str) -> bool:
+    """Whether `consumer` is the only live reader of `producer`'s tensor (dead values, e.g. unused
+    attention weights, do not count)."""
+    users = [u for u in graph.successors(producer) if graph.nodes[u]["shape"] is not None
+             and (graph.out_degree(u) or graph.nodes[u]["op_type"] == "output")]
+    return users == [consumer]

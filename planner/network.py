@@ -1,0 +1,125 @@
+"""Network: trace a model once, then predict it on many GPUs, batch sizes, dtypes and modes cheaply."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import networkx as nx
+import torch
+from torch import nn
+
+import gpusim
+from gpusim.errors import WavecutError
+from gpusim.predict import launch_overhead_us
+from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
+from planner.lowering import LoweredOp, lower, with_batch
+from planner.models import load_model
+from planner.trace import trace
+
+GEMM_KINDS = ("conv2d", "linear", "bmm")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One predicted kernel launch of a network, in run order.
+
+    tail_waste_us: time the launch spends in its partly filled last wave, times the idle fraction
+    of that wave. gpusim reports only the launch total, so one wave is taken as the launch's busy
+    time (its time less the launch overhead) divided by its waves: (time - overhead) * (1 - tail_fill) / waves.
+    It is 0 when the last wave is full.
+    """
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    kernel: str
+    grid: int
+    ctas_per_sm: int
+    waves: int
+    tail_fill: float
+    latency_us: float
+    tail_waste_us: float
+    fused: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NetworkPrediction:
+    """Per-layer launches, the total, FLOPs (all ops) and MACs (conv, linear, bmm), and the tail waste."""
+
+    model: str
+    gpu: str
+    dtype: str
+    batch: int
+    mode: str
+    layers: list[Layer]
+    total_us: float
+    flops: int
+    macs: int
+    tail_waste_us: float
+    unmapped: list[str]
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON output; each layer also carries its share of the total."""
+        data = asdict(self)
+        for layer in data["layers"]:
+            layer["share"] = layer["latency_us"] / self.total_us if self.total_us else 0.0
+        return data
+
+
+class Network:
+    """A traced model: its op graph (a networkx DiGraph, see planner.trace.trace) and its ops per mode."""
+
+    def __init__(self, graph: nx.DiGraph, name: str = "model") -> None:
+        self.graph = graph
+        self.name = name
+        self._lowered: dict[str, list[LoweredOp]] = {}
+
+    @classmethod
+    def from_model(cls, model: nn.Module, example: torch.Tensor | Sequence[int] = DEFAULT_INPUT,
+                   name: str | None = None, strict: bool = False) -> Network:
+        """Trace `model` (in eval mode) on `example`: a tensor or an input shape without the batch."""
+        return cls(trace(model.eval(), example, strict), name or type(model).__name__)
+
+    @classmethod
+    def load(cls, spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, strict: bool = False) -> Network:
+        """Load a model by torchvision name, `package.module:factory` or saved file, and trace it."""
+        return cls.from_model(load_model(spec), input_shape, spec, strict)
+
+    @property
+    def unmapped(self) -> list[str]:
+        """Names of the nodes that have no gpusim equivalent (priced as memory-bound ops)."""
+        return [n for n, unmapped in self.graph.nodes(data="unmapped") if unmapped]
+
+    def lowered(self, mode: str = DEFAULT_MODE) -> list[LoweredOp]:
+        """Per-sample ops in run order for `mode` (computed once per mode)."""
+        if check_mode(mode) not in self._lowered:
+            self._lowered[mode] = lower(self.graph, mode)
+        return self._lowered[mode]
+
+    def ops(self, batch: int = DEFAULT_BATCH, mode: str = DEFAULT_MODE) -> list[gpusim.Op]:
+        """The gpusim ops for `batch` samples in `mode`, without re-tracing."""
+        if batch < 1:
+            raise WavecutError(f"--batch: must be at least 1, got {batch}")
+        return [with_batch(low.op, batch) for low in self.lowered(mode)]
+
+    def predict(self, gpu: str | gpusim.GpuSpec = DEFAULT_GPU, batch: int = DEFAULT_BATCH,
+                dtype: str = DEFAULT_DTYPE, mode: str = DEFAULT_MODE) -> NetworkPrediction:
+        """Predict every launch of the network on `gpu` (one vectorised gpusim call)."""
+        spec = gpusim.load_spec(gpu)
+        lowered = self.lowered(mode)
+        ops = self.ops(batch, mode)
+        pred = gpusim.predict(ops, spec, dtype)
+        overhead = launch_overhead_us(spec)
+        layers = [_layer(k, lowered[k.op_index], batch, overhead) for k in pred.launches]
+        return NetworkPrediction(
+            model=self.name, gpu=pred.gpu, dtype=dtype, batch=batch, mode=mode, layers=layers,
+            total_us=pred.total_us, flops=sum(op.flops for op in ops),
+            macs=sum(op.flops for op in ops if op.kind in GEMM_KINDS) // 2,
+            tail_waste_us=sum(layer.tail_waste_us for layer in layers), unmapped=self.unmapped)
+
+
+def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:
+    waste = max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves else 0.0
+    return Layer(name=k.op_name, op=k.op_kind, shape=(low.shape[0] * batch, *low.shape[1:]), kernel=k.kernel,
+                 grid=k.grid, ctas_per_sm=k.ctas_per_sm, waves=k.waves, tail_fill=k.tail_fill,
+                 latency_us=k.time_us, tail_waste_us=waste, fused=low.fused)
