@@ -59,6 +59,14 @@ class Prediction:
     total_us: float
     host_overhead_us: np.ndarray  # CPU time per op when an eager op is timed alone (added by isolated_us)
 
+    def main_launches(self) -> list[KernelLaunch]:
+        """The longest launch of each op (its main kernel), in op order."""
+        main: dict[int, KernelLaunch] = {}
+        for k in self.launches:
+            if k.op_index not in main or k.time_us > main[k.op_index].time_us:
+                main[k.op_index] = k
+        return [main[i] for i in range(len(self.op_times_us))]
+
     @property
     def isolated_us(self) -> np.ndarray:
         """Per op: what CUDA events around one eager PyTorch call measure (host overhead + GPU time)."""
@@ -153,9 +161,9 @@ class LoweredOps:
         """Host overhead per op (used when an op is timed alone) for a constants vector."""
         return (self.consts if consts is None else consts)[self.host_index]
 
-    def predict(self) -> Prediction:
-        """Full prediction with every chosen launch described."""
-        gemm, stream = self.run()
+    def predict(self, consts: np.ndarray | None = None) -> Prediction:
+        """Full prediction with every chosen launch described (constants default to the calibrated ones)."""
+        gemm, stream = self.run(consts)
         t, chosen, best = self._choose(gemm, stream)
         tiles, _ = gemm_tiles(self.spec, self.dtype)
         rows: dict[int, tuple] = {}
@@ -178,7 +186,7 @@ class LoweredOps:
                 limiter="none" if lim == INVALID else LIMITERS[lim], waves=int(waves), tail_fill=float(tail),
                 time_us=float(t[e]), split_k=int(split)))
         return Prediction(gpu=self.spec.name, dtype=self.dtype, launches=launches, op_times_us=best,
-                          total_us=float(best.sum()), host_overhead_us=self.host_overhead())
+                          total_us=float(best.sum()), host_overhead_us=self.host_overhead(consts))
 
 
 def predict(ops: Op | Sequence[Op], spec: GpuSpec | str, dtype: str = "fp16", allow_split_k: bool = True) -> Prediction:

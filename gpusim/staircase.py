@@ -34,10 +34,7 @@ def sweep(template: Op, field: str | tuple[str, ...], values: Sequence[int], spe
             raise OpError(f"cannot sweep {f!r} of {template.kind}; allowed: {', '.join(sorted(known))}")
     ops = [dataclasses.replace(template, **{f: int(v) for f in fields}) for v in values]
     pred = predict(ops, spec, dtype)
-    main = {}
-    for k in pred.launches:  # the longest launch of each op is its main kernel
-        if k.op_index not in main or k.time_us > main[k.op_index].time_us:
-            main[k.op_index] = k
+    main = pred.main_launches()
     return [StairPoint(int(v), float(pred.op_times_us[i]), main[i].kernel, main[i].grid, main[i].ctas_per_sm,
                        main[i].waves, main[i].tail_fill) for i, v in enumerate(values)]
 

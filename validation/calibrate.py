@@ -47,6 +47,7 @@ class DataSet:
     op: str
     lowered: LoweredOps
     measured_us: np.ndarray
+    grids: np.ndarray  # recorded CTAs of the main kernel, -1 where not recorded
 
     @property
     def family(self) -> str:
@@ -71,7 +72,8 @@ def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
     for (device, op, dtype), rows in sorted(groups.items()):
         rows = rows[::stride]
         sets.append(DataSet(device, specs[device], op, LoweredOps([m.op for m in rows], specs[device], dtype),
-                            np.array([m.latency_us for m in rows])))
+                            np.array([m.latency_us for m in rows]),
+                            np.array([-1 if m.grid is None else m.grid for m in rows])))
     return sets
 
 

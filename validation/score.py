@@ -126,13 +126,10 @@ def score(timings: Timings, gpu: str | None = None) -> Scored:
     predicted = np.zeros(len(ms))
     grid = np.zeros(len(ms), dtype=np.int64)
     kernel = [""] * len(ms)
-    longest = np.full(len(ms), -1.0)
     for (_, dtype), rows in groups.items():
         pred = predict([ms[i].op for i in rows], specs[ms[rows[0]].device], dtype)
         predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
-        for launch in pred.launches:
-            row = rows[launch.op_index]
-            if launch.time_us > longest[row]:
-                longest[row], grid[row], kernel[row] = launch.time_us, launch.grid, launch.kernel
+        for row, launch in zip(rows, pred.main_launches()):
+            grid[row], kernel[row] = launch.grid, launch.kernel
     return Scored(timings=timings, predicted_us=predicted, predicted_grid=grid, predicted_kernel=kernel,
                   gpu=[specs[m.device].name for m in ms], summary=summarize(timings, predicted, grid))
