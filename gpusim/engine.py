@@ -24,7 +24,12 @@ from gpusim.occupancy import blocks_per_sm
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
 D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW = range(4)
 # Split-K factors the GEMM selection considers.
-SPLIT_OPTIONS = np.array([1, 2, 4, 8, 16], dtype=np.int64)
+SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
+# Columns of the tile table (gpusim.kernels.TILE_COLUMNS order).
+T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = range(11)
+# A kernel that is not the library's default for its use, or a split-K launch, is chosen only when
+# predicted faster than the default by this fraction (cuBLAS heuristics keep their default kernel).
+PREFERENCE_MARGIN = 0.10
 
 
 @njit(cache=True)
@@ -70,16 +75,27 @@ def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float
     return b, limiter, waves, tail, t
 
 
-@njit(cache=True)
 def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
                 rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
-                consts: np.ndarray, allow_split: bool):
-    """For each GEMM (M, N, K, batch), pick the fastest tile and split-K and return its launch.
+                consts: np.ndarray, allow_split: bool, use: np.ndarray | None = None):
+    """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
+    use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
 
     rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
 
     Returns arrays: tile index, split, grid, CTAs per SM, limiter, waves, tail fill, time (us).
     """
+    if use is None:
+        use = np.ones(m.shape[0], np.int64)  # USE_LINEAR
+    return _gemm_select(m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts,
+                        allow_split, use)
+
+
+@njit(cache=True)
+def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
+                 rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
+                 consts: np.ndarray, allow_split: bool, use: np.ndarray):
+    """gemm_select's compiled loop."""
     count = m.shape[0]
     out_tile = np.zeros(count, np.int64)
     out_split = np.ones(count, np.int64)
@@ -89,6 +105,7 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
     out_waves = np.zeros(count, np.int64)
     out_tail = np.zeros(count, np.float64)
     out_time = np.full(count, np.inf)
+    best_score = np.full(count, np.inf)
     sms = int(device[D_SMS])
     dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
     l2_bw = device[D_DRAM_BW] * consts[C_L2_FACTOR]
@@ -102,14 +119,15 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
         for j in range(tiles.shape[0]):
             bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
             slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
-            if b == 0:
+            if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
                 continue
+            can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == 1
             rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] if tensor else device[D_SIMT_RATE] * consts[C_SIMT_EFF]
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate_scale[i] * rate / sms * intensity / (intensity + consts[C_TILE_HALF])
             tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
             for s in SPLIT_OPTIONS:
-                if s > 1 and (not allow_split or tiles_mn * 2 > sms or k[i] < s * bk * slices * 4):
+                if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
                     break
                 k_iters = ((k[i] + s - 1) // s + bk - 1) // bk
                 cta_flops = 2.0 * bm * bn * k_iters * bk
@@ -120,7 +138,11 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
                 t = max(busy, floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
-                if t < out_time[i]:
+                score = t
+                if (tiles[j, T_DEFAULT] == 0 and tensor == 0) or s > 1:
+                    score = t * (1.0 + PREFERENCE_MARGIN)
+                if score < best_score[i]:
+                    best_score[i] = score
                     out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, grid, b
                     out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
     return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time

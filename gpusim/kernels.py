@@ -19,9 +19,18 @@ from gpusim.spec import GpuSpec
 _TENSOR_K_BYTES = 64
 
 
+# What a kernel is launched for (bit mask): the library's kernel lists differ per use.
+USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
+USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
+USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
+USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
+USE_ANY = 31
+
+
 @dataclass(frozen=True)
 class TileDescription:
-    """One GEMM kernel: its CTA tile, launch shape and where it runs."""
+    """One GEMM kernel: its CTA tile, launch shape, what it is launched for and where it runs."""
 
     math: str  # "simt" (CUDA cores) or "tensorop" (tensor cores)
     bm: int
@@ -32,6 +41,10 @@ class TileDescription:
     max_cc: int  # inclusive
     k_slices: int = 1  # in-CTA split of K across warp groups
     bk_simt: int = 8
+    uses: int = USE_ANY
+    split_k: bool = True  # the library may launch it with split-K (grid z > 1) for linear GEMMs
+    default: bool = False  # the library's default kernel for its uses: others must be clearly faster
+    style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "scudnn", "scudnn_winograd"
 
     def bk(self, dtype: str) -> int:
         """K depth of one main-loop step for dtype."""
@@ -46,13 +59,20 @@ class TileDescription:
         accumulators = self.bm * self.bn * self.k_slices // self.threads
         return min(255, accumulators + 56)
 
-    def name(self, spec: GpuSpec, dtype: str) -> str:
-        """The kernel name as the library prints it (architecture prefix, instruction, tile)."""
+    def name(self, spec: GpuSpec, dtype: str, layout: str = "") -> str:
+        """The kernel name as the library prints it (architecture prefix, instruction, tile, layout)."""
         cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
         prefix = "maxwell" if cc < 70 else "volta" if cc < 80 else "ampere" if cc < 90 else "sm90"
         sliced = f"_sliced1x{self.k_slices}" if self.k_slices > 1 else ""
+        tail = f"_{layout}" if layout else ""
+        if self.style == "sgemm_nt":
+            return f"sgemm_{self.bm}x{self.bn}x{self.bk_simt}_NT_vec"
+        if self.style == "scudnn":
+            return f"cudnn_infer_{prefix}_scudnn_{self.bm}x{self.bn}{sliced}_relu_small_nn_v1"
+        if self.style == "scudnn_winograd":
+            return f"cudnn_infer_{prefix}_scudnn_winograd_{self.bm}x{self.bn}_ldg1_ldg4_relu_tile148t_nt_v1"
         if self.math == "simt":
-            return f"{prefix}_sgemm_{self.bm}x{self.bn}{sliced}"
+            return f"{prefix}_sgemm_{self.bm}x{self.bn}{sliced}{tail}"
         instr = {70: "h884", 75: "h1688"}.get(cc, "h16816")
         if dtype in ("tf32", "fp32"):
             instr = "s1688" if cc < 90 else "s16816"
@@ -61,20 +81,48 @@ class TileDescription:
         elif dtype == "bf16":
             instr = "bf16816"
         prefix = "turing" if cc == 75 else prefix
-        return f"{prefix}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}"
+        return f"{prefix}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}{tail}"
 
 
-# cuBLAS SGEMM tiles recorded on Pascal/Volta/Turing/Ampere (shared NeuSight data: names and blocks).
+def _simt(bm: int, bn: int, threads: int, min_cc: int, max_cc: int, uses: int, k_slices: int = 1,
+          split_k: bool = True, style: str = "cublas", default: bool = False) -> TileDescription:
+    return TileDescription("simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style)
+
+
+L, B, W, C, F = USE_LINEAR, USE_BATCHED, USE_WINOGRAD, USE_CONV, USE_FUSED_WINOGRAD
+# CUDA-core (FP32) kernels per compute capability, as cuBLAS 12.1 / cuDNN 8.9 launch them: the
+# names, threads and uses are those recorded in ../shared/data/measured/neusight (Kernel Name,
+# Block x; linear rows are "tn", bmm and Winograd GEMMs "nn"). cuBLAS launches only these for
+# each use; among them the library's heuristic picks (modelled as the fastest predicted), with
+# split-K where the row allows it (sm60-75; sm80+ uses in-CTA sliced-K kernels instead). The
+# library's default kernel for a use (`default`) is kept unless another is predicted clearly faster
+# (engine.PREFERENCE_MARGIN): heuristics are conservative, and the recorded names show it.
 _SIMT = [
-    TileDescription("simt", 128, 128, 256, 2, 50, 99),
-    TileDescription("simt", 128, 64, 128, 2, 50, 99),
-    TileDescription("simt", 128, 32, 256, 2, 50, 99),
-    TileDescription("simt", 32, 128, 256, 2, 50, 99),
-    TileDescription("simt", 64, 64, 64, 2, 50, 99),
-    TileDescription("simt", 128, 32, 256, 2, 70, 99, k_slices=4),
-    TileDescription("simt", 64, 32, 256, 2, 70, 99, k_slices=4),
-    TileDescription("simt", 32, 32, 128, 2, 80, 99, k_slices=4),
+    # sm60 (P100; also Maxwell sm5x by nearest): linear 32x128 / 64x64 (split-K), bmm 128x64, Winograd GEMM 32x128 / 64x64.
+    _simt(32, 128, 256, 50, 60, L | W, default=True), _simt(64, 64, 64, 50, 60, L | W), _simt(128, 64, 128, 50, 60, B),
+    # sm61 (P4, GP102): linear sgemm_128x128x8 (grid = tiles, never split), bmm 128x64 / 128x128.
+    _simt(128, 128, 256, 61, 69, L, split_k=False, style="sgemm_nt"), _simt(128, 64, 128, 61, 69, B, default=True),
+    _simt(128, 128, 256, 61, 69, B), _simt(64, 64, 64, 61, 69, W), _simt(32, 128, 256, 61, 69, W),
+    # sm70 (V100): the full cuBLAS SIMT set for linear, incl. sliced1x4; bmm 32x128 / 64x64.
+    _simt(128, 128, 256, 70, 74, L, default=True), _simt(128, 64, 128, 70, 74, L), _simt(128, 32, 256, 70, 74, L | W),
+    _simt(32, 128, 256, 70, 74, L | B | W), _simt(64, 64, 64, 70, 74, B | W),
+    _simt(128, 32, 256, 70, 74, L, k_slices=4), _simt(64, 32, 256, 70, 74, L, k_slices=4),
+    # sm75 (T4): linear 128x128 / 128x64 / 64x64 (split-K); bmm and Winograd 128x64 / 128x32 / 64x64.
+    _simt(128, 128, 256, 75, 79, L, default=True), _simt(128, 64, 128, 75, 79, L | B | W, default=True), _simt(64, 64, 64, 75, 79, L | B | W),
+    _simt(128, 32, 256, 75, 79, B | W),
+    # sm80+ (A100; newer GPUs' FP32 SIMT path by nearest family): linear without split-K, sliced1x4
+    # kernels for deep K; bmm always 128x128.
+    _simt(128, 128, 256, 80, 99, L | B | W, split_k=False), _simt(128, 64, 128, 80, 99, L | W, split_k=False, default=True),
+    _simt(128, 32, 256, 80, 99, L, split_k=False), _simt(32, 128, 256, 80, 99, L, split_k=False),
+    _simt(64, 64, 64, 80, 99, L | W, split_k=False), _simt(128, 32, 256, 80, 99, L, k_slices=4, split_k=False),
+    _simt(64, 32, 256, 80, 99, L, k_slices=4, split_k=False),
+    _simt(32, 32, 128, 80, 99, L, k_slices=4, split_k=False),
+    # cuDNN implicit-GEMM (scudnn_128xN, M = N*P*Q, N = out channels) and fused Winograd kernels, all CCs.
+    _simt(128, 128, 256, 50, 99, C, style="scudnn"), _simt(128, 64, 128, 50, 99, C, style="scudnn"),
+    _simt(128, 32, 64, 50, 99, C, style="scudnn"),
+    _simt(128, 128, 256, 50, 99, F, style="scudnn_winograd"),
 ]
+del L, B, W, C, F
 
 # Tensor-core tiles (CUTLASS defaults; GPU_FACTS.md "Kernels"): 2 stages before SM80, multistage after.
 _TENSOR = [
@@ -87,7 +135,7 @@ _TENSOR = [
 ]
 
 # Columns of the tile table the engine reads.
-TILE_COLUMNS: tuple[str, ...] = ("bm", "bn", "bk", "threads", "regs", "smem", "k_slices", "tensor")
+TILE_COLUMNS: tuple[str, ...] = ("bm", "bn", "bk", "threads", "regs", "smem", "k_slices", "tensor", "uses", "split_k", "default")
 
 
 def uses_tensor_cores(spec: GpuSpec, dtype: str) -> bool:
@@ -108,7 +156,7 @@ def _tile_table(cc: int, tensor: bool, dtype: str) -> tuple[tuple[TileDescriptio
     tiles = tuple(t for t in pool if t.min_cc <= cc <= t.max_cc)
     staged = dtype if tensor else "fp32"  # CUDA-core kernels stage operands as fp32
     table = np.array([[t.bm, t.bn, t.bk(staged), t.threads, t.registers(), t.shared_memory(staged),
-                       t.k_slices, int(tensor)] for t in tiles], dtype=np.int64)
+                       t.k_slices, int(tensor), t.uses, int(t.split_k), int(t.default)] for t in tiles], dtype=np.int64)
     return tiles, table.reshape(len(tiles), len(TILE_COLUMNS))
 
 

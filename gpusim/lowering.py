@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpusim.errors import OpError
+from gpusim.kernels import USE_BATCHED, USE_CONV, USE_FUSED_WINOGRAD, USE_LINEAR, USE_WINOGRAD
 from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, _pair
 
 # PyTorch's elementwise kernels: 128 threads, 4 elements per thread (ATen Loops.cuh).
@@ -34,6 +35,8 @@ class GemmProblem:
     batch: int
     dram_bytes: float
     label: str = "gemm"
+    use: int = USE_LINEAR  # which of the library's kernel lists applies (gpusim.kernels USE_*)
+    layout: str = "tn"  # cuBLAS operand layout suffix of the kernel name ("" for cuDNN kernels)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def lower(op: Op, elem_bytes: int, simt: bool) -> list[Algorithm]:
         return [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
     if isinstance(op, Matmul):
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
-        return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved),))]
+        return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
     if isinstance(op, MemoryOp):
         moved = (op.elements_in + op.elements_out) * elem_bytes
         return [Algorithm(op.kind, (StreamProblem(op.kind, op.elements_out, moved, op.flops),))]
@@ -86,7 +89,8 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool) -> list[Algorithm]:
     if op.is_depthwise:
         return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
                                                        DEPTHWISE_THREADS, 1),))]
-    algos = [Algorithm("implicit_gemm", (GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved),))]
+    algos = [Algorithm("implicit_gemm", (GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved,
+                                                              "gemm", USE_CONV, ""),))]
     winograd_ok = (simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1)
                    and _pair(op.dilation) == (1, 1))
     if winograd_ok:
@@ -101,7 +105,8 @@ def _winograd_nonfused(op: Conv2d, p: int, q: int, elem_bytes: int) -> Algorithm
     x_in = op.batch * c * op.height * op.width
     data = StreamProblem("winograd_data_transform", tiles * c, (x_in + 36 * tiles * c) * elem_bytes, 36.0 * tiles * c * 4)
     filt = StreamProblem("winograd_filter_transform", k * c, (9 + 36) * k * c * elem_bytes, 36.0 * k * c * 4)
-    gemm = GemmProblem(tiles, k, c, 36, 36 * (tiles * c + c * k + tiles * k) * elem_bytes, "winograd_gemm")
+    gemm = GemmProblem(tiles, k, c, 36, 36 * (tiles * c + c * k + tiles * k) * elem_bytes, "winograd_gemm",
+                       USE_WINOGRAD, "nn")
     out = StreamProblem("winograd_output_transform", tiles * k, (36 * tiles * k + op.batch * k * p * q) * elem_bytes,
                         36.0 * tiles * k * 4)
     return Algorithm("winograd_nonfused", (data, filt, gemm, out))
@@ -111,4 +116,4 @@ def _winograd_fused(op: Conv2d, p: int, q: int, elem_bytes: int, moved: float) -
     """F(2x2, 3x3) in one kernel: 16 GEMMs over 4x4 input tiles, transforms done in registers."""
     tiles = op.batch * -(-p // 2) * -(-q // 2)
     return Algorithm("winograd_fused", (GemmProblem(tiles, op.out_channels, op.in_channels, 16, moved,
-                                                    "winograd_fused"),))
+                                                    "winograd_fused", USE_FUSED_WINOGRAD, ""),))

@@ -110,6 +110,7 @@ class LoweredOps:
         sp = [self.entries[e][3] for e in self.stream_at]
         self.gemm_cols = np.array([(g.m, g.n, g.k, g.batch) for g in gp], np.int64).reshape(-1, 4).T.copy()
         self.gemm_bytes = np.array([g.dram_bytes for g in gp], np.float64)
+        self.gemm_use = np.array([g.use for g in gp], np.int64)
         self.gemm_scale_index = np.array([CONSTANT_NAMES.index(_RATE_SCALES[g.label]) if g.label in _RATE_SCALES
                                           else -1 for g in gp], np.int64)
         self.stream_cols = np.array([(s.work, s.threads, s.work_per_thread) for s in sp], np.int64).reshape(-1, 3).T.copy()
@@ -130,7 +131,7 @@ class LoweredOps:
         if len(self.gemm_at):
             scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
             gemm = gemm_select(*self.gemm_cols, self.gemm_bytes, scale, self.elem, self.table, self.limits,
-                               self.device, c, self.allow_split_k)
+                               self.device, c, self.allow_split_k, self.gemm_use)
         if len(self.stream_at):
             work, threads, per_thread = self.stream_cols
             stream = stream_launch(work, self.stream_bytes, self.stream_flops, threads, per_thread, 32,
@@ -169,9 +170,9 @@ class LoweredOps:
         rows: dict[int, tuple] = {}
         for pos, e in enumerate(self.gemm_at):
             j = gemm[0][pos]
-            label = self.entries[e][3].label
-            name = tiles[j].name(self.spec, self.dtype)
-            rows[e] = (name if label == "gemm" else f"{label}[{name}]", tiles[j].threads, gemm[2][pos], gemm[3][pos],
+            label, layout = self.entries[e][3].label, self.entries[e][3].layout
+            name = tiles[j].name(self.spec, self.dtype, layout)
+            rows[e] = (name if label == "gemm" or not layout else f"{label}[{name}]", tiles[j].threads, gemm[2][pos], gemm[3][pos],
                        gemm[4][pos], gemm[5][pos], gemm[6][pos], gemm[1][pos])
         for pos, e in enumerate(self.stream_at):
             s = self.entries[e][3]

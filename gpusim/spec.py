@@ -19,6 +19,7 @@ from gpusim.errors import SpecError
 from hw_specs import CC_DIR, DEVICE_DIR
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
+DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
 ARCHITECTURES = ("maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell")
 
 

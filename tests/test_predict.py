@@ -69,3 +69,34 @@ def test_gpusim_imports_without_torch():
     code = ("import sys, gpusim; gpusim.predict(gpusim.Linear(64, 64, 64), 't4', 'fp16'); "
             "assert 'torch' not in sys.modules, 'gpusim imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Recorded rows of ../shared/data/measured/neusight (kernel name and grid x*y*z), reproduced by the
+# per-architecture kernel lists in gpusim/kernels.py.
+@pytest.mark.parametrize("op,gpu,kernel,grid", [
+    # bmm B=128 M=1024 N=128 K=1024 on A100: ampere_sgemm_128x128_nn, grid 8 x 8 x 128
+    (gpusim.Matmul(128, m=1024, n=1024, k=128), "a100-pcie-40gb", "ampere_sgemm_128x128_nn", 8 * 8 * 128),
+    # bmm B=40 M=512 N=256 K=512 on P100: maxwell_sgemm_128x64_nn, grid 4 x 8 x 40
+    (gpusim.Matmul(40, m=512, n=512, k=256), "p100", "maxwell_sgemm_128x64_nn", 4 * 8 * 40),
+    # linear rows=4096 in=8192 out=1024 on P4: sgemm_128x128x8_NT_vec, grid 4 x 4 x 16 (= 8 x 32 tiles)
+    (gpusim.Linear(4096, 8192, 1024), "p4", "sgemm_128x128x8_NT_vec", 256),
+    # linear rows=8192 in=4096 out=4096 on P100: maxwell_sgemm_32x128_tn, grid 128 x 64
+    (gpusim.Linear(8192, 4096, 4096), "p100", "maxwell_sgemm_32x128_tn", 128 * 64),
+])
+def test_recorded_library_kernel_and_grid_are_reproduced(op, gpu, kernel, grid):
+    k = gpusim.predict(op, gpu, "fp32").main_launches()[0]
+    assert (k.kernel, k.grid) == (kernel, grid)
+
+
+def test_sm80_cublas_sgemm_never_splits_k():
+    # A100 rows record grid z = 1 even for 6 x 4 tiles over K = 30522 (sliced1x4 kernels instead)
+    k = gpusim.predict(gpusim.Linear(512, 30522, 768), "a100-pcie-40gb", "fp32").main_launches()[0]
+    assert k.split_k == 1 and k.kernel.startswith("ampere_sgemm_")
+
+
+def test_kernel_lists_differ_by_use():
+    from gpusim.kernels import USE_BATCHED, USE_LINEAR, gemm_tiles
+    tiles, table = gemm_tiles(gpusim.load_spec("a100-pcie-40gb"), "fp32")
+    batched = [(t.bm, t.bn) for t in tiles if t.uses & USE_BATCHED]
+    assert batched == [(128, 128)]
+    assert any(t.k_slices == 4 and t.uses & USE_LINEAR for t in tiles)

@@ -121,7 +121,7 @@ def constants_by_family(shared: np.ndarray, families: dict[str, np.ndarray], wan
 
 
 def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataSet]) -> None:
-    from wavecut.output import write_text_atomic
+    from gpusim.atomic_write import write_text_atomic
     files = sorted({f"../shared/data/measured/{f}" for f in NEUSIGHT_FILES})
     command = "python3 -m validation.calibrate --write"
     header = "# Written by validation/calibrate.py: do not edit by hand.\n"
