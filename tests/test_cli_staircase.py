@@ -30,6 +30,7 @@ def test_bad_range_and_unknown_gpu_are_one_line_errors():
         assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
 
 
-def test_quickstart_runs_on_the_default_gpu():
+def test_quickstart_plans_the_default_model_on_the_default_gpu():
     r = run_cli("quickstart")
-    assert r.returncode == 0 and "A100" in r.stdout and "waves" in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert "resnet50" in r.stdout and "A100" in r.stdout and "uniform" in r.stdout and "waves" in r.stdout

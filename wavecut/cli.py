@@ -7,15 +7,18 @@ import click
 import typer
 
 from gpusim.errors import WavecutError
-from wavecut import predict_cmd, specs_cmd, staircase_cmd, validate_cmd
+from wavecut import plan_cmd, predict_cmd, specs_cmd, staircase_cmd, validate_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Wave-aware GPU latency prediction and channel planning.")
 app.add_typer(specs_cmd.app, name="specs")
 app.add_typer(validate_cmd.app, name="validate")
 app.command("staircase")(staircase_cmd.staircase)
-app.command("quickstart")(staircase_cmd.quickstart)
+app.command("quickstart")(plan_cmd.quickstart)
 app.command("predict")(predict_cmd.predict)
+app.command("plan")(plan_cmd.plan)
+app.command("snap")(plan_cmd.snap)
+app.command("apply")(plan_cmd.apply)
 
 
 def main() -> None:

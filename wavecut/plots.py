@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gpusim.staircase import StairPoint, step_edges  # noqa: E402
-from wavecut.output import write_atomic  # noqa: E402
+from gpusim.atomic_write import write_atomic  # noqa: E402
 
 
 def plot_staircase(points: Sequence[StairPoint], title: str, path: Path) -> None:

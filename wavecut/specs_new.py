@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from gpusim.errors import SpecError, WavecutError
 from gpusim.spec import load_limits
-from wavecut.output import console, write_text_atomic
+from gpusim.atomic_write import write_text_atomic
+from wavecut.output import console
 
 READ = "torch.cuda.get_device_properties on the device"
 ARCHITECTURE_BY_CC = {"5": "maxwell", "6": "pascal", "7.0": "volta", "7.2": "volta", "7.5": "turing", "8.0": "ampere",

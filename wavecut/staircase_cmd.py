@@ -1,4 +1,4 @@
-"""`wavecut staircase`: sweep one dimension of one op and show the latency steps; `wavecut quickstart`."""
+"""`wavecut staircase`: sweep one dimension of one op and show the latency steps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +8,10 @@ from rich.table import Table
 
 from gpusim.errors import WavecutError
 from gpusim.ops import Conv2d, Linear, Matmul, Op
+from gpusim.spec import DEFAULT_GPU
 from gpusim.staircase import StairPoint, step_edges, sweep
 from wavecut.output import console, print_json
 
-DEFAULT_GPU = "a100"
 OPS = ("conv2d", "depthwise", "linear", "bmm")
 
 
@@ -108,16 +108,3 @@ def _print_steps(points: list[StairPoint], key: str) -> None:
         table.add_row(str(p.value), f"{p.latency_us:.1f}", p.kernel, str(p.grid), str(p.ctas_per_sm),
                       str(p.waves), f"{p.tail_fill:.2f}")
     console.print(table)
-
-
-def quickstart(gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file")) -> None:
-    """The embedded default job: a conv staircase and a layer prediction on the default GPU."""
-    from gpusim import load_spec, predict
-    spec = load_spec(gpu)
-    console.print(f"[bold]{spec.name}[/bold]: {spec.sm_count} SMs, clock used {spec.device.sustained_clock_mhz:.0f} MHz")
-    _print_steps(sweep(Conv2d(32, 256, 256, 14, 14, 3, 1, 1), "out_channels", range(1, 513), spec, "fp16"),
-                 "out_channels")
-    layer = Conv2d(32, 256, 256, 14, 14, 3, 1, 1, name="resnet.layer3.conv (32x256x14x14, 3x3)")
-    k = predict(layer, spec, "fp16").launches[0]
-    console.print(f"{layer.name}: {k.kernel}, grid {k.grid} CTAs, {k.ctas_per_sm} per SM ({k.limiter}), "
-                  f"{k.waves} waves, tail {k.tail_fill:.0%}, {k.time_us:.1f} us")

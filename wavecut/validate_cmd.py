@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gpusim.errors import WavecutError
-from wavecut.output import console, print_json, write_atomic, write_text_atomic
+from gpusim.atomic_write import write_atomic, write_text_atomic
+from wavecut.output import console, print_json
 
 if TYPE_CHECKING:
     from validation.measure import Task

@@ -1,0 +1,134 @@
+"""Planner benchmark: plans against uniform pruning at equal budgets, and snap applied to uniform pruning.
+
+For each model (prepared once: groups, magnitude importance, trace at 3x224x224), GPU, batch (fp16, fused):
+- plans at budgets 0.5/0.7/0.9 of the unpruned latency: predicted latency, budget met, channels and
+  importance kept against uniform pruning (and uniform rounded to 8) at the same budget, planning time;
+- snap applied to uniform pruning at ratios 0.3/0.5/0.7: latency, channels and importance before and after.
+
+    python benchmarks/planner.py [--quick] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# This file is named like the package it measures: drop its folder from the path so `planner` is the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from planner.allocate import uniform_widths  # noqa: E402
+from planner.plan import allocate, compare, prepare, problem_for  # noqa: E402
+from planner.snap import snap  # noqa: E402
+
+MODELS = ("resnet50", "mobilenet_v2", "vgg16")
+GPUS = ("a100", "h100", "t4")
+BATCHES = (1, 32)
+BUDGETS = (0.5, 0.7, 0.9)
+RATIOS = (0.3, 0.5, 0.7)
+
+
+def plan_rows(problem, model: str, gpu: str, batch: int, prepare_s: float) -> list[dict]:
+    """One row per budget: the plan against both uniform baselines."""
+    base = problem.model.latency(problem.full)
+    rows = []
+    for fraction in BUDGETS:
+        budget = fraction * base
+        start = time.perf_counter()
+        try:
+            widths = allocate(problem, budget)
+        except Exception as exc:  # an unreachable budget is a result, reported as such
+            rows.append({"model": model, "gpu": gpu, "batch": batch, "budget": fraction, "error": str(exc)})
+            continue
+        plan_s = time.perf_counter() - start
+        plan, uniform, rounded = compare(problem, widths, budget)
+        rows.append({"model": model, "gpu": gpu, "batch": batch, "budget": fraction, "baseline_us": base,
+                     "budget_us": budget, "plan_us": plan.latency_us, "met": plan.latency_us <= budget,
+                     "plan_channels": plan.channels, "plan_importance": plan.importance,
+                     "uniform_us": uniform.latency_us, "uniform_channels": uniform.channels,
+                     "uniform_importance": uniform.importance, "round8_us": rounded.latency_us,
+                     "round8_channels": rounded.channels, "round8_importance": rounded.importance,
+                     "allocate_s": plan_s, "planning_s": plan_s + prepare_s})
+    return rows
+
+
+def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
+    """One row per uniform pruning ratio: before and after snapping."""
+    rows = []
+    for ratio in RATIOS:
+        widths = uniform_widths(problem, 1 - ratio)
+        snapped, moves = snap(problem, widths)
+        before, after = problem.model.latencies([widths, snapped])
+        rows.append({"model": model, "gpu": gpu, "batch": batch, "ratio": ratio, "uniform_us": before,
+                     "snapped_us": after, "latency_change": after / before - 1,
+                     "uniform_channels": int(widths.sum()), "snapped_channels": int(snapped.sum()),
+                     "uniform_importance": problem.importance(widths) / problem.importance(problem.full),
+                     "snapped_importance": problem.importance(snapped) / problem.importance(problem.full),
+                     "moves": len(moves)})
+    return rows
+
+
+def main() -> None:
+    """Run the grid, print a line per case (and one JSON object last with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="resnet50 on a100 and t4, batch 1 and 32 only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    models, gpus = (MODELS[:1], ("a100", "t4")) if args.quick else (MODELS, GPUS)
+    plans, snaps = [], []
+    for model in models:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prep = prepare(model)
+        prepare_s = time.perf_counter() - start
+        for gpu in gpus:
+            for batch in BATCHES:
+                problem = problem_for(prep, gpu, batch)
+                plans += plan_rows(problem, model, gpu, batch, prepare_s)
+                snaps += snap_rows(problem, model, gpu, batch)
+    for r in plans:
+        if "error" in r:
+            print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: {r['error']}")
+            continue
+        print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: plan {r['plan_us']:8.1f} us"
+              f" (budget {r['budget_us']:8.1f}) importance {r['plan_importance']:.3f} ch {r['plan_channels']:6d} | "
+              f"uniform {_imp(r['uniform_importance'])} ch {r['uniform_channels'] or '-'} | "
+              f"round8 {_imp(r['round8_importance'])} | {r['allocate_s']:.2f} s "
+              f"(+{r['planning_s'] - r['allocate_s']:.1f} s prepare)")
+    for r in snaps:
+        print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
+              f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
+              f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}")
+    summary = _summary(plans, snaps)
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    if args.json:
+        print(json.dumps({"summary": summary, "plans": plans, "snaps": snaps}, default=float))
+
+
+def _imp(value: float | None) -> str:
+    return "   -  " if value is None else f"{value:.3f}"
+
+
+def _summary(plans: list[dict], snaps: list[dict]) -> dict:
+    ok = [r for r in plans if "error" not in r]
+    compared = [r for r in ok if r["uniform_importance"] is not None]
+    changes = np.array([r["latency_change"] for r in snaps])
+    return {"plans": len(plans), "unreachable": len(plans) - len(ok), "budget_met": sum(r["met"] for r in ok),
+            "uniform_meets_budget": len(compared),
+            "plan_ge_uniform": sum(r["plan_importance"] >= r["uniform_importance"] - 1e-12 for r in compared),
+            "plan_gt_uniform": sum(r["plan_importance"] > r["uniform_importance"] + 1e-9 for r in compared),
+            "mean_importance_gain": float(np.mean([r["plan_importance"] - r["uniform_importance"] for r in compared]))
+            if compared else 0.0,
+            "max_planning_s": max((r["planning_s"] for r in ok), default=0.0),
+            "snap_mean_latency_change": float(changes.mean()) if len(changes) else 0.0,
+            "snap_best_latency_change": float(changes.min()) if len(changes) else 0.0,
+            "snap_worst_latency_change": float(changes.max()) if len(changes) else 0.0}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Allocation: the group widths that keep the most importance within a latency budget.
+
+1. Latency-saliency greedy: from full width, repeatedly take the move (a group to one of its lower step
+   edges) that loses the least importance per microsecond saved, re-pricing the groups that share ops
+   with the moved one, until the budget is met. Running latency is exact: only the moved group's ops change.
+2. Fill: while slack remains, grow the group that gains the most importance per microsecond (free
+   growth first) among its step edges.
+3. Edges: every group grows to the right edge of its current step (more channels, same latency).
+The best of this and the uniform baselines (also grown to their step edges) that meet the budget is kept,
+so a plan never keeps less importance than uniform pruning at the same budget.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpusim.errors import WavecutError
+from planner.candidates import WidthModel, candidate_widths
+
+EPS_US = 1e-9
+
+
+@dataclass
+class Problem:
+    """A priced network, its groups' allowed widths and the importance kept at each width."""
+
+    model: WidthModel
+    allowed: list[list[int]]  # per group, ascending; [full] for locked groups
+    cum: list[np.ndarray]  # cum[g][w]: importance kept with the top-w channels of group g
+
+    @property
+    def full(self) -> np.ndarray:
+        """Full width of each group."""
+        return self.model.full
+
+    def importance(self, widths: np.ndarray) -> float:
+        """Importance kept at `widths` (sum over groups of their top channels' scores)."""
+        return float(sum(c[w] for c, w in zip(self.cum, widths)))
+
+    def lowest(self) -> np.ndarray:
+        """Every group at its narrowest allowed width."""
+        return np.array([a[0] for a in self.allowed], dtype=np.int64)
+
+
+def cumulative_importance(scores: np.ndarray) -> np.ndarray:
+    """Importance kept at each width 0..n when the highest scores are kept; scores are scaled to mean 1."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    s = s / s.mean() if s.mean() > 0 else np.ones_like(s)
+    return np.concatenate([[0.0], np.cumsum(s)])
+
+
+def greedy(problem: Problem, budget_us: float) -> np.ndarray:
+    """Latency-saliency greedy down to the budget, then fill up to it (see the module doc)."""
+    model = problem.model
+    widths = problem.full.copy()
+    cands = candidate_widths(model, problem.allowed, widths)
+    prunable = [g for g, a in enumerate(problem.allowed) if len(a) > 1]
+    tables = dict(zip(prunable, model.group_tables([(g, cands[g]) for g in prunable], widths)))
+    latency = model.latency(widths)
+    stale: set[int] = set()
+    while latency > budget_us:
+        move = _best_move(problem, cands, tables, widths, down=True, slack=np.inf)
+        if move is None:
+            break
+        latency += _apply(problem, cands, tables, widths, move, stale)
+    while True:
+        move = _best_move(problem, cands, tables, widths, down=False, slack=budget_us - latency)
+        if move is None:
+            return widths
+        latency += _apply(problem, cands, tables, widths, move, stale)
+
+
+def _best_move(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
+               down: bool, slack: float) -> tuple[int, int, float] | None:
+    """(group, new width, latency change) with the best importance-per-microsecond, or None."""
+    best, best_key = None, None
+    for g, table in tables.items():
+        here = cands[g].index(widths[g])
+        for j, w in enumerate(cands[g]):
+            if (w < widths[g]) != down or w == widths[g]:
+                continue
+            d_lat = table[j] - table[here]
+            d_imp = problem.cum[g][w] - problem.cum[g][widths[g]]
+            if down:
+                if d_lat >= -EPS_US:
+                    continue
+                key = (d_imp / -d_lat,)  # importance kept per microsecond saved: larger (less negative) is better
+            else:
+                if d_lat > slack or d_imp <= 0:
+                    continue
+                key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US))
+            if best_key is None or key > best_key:
+                best, best_key = (g, w, d_lat), key
+    return best
+
+
+def _apply(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
+           move: tuple[int, int, float], stale: set[int]) -> float:
+    """Take the move if its group's prices are fresh (lazy greedy); else re-price the group and take nothing.
+
+    Returns the latency change. Neighbours of a moved group become stale: their prices are refreshed only
+    when they are chosen next, so the running latency stays exact."""
+    g, w, d_lat = move
+    if g in stale:
+        stale.discard(g)
+        tables[g] = problem.model.group_tables([(g, cands[g])], widths)[0]
+        return 0.0
+    widths[g] = w
+    tables[g] = problem.model.group_tables([(g, cands[g])], widths)[0]
+    stale.update(h for h in problem.model.neighbours(g) if h in tables)
+    return d_lat
+
+
+def grow_to_edges(problem: Problem, widths: np.ndarray) -> np.ndarray:
+    """Move every group up to the right edge of its current step (widest width at no extra latency)."""
+    widths = widths.copy()
+    for g, allowed in enumerate(problem.allowed):
+        above = [int(widths[g])] + [w for w in allowed if w > widths[g]]
+        if len(above) < 2:
+            continue
+        table = problem.model.group_tables([(g, above)], widths)[0]
+        widths[g] = max(w for w, t in zip(above, table) if t <= table[0] + EPS_US)
+    return widths
+
+
+def unreachable(problem: Problem, budget_us: float) -> WavecutError:
+    """The one-line error for a budget below the lowest latency the groups can reach."""
+    low = problem.model.latency(problem.lowest())
+    return WavecutError(f"budget {budget_us:.1f} us cannot be reached: the lowest predicted latency is {low:.1f} us "
+                        f"(every group at its minimum width); raise the budget or lower the minimum width")
+
+
+UNIFORM_KEEPS = np.round(np.arange(1.0, 0.0, -0.01), 2)
+
+
+def uniform_widths(problem: Problem, keep: float, round_to: int = 1) -> np.ndarray:
+    """Every prunable group at `keep` of its width (floored to a multiple of round_to), clipped to its allowed range."""
+    widths = []
+    for full, allowed in zip(problem.full, problem.allowed):
+        w = int(round(full * keep)) if round_to == 1 else int(full * keep) // round_to * round_to
+        widths.append(min(full, max(allowed[0], w)))
+    return np.array(widths, dtype=np.int64)
+
+
+def uniform_at_budget(problem: Problem, budget_us: float, round_to: int = 1) -> tuple[float, np.ndarray] | None:
+    """The largest uniform keep ratio (1% steps) whose predicted latency meets the budget, and its widths."""
+    configs = [uniform_widths(problem, k, round_to) for k in UNIFORM_KEEPS]
+    latencies = problem.model.latencies(configs)
+    for keep, widths, latency in zip(UNIFORM_KEEPS, configs, latencies):
+        if latency <= budget_us:
+            return float(keep), widths
+    return None

@@ -1,0 +1,188 @@
+"""Pricing channel widths: a traced network whose ops follow the channel groups' widths, and each group's step edges.
+
+Latency is additive over ops and a group's width changes only the ops that read or write its
+channels, so a group is priced by re-predicting just those ops (one vectorised gpusim call for all
+its candidate widths). Every channel-dependent field of an op scales with its group's width:
+conv/linear in and out channels, a depthwise conv's groups, and the element counts of memory-bound
+ops (BN, activations, adds, pooling, SE scales), so `ops(widths)` is exactly what tracing the pruned
+model gives.
+
+Alignment (widths are multiples of it, so tensor-core tiles stay whole): 8 for fp16/bf16 (16-byte
+vectors), 4 for tf32, 16 for int8, 1 for fp32 (CUDA cores have no tile-shape rule). Minimum width:
+max(8, 10% of the full width), rounded up to the alignment; a group never exceeds its full width.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import gpusim
+from gpusim.ops import Conv2d, Linear, MemoryOp, Op
+from gpusim.staircase import StairPoint, step_edges
+from planner.groups import ChannelGroup
+from planner.lowering import GEMM, with_batch
+from planner.network import Network
+
+ALIGNMENT = {"fp16": 8, "bf16": 8, "tf32": 4, "int8": 16, "fp32": 1}
+MIN_CHANNELS = 8
+MIN_FRACTION = 0.1
+
+
+def alignment(dtype: str) -> int:
+    """The channel multiple that keeps `dtype`'s tensor-core tiles whole."""
+    return ALIGNMENT[dtype]
+
+
+def minimum_width(full: int, align: int, floor: int = MIN_CHANNELS, fraction: float = MIN_FRACTION) -> int:
+    """The narrowest width a group may take: max(floor, fraction of full), rounded up to `align`, at most full."""
+    return min(full, _round_up(max(floor, math.ceil(fraction * full)), align))
+
+
+def allowed_widths(full: int, align: int, min_width: int) -> list[int]:
+    """Aligned widths from min_width to full, plus full itself (which is always allowed)."""
+    return sorted({*range(_round_up(min_width, align), full + 1, align), full})
+
+
+def _round_up(value: int, align: int) -> int:
+    return -(-value // align) * align
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """How one op depends on the groups: fields scaled by a group's width ratio."""
+
+    fields: tuple[tuple[str, int], ...]  # (op field, group index) pairs
+    inputs: tuple[tuple[int, int], ...] = ()  # memory ops: (elements, group index or -1) per input tensor
+
+
+class WidthModel:
+    """A traced network whose ops follow per-group widths, for one GPU, batch, dtype and mode."""
+
+    def __init__(self, network: Network, groups: list[ChannelGroup], gpu: str | gpusim.GpuSpec, batch: int,
+                 dtype: str, mode: str) -> None:
+        self.network, self.groups = network, groups
+        self.spec = gpusim.load_spec(gpu)
+        self.batch, self.dtype, self.mode = batch, dtype, mode
+        self.full = np.array([g.full_width for g in groups], dtype=np.int64)
+        lowered = network.lowered(mode)
+        self.names = [low.node for low in lowered]
+        self.base_ops: list[Op] = [with_batch(low.op, batch) for low in lowered]
+        labels = _channel_labels(network, groups)
+        self.scaled = [_scaling(network, low.node, low.op, labels) for low in lowered]
+        self.ops_of: list[list[int]] = [[] for _ in groups]  # op indices that read or write each group
+        for i, s in enumerate(self.scaled):
+            for g in _groups_of(s):
+                self.ops_of[g].append(i)
+
+    def op_at(self, i: int, widths: np.ndarray) -> Op:
+        """Op i with every group at `widths`."""
+        s, op = self.scaled[i], self.base_ops[i]
+        if not s.fields:
+            return op
+        change = {f: _scale(getattr(op, f), widths[g], self.full[g]) for f, g in s.fields}
+        if s.inputs:
+            if op.elements_in == self.batch * sum(n for n, _ in s.inputs):
+                change["elements_in"] = self.batch * sum(n if g < 0 else _scale(n, widths[g], self.full[g])
+                                                         for n, g in s.inputs)
+            else:
+                change["elements_in"] = _scale(op.elements_in, change["elements_out"], op.elements_out)
+        return dataclasses.replace(op, **change)
+
+    def ops(self, widths: np.ndarray) -> list[Op]:
+        """Every op of the network with the groups at `widths`."""
+        return [self.op_at(i, widths) for i in range(len(self.base_ops))]
+
+    def predict(self, widths: np.ndarray) -> gpusim.Prediction:
+        """Full-network prediction with the groups at `widths`."""
+        return gpusim.predict(self.ops(widths), self.spec, self.dtype)
+
+    def latency(self, widths: np.ndarray) -> float:
+        """Total predicted latency (us) with the groups at `widths`."""
+        return self.predict(widths).total_us
+
+    def latencies(self, configs: list[np.ndarray]) -> list[float]:
+        """Total latency of each width vector in `configs` (one gpusim call)."""
+        n = len(self.base_ops)
+        ops = [op for widths in configs for op in self.ops(widths)]
+        times = gpusim.predict(ops, self.spec, self.dtype).op_times_us if ops else np.zeros(0)
+        return [float(times[k * n:(k + 1) * n].sum()) for k in range(len(configs))]
+
+    def group_tables(self, requests: list[tuple[int, list[int]]], widths: np.ndarray) -> list[np.ndarray]:
+        """For each (group, candidate widths): latency of the group's ops at each candidate, others at `widths`.
+
+        One gpusim call for all requests."""
+        ops: list[Op] = []
+        for g, cands in requests:
+            w = widths.copy()
+            for c in cands:
+                w[g] = c
+                ops.extend(self.op_at(i, w) for i in self.ops_of[g])
+        times = gpusim.predict(ops, self.spec, self.dtype).op_times_us if ops else np.zeros(0)
+        tables, at = [], 0
+        for g, cands in requests:
+            n = len(self.ops_of[g])
+            tables.append(times[at:at + n * len(cands)].reshape(len(cands), n).sum(axis=1))
+            at += n * len(cands)
+        return tables
+
+    def neighbours(self, g: int) -> set[int]:
+        """Groups that share an op with group g (their prices change when g's width does)."""
+        return {h for i in self.ops_of[g] for h in _groups_of(self.scaled[i])} - {g}
+
+
+def _groups_of(s: _Scaled) -> set[int]:
+    return {g for _, g in s.fields} | {g for _, g in s.inputs if g >= 0}
+
+
+def _scale(value: int, width: int, full: int) -> int:
+    scaled, rest = divmod(int(value) * int(width), int(full))
+    if rest:
+        raise ValueError(f"channel field {value} is not a whole multiple of the group width {full}")
+    return scaled
+
+
+def _channel_labels(network: Network, groups: list[ChannelGroup]) -> dict[str, int | None]:
+    """The group of each node's output channels (None: fixed). Conv/linear outputs start a group's tensor;
+    every other node carries its first tensor input's channels (BN, activations, adds, pooling, flatten, SE)."""
+    out_group = {name: i for i, g in enumerate(groups) if g.prunable for name in g.producers}
+    labels: dict[str, int | None] = {}
+    for node, data in network.graph.nodes(data=True):
+        if data["role"] == GEMM:
+            labels[node] = out_group.get(node)
+        else:
+            labels[node] = labels.get(data["inputs"][0]) if data["inputs"] else None
+    return labels
+
+
+def _scaling(network: Network, node: str, op: Op, labels: dict[str, int | None]) -> _Scaled:
+    """Which fields of `node`'s op follow which group."""
+    data = network.graph.nodes[node]
+    out = labels[node]
+    src = labels.get(data["inputs"][0]) if data["inputs"] else None
+    if len(data["ops"]) != 1:
+        return _Scaled(())  # multi-op nodes (attention) touch only locked groups
+    fields: list[tuple[str, int | None]] = []
+    if isinstance(op, Conv2d):
+        fields = [("in_channels", src), ("out_channels", out)] + ([("groups", out)] if op.is_depthwise else [])
+    elif isinstance(op, Linear):
+        fields = [("in_features", src), ("out_features", out)]
+    elif isinstance(op, MemoryOp) and out is not None:
+        shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
+        inputs = tuple((math.prod(s), -1 if labels[i] is None else labels[i]) for s, i in zip(shapes, data["inputs"]))
+        return _Scaled((("elements_out", out),), inputs)
+    return _Scaled(tuple((f, g) for f, g in fields if g is not None))
+
+
+def right_edges(widths: list[int], table: np.ndarray) -> list[int]:
+    """The right edge of each latency step: the widths priced lower than every larger width."""
+    points = [StairPoint(w, float(t), "", 0, 0, 0, 0.0) for w, t in zip(widths, table)]
+    return [p.value for p in step_edges(points)]
+
+
+def candidate_widths(model: WidthModel, allowed: list[list[int]], widths: np.ndarray) -> list[list[int]]:
+    """Each group's step edges among its allowed widths, the other groups at `widths` (one gpusim call)."""
+    tables = model.group_tables(list(enumerate(allowed)), widths)
+    return [right_edges(a, t) for a, t in zip(allowed, tables)]

@@ -1,0 +1,84 @@
+"""wavecut plan: budgets, comparison with uniform pruning, unreachable budgets, exact latency bookkeeping."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from gpusim.errors import WavecutError
+from planner.allocate import cumulative_importance, uniform_widths
+from planner.candidates import allowed_widths, minimum_width
+from planner.plan import make_plan, parse_budget, prepare, problem_for
+from tests.conftest import run_cli
+
+SHAPE = (3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare("resnet18", SHAPE)
+
+
+def test_budget_parsing() -> None:
+    assert parse_budget("0.7", 1000.0) == pytest.approx(700.0)
+    assert parse_budget("2.5ms", 1000.0) == 2500.0
+    assert parse_budget("800us", 1000.0) == 800.0
+    for bad in ("1.5", "0", "-3ms", "fast"):
+        with pytest.raises(WavecutError, match="--budget"):
+            parse_budget(bad, 1000.0)
+
+
+def test_widths_respect_minimum_and_alignment() -> None:
+    assert minimum_width(64, 8) == 8 and minimum_width(512, 8) == 56 and minimum_width(100, 1) == 10
+    assert allowed_widths(100, 8, 16) == [16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 100]
+    cum = cumulative_importance(np.array([3.0, 1.0, 2.0]))
+    assert cum.tolist() == pytest.approx([0.0, 1.5, 2.5, 3.0])  # scaled to mean 1, best first
+
+
+@pytest.mark.parametrize("gpu,batch,budget", [("t4", 8, "0.8"), ("a100", 32, "0.75"), ("h100", 1, "0.9")])
+def test_plan_meets_budget_and_beats_uniform(resnet18, gpu: str, batch: int, budget: str) -> None:
+    plan = make_plan("resnet18", gpu, budget, batch, input_shape=SHAPE, prep=resnet18)
+    assert plan.planned_latency_us <= plan.budget_us
+    assert plan.budget_us == pytest.approx(float(budget) * plan.baseline_latency_us)
+    ours, uniform, rounded = plan.comparison
+    assert ours.latency_us == pytest.approx(plan.planned_latency_us)
+    for other in (uniform, rounded):
+        if other.latency_us is not None:
+            assert other.latency_us <= plan.budget_us
+            assert ours.importance >= other.importance
+    problem = problem_for(resnet18, gpu, batch)
+    for g, a in zip(plan.groups, problem.allowed):
+        assert g.width in a and len(g.kept) == g.width and g.kept == sorted(set(g.kept))
+    # the per-layer table adds up to the planned latency
+    assert sum(layer.after_us for layer in plan.layers) == pytest.approx(plan.planned_latency_us)
+    assert sum(layer.before_us for layer in plan.layers) == pytest.approx(plan.baseline_latency_us)
+
+
+def test_plan_keeps_strictly_more_importance_than_uniform(resnet18) -> None:
+    plan = make_plan("resnet18", "a100", "0.7", 32, input_shape=SHAPE, prep=resnet18)
+    assert plan.comparison[0].importance > plan.comparison[1].importance
+
+
+def test_kept_channels_are_the_most_important(resnet18) -> None:
+    plan = make_plan("resnet18", "t4", "0.8", 8, input_shape=SHAPE, prep=resnet18)
+    for g, scores in zip(plan.groups, resnet18.scores):
+        dropped = sorted(set(range(g.full_width)) - set(g.kept))
+        if dropped:
+            assert scores[g.kept].min() >= scores[dropped].max()
+
+
+def test_uniform_widths_are_clipped_to_the_allowed_range(resnet18) -> None:
+    problem = problem_for(resnet18, "t4", 8)
+    widths = uniform_widths(problem, 0.01, 8)
+    assert widths.tolist() == [a[0] for a in problem.allowed]
+
+
+def test_unreachable_budget_is_one_line(tmp_path) -> None:
+    result = run_cli("plan", "resnet18", "--gpu", "t4", "--budget", "5us", "--input", "3x32x32",
+                     "--out", str(tmp_path / "p.json"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "budget 5.0 us cannot be reached: the lowest predicted latency is" in result.stderr
