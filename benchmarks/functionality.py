@@ -2,8 +2,9 @@
 
 Trains a small VGG-style CNN on scikit-learn's handwritten digits (8x8 upsampled to 16x16),
 deterministically on the CPU, then prunes every conv layer at 25/50/75% of its filters and
-reports test accuracy with no retraining, after re-estimating BatchNorm statistics only (no
-weight update), and after one fine-tuning epoch.
+reports test accuracy with no retraining (removal only), with compensation (each removed filter
+folded into its nearest kept filter in the next layer, no training), each also after
+re-estimating BatchNorm statistics only (no weight update), and after one fine-tuning epoch.
 
 Run from the repository root:  python3 -m benchmarks.functionality [--quick] [--json]
 """
@@ -27,7 +28,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from planner.importance import FunctionalityImportance, MagnitudeImportance
+from planner.importance import FunctionalityImportance, MagnitudeImportance, compensate
 
 RATIOS = (0.25, 0.5, 0.75)
 IMAGE_SIZE = 16
@@ -53,6 +54,8 @@ class Result:
     seed: int
     acc_no_retrain: float
     acc_bn_recal: float
+    acc_compensated: float
+    acc_compensated_bn_recal: float
     acc_finetuned: float
 
 
@@ -137,12 +140,16 @@ def prune_plan(groups: list[tuple[int, tp.dependency.Group]], score: Callable, r
     return plan
 
 
-def apply_plan(model: nn.Module, plan: dict[int, list[int]]) -> nn.Module:
-    """A pruned copy of ``model``."""
+def apply_plan(model: nn.Module, plan: dict[int, list[int]], calibration: torch.Tensor | None = None) -> nn.Module:
+    """A pruned copy of ``model``, layer by layer; with ``calibration``, each layer is compensated first."""
     pruned = copy.deepcopy(model)
     graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
     for index, idxs in plan.items():
-        graph.get_pruning_group(pruned[index], tp.prune_conv_out_channels, idxs).prune()
+        conv = pruned[index]
+        if calibration is not None:
+            full = graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(conv.out_channels)))
+            compensate(pruned, full, sorted(set(range(conv.out_channels)) - set(idxs)), calibration)
+        graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs).prune()
     return pruned
 
 
@@ -163,32 +170,38 @@ def run(quick: bool, seeds: int, threads: int) -> tuple[float, list[Result]]:
     baseline = accuracy(model, split)
     groups = conv_groups(model)
     calibration = split.x_train[:256]
-    signatures = {"response": {"calibration": calibration}, "actmax": {"input_shape": (1, IMAGE_SIZE, IMAGE_SIZE)}}
+    signatures = {
+        "response": {"signature": "response", "calibration": calibration},
+        "response-output": {"signature": "response", "calibration": calibration, "tap": "output"},
+        "actmax": {"signature": "actmax", "input_shape": (1, IMAGE_SIZE, IMAGE_SIZE)},
+    }
     scorers: list[tuple[str, int, Callable[[float], Callable]]] = [("magnitude", 0, lambda r: MagnitudeImportance())]
-    for kind, options in signatures.items():
-        criterion = FunctionalityImportance(model, kind, progress=not quick, **options)
+    for name, options in signatures.items():
+        criterion = FunctionalityImportance(model, progress=not quick, **options)
 
         def functionality(ratio: float, criterion: FunctionalityImportance = criterion) -> Callable:
             criterion.keep_ratio = 1.0 - ratio
             return criterion
 
-        scorers.append((f"functionality-{kind}", 0, functionality))
+        scorers.append((f"functionality-{name}", 0, functionality))
     scorers += [("random", seed, lambda r, seed=seed: random_scorer(seed)) for seed in range(seeds)]
     results = []
     for ratio in RATIOS:
         for method, seed, make_scorer in scorers:
-            pruned = apply_plan(model, prune_plan(groups, make_scorer(ratio), ratio))
-            no_retrain = accuracy(pruned, split)
-            bn_recal = accuracy(recalibrate_bn(pruned, split), split)
+            plan = prune_plan(groups, make_scorer(ratio), ratio)
+            pruned, compensated = apply_plan(model, plan), apply_plan(model, plan, calibration)
+            accuracies = [accuracy(m, split) for m in (pruned, recalibrate_bn(pruned, split),
+                                                        compensated, recalibrate_bn(compensated, split))]
             train(pruned, split, epochs=1, lr=0.01, seed=seed)
-            results.append(Result(method, ratio, seed, no_retrain, bn_recal, accuracy(pruned, split)))
+            results.append(Result(method, ratio, seed, *accuracies, accuracy(pruned, split)))
     return baseline, results
 
 
 def summary_table(baseline: float, results: list[Result], seconds: float) -> Table:
     """Rich table: one row per method and ratio (random: mean, std and range over seeds)."""
     table = Table(title=f"digits 16x16 VGG-style CNN, baseline test acc {baseline:.4f} ({seconds:.0f} s)")
-    for column in ("ratio", "method", "acc no retrain", "acc BN recal", "acc after 1 epoch"):
+    for column in ("ratio", "method", "no retrain", "BN recal", "compensated", "compensated + BN recal",
+                   "after 1 epoch"):
         table.add_column(column)
     rows: dict[tuple[float, str], list[Result]] = {}
     for result in results:
@@ -203,7 +216,8 @@ def summary_table(baseline: float, results: list[Result], seconds: float) -> Tab
     for (ratio, method), group in rows.items():
         table.add_row(f"{ratio:.2f}", method if len(group) == 1 else f"{method} ×{len(group)}",
                       *(describe([getattr(r, field) for r in group])
-                        for field in ("acc_no_retrain", "acc_bn_recal", "acc_finetuned")))
+                        for field in ("acc_no_retrain", "acc_bn_recal", "acc_compensated",
+                                      "acc_compensated_bn_recal", "acc_finetuned")))
     return table
 
 
@@ -218,7 +232,7 @@ def main() -> None:
     seeds = args.seeds if args.seeds is not None else (2 if args.quick else 5)
     start = time.perf_counter()
     baseline, results = run(args.quick, seeds, args.threads)
-    Console(width=140).print(summary_table(baseline, results, time.perf_counter() - start))
+    Console(width=200).print(summary_table(baseline, results, time.perf_counter() - start))
     if args.json:
         print(json.dumps({"baseline_acc": baseline, "results": [asdict(r) for r in results]}))
 

@@ -11,6 +11,7 @@ from planner.importance import (
     FunctionalityImportance,
     MagnitudeImportance,
     cluster_channels,
+    compensate,
     compute_signatures,
     cosine_similarity,
     rank_channels,
@@ -158,3 +159,71 @@ def test_unknown_method_is_rejected() -> None:
     group = _root_group(model, model[0], torch.randn(1, 1, 6, 6))
     with pytest.raises(ValueError):
         rank_channels(model, group, "taylor")
+
+
+def _prune(model: nn.Module, layer: nn.Module, removed: list[int], example: torch.Tensor) -> None:
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    graph.get_pruning_group(layer, tp.prune_conv_out_channels, removed).prune()
+
+
+def _bn_duplicate_model(relu: bool) -> nn.Sequential:
+    """conv-BN(-ReLU)-conv: channel 1 repeats channel 0 after BN (x3 with ReLU, +0.7 without), channel 2 differs."""
+    torch.manual_seed(0)
+    middle = [nn.ReLU()] if relu else []
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), *middle,
+                          nn.Conv2d(3, 4, 1, bias=False)).eval()
+    conv, bn = model[0], model[1]
+    with torch.no_grad():
+        conv.weight[1] = -conv.weight[0]  # negated filter, undone by a negative BN scale below
+        bn.running_mean.copy_(torch.tensor([0.2, -0.2, 0.1]))
+        bn.running_var.copy_(torch.tensor([1.5, 1.5, 0.7]))
+        bn.weight.copy_(torch.tensor([0.8, -0.8 * (3.0 if relu else 1.0), 1.1]))
+        bn.bias.copy_(torch.tensor([0.1, 0.3 if relu else 0.8, -0.2]))
+    return model
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_compensation_exactly_reconstructs_a_duplicate_through_batchnorm(relu: bool) -> None:
+    model = _bn_duplicate_model(relu)
+    x = torch.randn(8, 2, 6, 6)
+    expected = model(x)
+    group = _root_group(model, model[0], x[:1])
+    partners = compensate(model, group, kept=[0, 2], calibration=x)
+    assert partners == {1: 0}
+    assert (model[-1].bias is not None) == (not relu)  # the +0.7 shift needs a bias, the x3 copy does not
+    _prune(model, model[0], [1], x[:1])
+    assert model[-1].in_channels == 2
+    assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+def test_compensation_by_layer_name_through_flatten_into_linear() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5)).eval()
+    with torch.no_grad():
+        model[0].weight[2] = 2.5 * model[0].weight[1]
+        model[0].bias[2] = 2.5 * model[0].bias[1]
+    x = torch.randn(16, 1, 6, 6)
+    expected = model(x)
+    assert compensate(model, "0", kept=[0, 1], calibration=x) == {2: 1}
+    _prune(model, model[0], [2], x[:1])
+    assert model[-1].in_features == 2 * 4 * 4
+    assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+def test_removal_without_compensation_changes_the_output() -> None:
+    model = _bn_duplicate_model(relu=True)
+    x = torch.randn(8, 2, 6, 6)
+    expected = model(x)
+    _prune(model, model[0], [1], x[:1])
+    assert not torch.allclose(model(x), expected, atol=1e-2)
+
+
+def test_next_layer_tap_sees_a_repeat_that_the_layer_output_hides() -> None:
+    model = _bn_duplicate_model(relu=True)
+    group = _root_group(model, model[0], torch.randn(1, 2, 6, 6))
+    calibration = torch.randn(16, 2, 6, 6)
+    similarity = {tap: cosine_similarity(FunctionalityImportance(model, calibration=calibration, tap=tap)
+                                         .group_signatures(group))[0, 1].item()
+                  for tap in ("next", "output")}
+    assert similarity["next"] == pytest.approx(1.0, abs=1e-5)  # post-BN-ReLU: channel 1 = 3 x channel 0
+    assert similarity["output"] == pytest.approx(-1.0, abs=1e-5)  # pre-BN: negated filter

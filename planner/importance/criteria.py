@@ -3,58 +3,26 @@
 A criterion is called on a ``torch_pruning`` dependency group (``group[0]`` is the root; every
 item has ``.dep.target.module``, ``.dep.handler``, ``.idxs`` and ``.root_idxs``) and returns one
 score per channel of the root, higher = keep. Coupled groups (e.g. convolutions joined by a
-residual add) are handled by combining every conv/linear layer whose *output* channels the
-group prunes.
+residual add) are handled by combining every conv/linear layer whose output channels the group
+prunes (or, for response signatures read at the next layer, every layer that reads them).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch_pruning as tp
 from torch import nn
-from torch_pruning.pruner import function
 
 from .magnitude import filter_l1_norms
 from .redundancy import RepresentativeRule, redundancy_scores
-from .signatures import PRUNABLE_TYPES, SignatureKind, compute_signatures, out_channels, prunable_modules
+from .signatures import SignatureKind, compute_signatures, prunable_modules
+from .slots import consumer_slots, producer_slots
 
-_OUT_CHANNEL_HANDLERS = (
-    function.prune_conv_out_channels,
-    function.prune_depthwise_conv_out_channels,
-    function.prune_linear_out_channels,
-)
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """Output channels ``idxs`` of ``module`` that sit at ``positions`` of the group's root."""
-
-    module: nn.Module
-    idxs: list[int]
-    positions: list[int]
-
-
-def _out_channel_slots(group: tp.dependency.Group) -> tuple[int, list[_Slot]]:
-    """Root width and the conv/linear layers whose output channels the group prunes."""
-    root_positions = {root: pos for pos, root in enumerate(_root_idxs(group[0]))}
-    slots = []
-    for item in group:
-        module = item.dep.target.module
-        if item.dep.handler in _OUT_CHANNEL_HANDLERS and isinstance(module, PRUNABLE_TYPES):
-            positions = [root_positions[r] for r in _root_idxs(item)]
-            slots.append(_Slot(module, list(item.idxs), positions))
-    return len(root_positions), slots
-
-
-def _root_idxs(item: object) -> list[int]:
-    """Root indices of a group item (the item's own indices when the graph did not set them)."""
-    root = getattr(item, "root_idxs", None)
-    return list(root) if root is not None else list(item.idxs)
+Tap = Literal["next", "output"]
 
 
 class MagnitudeImportance(tp.importance.Importance):
@@ -63,7 +31,7 @@ class MagnitudeImportance(tp.importance.Importance):
     @torch.no_grad()
     def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
         """One L1 score per root channel, or ``None`` for a group without conv/linear outputs."""
-        width, slots = _out_channel_slots(group)
+        width, slots = producer_slots(group)
         if not slots:
             return None
         scores = torch.zeros(width)
@@ -81,6 +49,12 @@ class FunctionalityImportance(tp.importance.Importance):
     recomputed only when the model's parameters or buffers change (in place or in shape); the
     response kind computes every conv/linear layer in one forward pass.
 
+    ``tap`` says where the response signature is read: ``"next"`` (default) at the input of the
+    layers that consume the group, i.e. after BatchNorm, activation and pooling, which is what the
+    next layer sees (falling back to ``"output"`` for a group nothing consumes); ``"output"`` at
+    the pruned layer's own output. The actmax signature always maximises the layer's own output
+    (behind a ReLU, an inactive channel would have no gradient).
+
     Without ``calibration`` the response signature uses a deterministic synthetic batch of smooth
     random images (shape from ``input_shape`` or inferred from the first layer). ``keep_ratio``
     clusters each group into exactly ``round(width * keep_ratio)`` clusters (the target width);
@@ -97,6 +71,7 @@ class FunctionalityImportance(tp.importance.Importance):
         keep_ratio: float | None = None,
         representative: RepresentativeRule = "contribution",
         progress: bool = True,
+        tap: Tap = "next",
     ) -> None:
         self.model = model
         self.signature = signature
@@ -106,7 +81,8 @@ class FunctionalityImportance(tp.importance.Importance):
         self.keep_ratio = keep_ratio
         self.representative = representative
         self.progress = progress
-        self._cache: dict[nn.Module, torch.Tensor] = {}
+        self.tap = tap
+        self._cache: dict[tuple[nn.Module, str], torch.Tensor] = {}
         self._fingerprint: tuple = ()
 
     def _model_fingerprint(self) -> tuple:
@@ -114,32 +90,37 @@ class FunctionalityImportance(tp.importance.Importance):
         tensors = [*self.model.parameters(), *self.model.buffers()]
         return tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
 
-    def signatures(self, modules: Sequence[nn.Module]) -> dict[nn.Module, torch.Tensor]:
-        """Cached signature matrix of each module, computing what is missing or stale."""
+    def signatures(
+        self, modules: Sequence[nn.Module], at: Literal["output", "input"] = "output"
+    ) -> dict[nn.Module, torch.Tensor]:
+        """Cached signature matrix of each module's output (or input) channels, computing what is missing or stale."""
         fingerprint = self._model_fingerprint()
         if fingerprint != self._fingerprint:
             self._cache.clear()
             self._fingerprint = fingerprint
-        missing = [m for m in modules if m not in self._cache or len(self._cache[m]) != out_channels(m)]
-        if missing:
-            to_compute = prunable_modules(self.model) if self.signature == "response" else missing
-            self._cache.update(
-                compute_signatures(self.model, to_compute, self.signature, self.calibration,
-                                   self.input_shape, self.progress)
-            )
-        return {m: self._cache[m] for m in modules}
+        if any((m, at) not in self._cache for m in modules):
+            to_compute = prunable_modules(self.model) if self.signature == "response" else modules
+            computed = compute_signatures(self.model, to_compute, self.signature, self.calibration,
+                                          self.input_shape, self.progress, at)
+            self._cache.update({(m, at): rows for m, rows in computed.items()})
+        return {m: self._cache[m, at] for m in modules}
 
     def group_signatures(self, group: tp.dependency.Group) -> torch.Tensor | None:
         """Unit-norm signature per root channel: the group's layer signatures side by side."""
-        width, slots = _out_channel_slots(group)
+        width, slots = consumer_slots(group)
+        at: Literal["output", "input"] = "input"
+        if self.signature != "response" or self.tap == "output" or not slots:
+            (width, slots), at = producer_slots(group), "output"
         if not slots:
             return None
-        per_module = self.signatures([slot.module for slot in slots])
+        per_module = self.signatures([slot.module for slot in slots], at)
         blocks = []
         for slot in slots:
-            rows = per_module[slot.module][slot.idxs]
-            block = torch.zeros(width, rows.shape[1])
-            block[slot.positions] = rows
+            columns = slot.columns()
+            rows = per_module[slot.module]
+            block = torch.zeros(width, len(next(iter(columns.values()))) * rows.shape[1])
+            for position, idxs in columns.items():
+                block[position] = rows[idxs].flatten()
             blocks.append(block)
         joined = torch.cat(blocks, dim=1)
         return joined / joined.norm(dim=1, keepdim=True).clamp_min(1e-12)

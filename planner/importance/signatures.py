@@ -68,20 +68,29 @@ def synthetic_batch(input_shape: Sequence[int], n: int = 16, seed: int = 0) -> t
     return (batch - batch.mean()) / batch.std()
 
 
-def _capture_outputs(
-    model: nn.Module, modules: Sequence[nn.Module], inputs: torch.Tensor
+def capture(
+    model: nn.Module,
+    modules: Sequence[nn.Module],
+    inputs: torch.Tensor,
+    at: Literal["output", "input"] = "output",
+    transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
 ) -> dict[nn.Module, torch.Tensor]:
-    """Run ``model`` on ``inputs`` until every module in ``modules`` has produced its output."""
+    """``transform`` of every module's output (or input) on ``inputs``; the pass stops once all are captured."""
     captured: dict[nn.Module, torch.Tensor] = {}
     wanted = set(modules)
+    done: set[nn.Module] = set()
 
-    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        if module in wanted:
-            captured[module] = output
-            if len(captured) == len(wanted):
-                raise _Captured
+    def record(module: nn.Module, args: tuple, *output: torch.Tensor) -> None:
+        captured[module] = transform(output[0] if output else args[0])
 
-    handles = [m.register_forward_hook(hook) for m in wanted]
+    def finish(module: nn.Module, _args: tuple, _output: torch.Tensor) -> None:
+        done.add(module)
+        if done == wanted:
+            raise _Captured
+
+    register = "register_forward_hook" if at == "output" else "register_forward_pre_hook"
+    handles = [getattr(m, register)(record) for m in wanted]
+    handles += [m.register_forward_hook(finish) for m in wanted]
     try:
         model(inputs)
     except _Captured:
@@ -111,20 +120,18 @@ def _per_channel(output: torch.Tensor, cells: int) -> torch.Tensor:
 
 @torch.no_grad()
 def response_signatures(
-    model: nn.Module, modules: Sequence[nn.Module], calibration: torch.Tensor, cells: int = 4
+    model: nn.Module,
+    modules: Sequence[nn.Module],
+    calibration: torch.Tensor,
+    cells: int = 4,
+    at: Literal["output", "input"] = "output",
 ) -> dict[nn.Module, torch.Tensor]:
-    """Response signature ``[C, N * cells**d]`` of every module, from one forward pass."""
-    pooled: dict[nn.Module, torch.Tensor] = {}
+    """Response signature ``[C, N * cells**d]`` of every module's output (or input), from one forward pass.
 
-    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        pooled[module] = _per_channel(output.float(), cells)
-
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        _capture_outputs(model, modules, calibration)
-    finally:
-        for handle in handles:
-            handle.remove()
+    ``at="input"`` describes what a layer *reads*: the channels of its input, i.e. the previous
+    layer's response after BatchNorm, activation and pooling (one row per input channel or feature).
+    """
+    pooled = capture(model, modules, calibration, at, lambda t: _per_channel(t.float(), cells))
     return {m: _centre_and_normalise(pooled[m]).cpu() for m in modules}
 
 
@@ -153,7 +160,7 @@ def _ascend(
     rows = torch.arange(len(channels))
     for step in range(steps):
         x.requires_grad_(True)
-        output = _capture_outputs(model, [module], x)[module]
+        output = capture(model, [module], x)[module]
         activation = output[rows, channels].reshape(len(channels), -1).mean(dim=1).sum()
         (grad,) = torch.autograd.grad(activation, x)
         with torch.no_grad():
@@ -207,8 +214,12 @@ def compute_signatures(
     calibration: torch.Tensor | None = None,
     input_shape: Sequence[int] | None = None,
     progress: bool = True,
+    at: Literal["output", "input"] = "output",
 ) -> dict[nn.Module, torch.Tensor]:
     """Signature matrix ``[out_channels, D]`` (rows unit-norm) for each module, of either kind.
+
+    ``at="input"`` (response only) gives one row per *input* channel instead: what the module
+    reads, see :func:`response_signatures`.
 
     The model is evaluated in eval mode and restored afterwards. Without ``calibration`` the
     response signature uses :func:`synthetic_batch` (16 smooth random inputs of ``input_shape``,
@@ -222,9 +233,9 @@ def compute_signatures(
     try:
         if kind == "response":
             batch = calibration if calibration is not None else synthetic_batch(input_shape)
-            return response_signatures(model, modules, batch.to(_device(model)))
-        if kind == "actmax":
+            return response_signatures(model, modules, batch.to(_device(model)), at=at)
+        if kind == "actmax" and at == "output":
             return actmax_signatures(model, modules, input_shape, progress=progress)
-        raise ValueError(f"unknown signature kind {kind!r}; use 'response' or 'actmax'")
+        raise ValueError(f"unknown signature kind {kind!r} at {at!r}; use 'response', or 'actmax' at 'output'")
     finally:
         model.train(was_training)
