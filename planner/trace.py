@@ -1,6 +1,8 @@
 """Trace a torch.nn.Module into a networkx DiGraph of gpusim ops with shapes (torch.fx + shape propagation)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from typing import Sequence
 
@@ -41,8 +43,11 @@ def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool 
         gm = fx.GraphModule(model, tracer.trace(model), type(model).__name__)
         _propagate_shapes(gm, x)
     except (fx.proxy.TraceError, RuntimeError, TypeError, ValueError) as exc:
+        root = exc
+        while root.__cause__ is not None:  # ShapeProp wraps the real error
+            root = root.__cause__
         raise WavecutError(f"cannot trace {type(model).__name__} on input {tuple(x.shape)}: "
-                           f"{str(exc).splitlines()[0]}") from None
+                           f"{str(root).splitlines()[0]}") from None
     graph = _build_graph(gm)
     unmapped = [n for n, d in graph.nodes(data=True) if d["unmapped"]]
     if unmapped:
@@ -57,7 +62,7 @@ def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool 
 def _propagate_shapes(gm: fx.GraphModule, x: torch.Tensor) -> None:
     """Record every node's output shape: with fake tensors (no arithmetic, so fast whatever the CPU load),
     or by running the model for real where an op has no fake-tensor kernel (custom C++ ops)."""
-    with torch.no_grad():
+    with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints failures itself
         try:
             ShapeProp(gm, fake_mode=FakeTensorMode(allow_non_fake_inputs=True)).propagate(x)
         except Exception:  # noqa: BLE001 - any failure of the fake path: fall back to the real forward
