@@ -62,10 +62,11 @@ class Algorithm:
     problems: tuple[Problem, ...]
 
 
-def lower(op: Op, elem_bytes: int, simt: bool) -> list[Algorithm]:
-    """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies)."""
+def lower(op: Op, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
+    """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies),
+    `cc` is the compute capability x10 (cuDNN's fused Winograd kernel variants depend on it)."""
     if isinstance(op, Conv2d):
-        return _lower_conv(op, elem_bytes, simt)
+        return _lower_conv(op, elem_bytes, simt, cc)
     if isinstance(op, Linear):
         moved = (op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features) * elem_bytes
         return [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
@@ -78,7 +79,7 @@ def lower(op: Op, elem_bytes: int, simt: bool) -> list[Algorithm]:
     raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
 
 
-def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool) -> list[Algorithm]:
+def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
     kh, kw = _pair(op.kernel_size)
     p, q = op.out_hw
     cin_g, cout_g = op.in_channels // op.groups, op.out_channels // op.groups
@@ -89,12 +90,14 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool) -> list[Algorithm]:
     if op.is_depthwise:
         return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
                                                        DEPTHWISE_THREADS, 1),))]
-    algos = [Algorithm("implicit_gemm", (GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved,
-                                                              "gemm", USE_CONV, ""),))]
+    # cuDNN's implicit GEMM first runs a small kernel computing the filter offsets (computeOffsetsKernel).
+    offsets = StreamProblem("compute_offsets", cin_g * kh * kw, 8.0 * cin_g * kh * kw, 0.0)
+    algos = [Algorithm("implicit_gemm", (offsets, GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups,
+                                                              moved, "gemm", USE_CONV, ""),))]
     winograd_ok = (simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1)
                    and _pair(op.dilation) == (1, 1))
     if winograd_ok:
-        algos += [_winograd_nonfused(op, p, q, elem_bytes), _winograd_fused(op, p, q, elem_bytes, moved)]
+        algos += [_winograd_nonfused(op, p, q, elem_bytes), *_winograd_fused(op, p, q, elem_bytes, moved, cc)]
     return algos
 
 
@@ -112,8 +115,35 @@ def _winograd_nonfused(op: Conv2d, p: int, q: int, elem_bytes: int) -> Algorithm
     return Algorithm("winograd_nonfused", (data, filt, gemm, out))
 
 
-def _winograd_fused(op: Conv2d, p: int, q: int, elem_bytes: int, moved: float) -> Algorithm:
-    """F(2x2, 3x3) in one kernel: 16 GEMMs over 4x4 input tiles, transforms done in registers."""
-    tiles = op.batch * -(-p // 2) * -(-q // 2)
-    return Algorithm("winograd_fused", (GemmProblem(tiles, op.out_channels, op.in_channels, 16, moved,
-                                                    "winograd_fused", USE_FUSED_WINOGRAD, ""),))
+# cuDNN's fused Winograd F(2x2, 3x3) kernels (scudnn_winograd_128x128_..._tileIYX): one CTA computes 32
+# output channels of 32 Winograd tiles (2x2 outputs each) arranged as I images x Y rows x X columns of
+# tiles (the digits in the kernel name), looping over all input channels; grid = ceil(N/I) *
+# ceil(P/2Y) * ceil(Q/2X) * ceil(K/32) (exact on all 7,000 recorded fused rows). Pascal's cuDNN
+# (maxwell_* kernels) ships six arrangements, Volta and newer only tile148.
+FUSED_WINOGRAD_TILES = ((1, 4, 8), (2, 4, 4), (2, 2, 8), (4, 2, 4), (4, 1, 8), (4, 4, 2))
+FUSED_WINOGRAD_CHANNELS = 32
+
+
+def fused_winograd_grid(batch: int, p: int, q: int, k: int, arrangement: tuple[int, int, int]) -> tuple[int, int]:
+    """(spatial CTAs, channel CTAs) of one fused Winograd kernel arrangement (images, tile rows, tile columns)."""
+    i, y, x = arrangement
+    return -(-batch // i) * -(-p // (2 * y)) * -(-q // (2 * x)), -(-k // FUSED_WINOGRAD_CHANNELS)
+
+
+def _winograd_fused(op: Conv2d, p: int, q: int, elem_bytes: int, moved: float, cc: int) -> list[Algorithm]:
+    """F(2x2, 3x3) in one kernel, after a filter-transform kernel (generateWinogradTilesKernel).
+
+    A CTA does 16 GEMMs of 32 tiles x 32 channels x C: the work of one 128x128 GEMM tile over K = C,
+    so each arrangement is priced as a GEMM whose 128x128 tiles are exactly its CTAs."""
+    c, k = op.in_channels, op.out_channels
+    filt = StreamProblem("winograd_tiles", k * c, (9 + 16) * k * c * elem_bytes, 16.0 * k * c * 4)
+    arrangements = FUSED_WINOGRAD_TILES if cc < 70 else FUSED_WINOGRAD_TILES[:1]
+    algos, seen = [], set()
+    for arrangement in arrangements:
+        spatial, channel = fused_winograd_grid(op.batch, p, q, k, arrangement)
+        if spatial in seen:
+            continue
+        seen.add(spatial)
+        gemm = GemmProblem(spatial * 128, channel * 128, c, 1, moved, "winograd_fused", USE_FUSED_WINOGRAD, "")
+        algos.append(Algorithm("winograd_fused", (filt, gemm)))
+    return algos

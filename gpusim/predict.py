@@ -101,9 +101,10 @@ class LoweredOps:
         self.ops, self.spec, self.dtype, self.allow_split_k = list(ops), spec, dtype, allow_split_k
         self.elem = DTYPE_BYTES[dtype]
         simt = not uses_tensor_cores(spec, dtype)
+        cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
         # (op index, algorithm index, algorithm name, problem), in launch order
         self.entries = [(i, a, algo.name, prob) for i, op in enumerate(self.ops)
-                        for a, algo in enumerate(lower(op, self.elem, simt)) for prob in algo.problems]
+                        for a, algo in enumerate(lower(op, self.elem, simt, cc)) for prob in algo.problems]
         self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
         self.stream_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], StreamProblem)], np.int64)
         gp = [self.entries[e][3] for e in self.gemm_at]
