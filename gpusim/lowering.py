@@ -90,10 +90,11 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[A
     if op.is_depthwise:
         return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
                                                        DEPTHWISE_THREADS, 1),))]
-    # cuDNN's implicit GEMM first runs a small kernel computing the filter offsets (computeOffsetsKernel).
+    gemm = GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved, "gemm", USE_CONV, "")
+    # cuDNN's CUDA-core implicit GEMM first runs a small kernel computing the filter offsets
+    # (computeOffsetsKernel, recorded before every scudnn kernel); its tensor-core kernels do not.
     offsets = StreamProblem("compute_offsets", cin_g * kh * kw, 8.0 * cin_g * kh * kw, 0.0)
-    algos = [Algorithm("implicit_gemm", (offsets, GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups,
-                                                              moved, "gemm", USE_CONV, ""),))]
+    algos = [Algorithm("implicit_gemm", (offsets, gemm) if simt else (gemm,))]
     winograd_ok = (simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1)
                    and _pair(op.dilation) == (1, 1))
     if winograd_ok:
