@@ -3,7 +3,11 @@
 For each model (prepared once: groups, magnitude importance, trace at 3x224x224), GPU, batch (fp16, fused):
 - plans at budgets 0.5/0.7/0.9 of the unpruned latency: predicted latency, budget met, channels and
   importance kept against uniform pruning (and uniform rounded to 8) at the same budget, planning time;
-- snap applied to uniform pruning at ratios 0.3/0.5/0.7: latency, channels and importance before and after.
+- snap applied to uniform pruning at ratios 0.3/0.5/0.7: latency, channels and importance before and after, and
+  the snap target: how many groups are left with waste that moving at most one or two alignment steps (8 or 16
+  channels in fp16) would fix (free channels above, or a kernel's last wave at most half full that a narrower
+  width removes), before and after snapping; and snap with `trade` (the freed latency spent on growing groups,
+  up to the uniform latency): latency and importance.
 
     python benchmarks/planner.py [--quick] [--json]
 """
@@ -22,8 +26,9 @@ import numpy as np
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from planner.allocate import uniform_widths  # noqa: E402
+from planner.candidates import alignment  # noqa: E402
 from planner.plan import allocate, compare, prepare, problem_for  # noqa: E402
-from planner.snap import snap  # noqa: E402
+from planner.snap import snap, wasted_tails  # noqa: E402
 
 MODELS = ("resnet50", "mobilenet_v2", "vgg16")
 GPUS = ("a100", "h100", "t4")
@@ -59,16 +64,25 @@ def plan_rows(problem, model: str, gpu: str, batch: int, prepare_s: float) -> li
 def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
     """One row per uniform pruning ratio: before and after snapping."""
     rows = []
+    step = alignment(problem.model.dtype)
     for ratio in RATIOS:
         widths = uniform_widths(problem, 1 - ratio)
         snapped, moves = snap(problem, widths)
-        before, after = problem.model.latencies([widths, snapped])
+        traded, _ = snap(problem, widths, trade=True)
+        before, after, after_trade = problem.model.latencies([widths, snapped, traded])
+        tails = wasted_tails(problem, widths)
         rows.append({"model": model, "gpu": gpu, "batch": batch, "ratio": ratio, "uniform_us": before,
                      "snapped_us": after, "latency_change": after / before - 1,
                      "uniform_channels": int(widths.sum()), "snapped_channels": int(snapped.sum()),
                      "uniform_importance": problem.importance(widths) / problem.importance(problem.full),
                      "snapped_importance": problem.importance(snapped) / problem.importance(problem.full),
-                     "moves": len(moves)})
+                     "traded_us": after_trade, "traded_change": after_trade / before - 1,
+                     "traded_channels": int(traded.sum()),
+                     "traded_importance": problem.importance(traded) / problem.importance(problem.full),
+                     "moves": len(moves), "uniform_tails": len(tails),
+                     "uniform_tails_free": sum(t.fix > t.width for t in tails),
+                     "tails_one_step": len(wasted_tails(problem, snapped, reach=step)),
+                     "tails_two_steps": len(wasted_tails(problem, snapped, reach=2 * step))})
     return rows
 
 
@@ -103,7 +117,9 @@ def main() -> None:
     for r in snaps:
         print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
               f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
-              f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}")
+              f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}, "
+              f"fixable tails {r['uniform_tails']} -> {r['tails_one_step']} (1 step) / {r['tails_two_steps']} (2 steps)"
+              f" | trade {r['traded_change']:+.1%}, importance {r['traded_importance']:.3f}")
     summary = _summary(plans, snaps)
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     if args.json:
@@ -127,7 +143,18 @@ def _summary(plans: list[dict], snaps: list[dict]) -> dict:
             "max_planning_s": max((r["planning_s"] for r in ok), default=0.0),
             "snap_mean_latency_change": float(changes.mean()) if len(changes) else 0.0,
             "snap_best_latency_change": float(changes.min()) if len(changes) else 0.0,
-            "snap_worst_latency_change": float(changes.max()) if len(changes) else 0.0}
+            "snap_worst_latency_change": float(changes.max()) if len(changes) else 0.0,
+            "snap_importance_change_min": min((r["snapped_importance"] - r["uniform_importance"] for r in snaps),
+                                              default=0.0),
+            "tails_before_snap": sum(r["uniform_tails"] for r in snaps),
+            "tails_before_snap_free_channels": sum(r["uniform_tails_free"] for r in snaps),
+            "tails_after_snap_one_step": sum(r["tails_one_step"] for r in snaps),
+            "tails_after_snap_two_steps": sum(r["tails_two_steps"] for r in snaps),
+            "snap_cases_with_tails": sum(r["tails_two_steps"] > 0 for r in snaps),
+            "trade_worst_latency_change": max((r["traded_change"] for r in snaps), default=0.0),
+            "trade_importance_ge_uniform": sum(r["traded_importance"] >= r["uniform_importance"] - 1e-12 for r in snaps),
+            "trade_mean_importance_gain": float(np.mean([r["traded_importance"] - r["uniform_importance"]
+                                                         for r in snaps])) if snaps else 0.0}
 
 
 if __name__ == "__main__":

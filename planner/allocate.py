@@ -4,7 +4,7 @@
    edges) that loses the least importance per microsecond saved, re-pricing the groups that share ops
    with the moved one, until the budget is met. Running latency is exact: only the moved group's ops change.
 2. Fill: while slack remains, grow the group that gains the most importance per microsecond (free
-   growth first) among its step edges.
+   growth first) among its step edges. `fill` does this alone from any widths (snap's trade).
 3. Edges: every group grows to the right edge of its current step (more channels, same latency).
 The best of this and the uniform baselines (also grown to their step edges) that meet the budget is kept,
 so a plan never keeps less importance than uniform pruning at the same budget.
@@ -52,46 +52,80 @@ def cumulative_importance(scores: np.ndarray) -> np.ndarray:
 
 def greedy(problem: Problem, budget_us: float) -> np.ndarray:
     """Latency-saliency greedy down to the budget, then fill up to it (see the module doc)."""
-    model = problem.model
     widths = problem.full.copy()
-    cands = candidate_widths(model, problem.allowed, widths)
-    prunable = [g for g, a in enumerate(problem.allowed) if len(a) > 1]
-    tables = dict(zip(prunable, model.group_tables([(g, cands[g]) for g in prunable], widths)))
-    latency = model.latency(widths)
+    cands, tables = _priced_edges(problem, widths)
+    latency = problem.model.latency(widths)
     stale: set[int] = set()
+    # A group's best move depends only on its own prices and width, so only the changed group is re-scored.
+    down = {g: _group_move(problem, g, cands[g], table, widths, True, np.inf) for g, table in tables.items()}
     while latency > budget_us:
-        move = _best_move(problem, cands, tables, widths, down=True, slack=np.inf)
+        move = _best(down)
         if move is None:
             break
         latency += _apply(problem, cands, tables, widths, move, stale)
+        down[move[0]] = _group_move(problem, move[0], cands[move[0]], tables[move[0]], widths, True, np.inf)
+    return _fill(problem, cands, tables, widths, latency, budget_us, stale)
+
+
+def fill(problem: Problem, widths: np.ndarray, budget_us: float) -> np.ndarray:
+    """`widths` grown, group by group (free growth first, then the most importance per microsecond), among
+    step edges priced at `widths`, while the latency stays within the budget; then grown to their step edges."""
+    widths = widths.copy()
+    cands, tables = _priced_edges(problem, widths)
+    return grow_to_edges(problem, _fill(problem, cands, tables, widths, problem.model.latency(widths), budget_us,
+                                        set()))
+
+
+def _priced_edges(problem: Problem, widths: np.ndarray) -> tuple[list[list[int]], dict[int, np.ndarray]]:
+    """Each group's step edges (and its current width), others at `widths`; and each prunable group's prices
+    at its edges."""
+    found = candidate_widths(problem.model, problem.allowed, widths)
+    cands = [c if int(w) in c else sorted({*c, int(w)}) for c, w in zip(found, widths)]
+    prunable = [g for g, a in enumerate(problem.allowed) if len(a) > 1]
+    return cands, dict(zip(prunable, problem.model.group_tables([(g, cands[g]) for g in prunable], widths)))
+
+
+def _fill(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
+          latency: float, budget_us: float, stale: set[int]) -> np.ndarray:
+    """Grow the best group (see `_group_move`) while the latency stays within the budget; widths in place."""
     while True:
-        move = _best_move(problem, cands, tables, widths, down=False, slack=budget_us - latency)
+        move = _best({g: _group_move(problem, g, cands[g], table, widths, False, budget_us - latency)
+                      for g, table in tables.items()})
         if move is None:
             return widths
         latency += _apply(problem, cands, tables, widths, move, stale)
 
 
-def _best_move(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
-               down: bool, slack: float) -> tuple[int, int, float] | None:
-    """(group, new width, latency change) with the best importance-per-microsecond, or None."""
-    best, best_key = None, None
-    for g, table in tables.items():
-        here = cands[g].index(widths[g])
-        for j, w in enumerate(cands[g]):
-            if (w < widths[g]) != down or w == widths[g]:
+Scored = tuple[tuple, tuple[int, int, float]] | None  # (ranking key, (group, new width, latency change))
+
+
+def _best(scored: dict[int, Scored]) -> tuple[int, int, float] | None:
+    """The move with the largest key (the first group's on ties), or None when no group can move."""
+    found = [s for s in scored.values() if s is not None]
+    return max(found, key=lambda s: s[0])[1] if found else None
+
+
+def _group_move(problem: Problem, g: int, cands: list[int], table: np.ndarray, widths: np.ndarray, down: bool,
+                slack: float) -> Scored:
+    """Group g's best move down (importance kept per microsecond saved) or up within `slack` (free growth
+    first, then importance gained per microsecond), with its key; None when it has none."""
+    best: Scored = None
+    here = cands.index(widths[g])
+    for j, w in enumerate(cands):
+        if (w < widths[g]) != down or w == widths[g]:
+            continue
+        d_lat = table[j] - table[here]
+        d_imp = problem.cum[g][w] - problem.cum[g][widths[g]]
+        if down:
+            if d_lat >= -EPS_US:
                 continue
-            d_lat = table[j] - table[here]
-            d_imp = problem.cum[g][w] - problem.cum[g][widths[g]]
-            if down:
-                if d_lat >= -EPS_US:
-                    continue
-                key = (d_imp / -d_lat,)  # importance kept per microsecond saved: larger (less negative) is better
-            else:
-                if d_lat > slack or d_imp <= 0:
-                    continue
-                key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US))
-            if best_key is None or key > best_key:
-                best, best_key = (g, w, d_lat), key
+            key = (d_imp / -d_lat,)  # larger (less negative) is better
+        else:
+            if d_lat > slack or d_imp <= 0:
+                continue
+            key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US))
+        if best is None or key > best[0]:
+            best = (key, (g, w, d_lat))
     return best
 
 
@@ -132,6 +166,7 @@ def unreachable(problem: Problem, budget_us: float) -> WavecutError:
 
 
 UNIFORM_KEEPS = np.round(np.arange(1.0, 0.0, -0.01), 2)
+UNIFORM_CHUNK = 10  # ratios priced per gpusim call
 
 
 def uniform_widths(problem: Problem, keep: float, round_to: int = 1) -> np.ndarray:
@@ -144,10 +179,14 @@ def uniform_widths(problem: Problem, keep: float, round_to: int = 1) -> np.ndarr
 
 
 def uniform_at_budget(problem: Problem, budget_us: float, round_to: int = 1) -> tuple[float, np.ndarray] | None:
-    """The largest uniform keep ratio (1% steps) whose predicted latency meets the budget, and its widths."""
-    configs = [uniform_widths(problem, k, round_to) for k in UNIFORM_KEEPS]
-    latencies = problem.model.latencies(configs)
-    for keep, widths, latency in zip(UNIFORM_KEEPS, configs, latencies):
-        if latency <= budget_us:
-            return float(keep), widths
+    """The largest uniform keep ratio (1% steps) whose predicted latency meets the budget, and its widths.
+
+    Ratios are priced from the top in chunks of UNIFORM_CHUNK, stopping at the first chunk that meets the budget
+    (latency need not fall monotonically with the ratio, so every larger ratio is checked)."""
+    for at in range(0, len(UNIFORM_KEEPS), UNIFORM_CHUNK):
+        keeps = UNIFORM_KEEPS[at:at + UNIFORM_CHUNK]
+        configs = [uniform_widths(problem, k, round_to) for k in keeps]
+        for keep, widths, latency in zip(keeps, configs, problem.model.latencies(configs)):
+            if latency <= budget_us:
+                return float(keep), widths
     return None

@@ -10,12 +10,17 @@ import torch_pruning as tp
 from torch import nn
 
 import gpusim
+from gpusim.atomic_write import write_atomic
 from gpusim.errors import WavecutError
-from planner.groups import find_groups
+from planner.groups import dependency_graph, groups_of
+from planner.importance import compensate
+from planner.importance.signatures import synthetic_batch
 from planner.network import Network
 from planner.plan import fingerprint, load_weights_model
 from planner.plan_model import Plan
-from gpusim.atomic_write import write_atomic
+
+# Calibration images for compensation when applying a functionality plan.
+COMPENSATION_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,14 @@ def plan_spec(plan: Plan) -> gpusim.GpuSpec:
     return gpusim.load_spec(plan.gpu_spec if Path(plan.gpu_spec).exists() else plan.gpu)
 
 
-def prune(model: nn.Module, plan: Plan, example: torch.Tensor) -> None:
-    """Remove every group's unkept channels in place (Torch-Pruning propagates them to the coupled layers)."""
-    groups = {g.name: g for g in find_groups(model, example)}
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torch.Tensor | None = None) -> None:
+    """Remove every group's unkept channels in place (Torch-Pruning propagates them to the coupled layers).
+
+    With a `calibration` batch, each removed channel is first folded into the kept channel that best
+    explains its response in the consumer layers (planner.importance.compensate): what functionality
+    pruning relies on to need little or no retraining."""
+    graph, classifier = dependency_graph(model, example)
+    groups = {g.name: g for g in groups_of(model, graph, classifier)}
     modules = dict(model.named_modules())
     for planned in plan.groups:
         group = groups.get(planned.name)
@@ -62,6 +71,8 @@ def prune(model: nn.Module, plan: Plan, example: torch.Tensor) -> None:
             continue
         module = modules[planned.name]
         removed = sorted(set(range(planned.full_width)) - set(planned.kept))
+        if calibration is not None:
+            compensate(model, planned.name, planned.kept, calibration)
         graph.get_pruning_group(module, _out_pruner(module), removed).prune()
 
 
@@ -86,9 +97,11 @@ def apply_plan(plan: Plan, weights: str | None = None, out: str | Path | None = 
     with torch.no_grad():
         shape_before = tuple(model(example).shape)
     count_before = sum(p.numel() for p in model.parameters())
+    # functionality plans fold pruned filters into their kept partners (synthetic batch: no data needed)
+    calibration = synthetic_batch(plan.input_shape, COMPENSATION_BATCH) if plan.importance == "functionality" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prune(model, plan, example)
+        prune(model, plan, example, calibration)
     with torch.no_grad():
         shape_after = tuple(model(example).shape)
     if shape_after != shape_before:

@@ -21,6 +21,7 @@ import numpy as np
 
 import gpusim
 from gpusim.ops import Conv2d, Linear, MemoryOp, Op
+from gpusim.predict import LoweredOps
 from gpusim.staircase import StairPoint, step_edges
 from planner.groups import ChannelGroup
 from planner.lowering import GEMM, with_batch
@@ -72,10 +73,24 @@ class WidthModel:
         self.base_ops: list[Op] = [with_batch(low.op, batch) for low in lowered]
         labels = _channel_labels(network, groups)
         self.scaled = [_scaling(network, low.node, low.op, labels) for low in lowered]
+        self.deps = [tuple(sorted(_groups_of(s))) for s in self.scaled]  # the groups each op follows
         self.ops_of: list[list[int]] = [[] for _ in groups]  # op indices that read or write each group
-        for i, s in enumerate(self.scaled):
-            for g in _groups_of(s):
+        for i, deps in enumerate(self.deps):
+            for g in deps:
                 self.ops_of[g].append(i)
+        self._neighbours = [{h for i in ops for h in self.deps[i]} - {g} for g, ops in enumerate(self.ops_of)]
+        # Op i at some widths is fully described by its shape class and the widths of the groups in
+        # key_groups[i]; ops of one class (repeated blocks) at the same widths are one op to price.
+        classes: dict[tuple, int] = {}
+        self.shape_class: list[int] = []
+        self.key_groups: list[tuple[int, ...]] = []
+        for op, sc in zip(self.base_ops, self.scaled):
+            key_groups = tuple(g for _, g in sc.fields) + tuple(g for _, g in sc.inputs if g >= 0)
+            shape = (dataclasses.replace(op, name=""), tuple(f for f, _ in sc.fields),
+                     tuple((n, g < 0) for n, g in sc.inputs), tuple(int(self.full[g]) for g in key_groups))
+            self.shape_class.append(classes.setdefault(shape, len(classes)))
+            self.key_groups.append(key_groups)
+        self._priced: dict[tuple[int, ...], float] = {}  # (shape class, widths of key groups) -> time (us)
 
     def op_at(self, i: int, widths: np.ndarray) -> Op:
         """Op i with every group at `widths`."""
@@ -101,26 +116,41 @@ class WidthModel:
 
     def latency(self, widths: np.ndarray) -> float:
         """Total predicted latency (us) with the groups at `widths`."""
-        return self.predict(widths).total_us
+        return float(self.op_times([(i, widths) for i in range(len(self.base_ops))]).sum())
 
     def latencies(self, configs: list[np.ndarray]) -> list[float]:
-        """Total latency of each width vector in `configs` (one gpusim call)."""
+        """Total latency of each width vector in `configs` (at most one gpusim call)."""
         n = len(self.base_ops)
-        ops = [op for widths in configs for op in self.ops(widths)]
-        times = gpusim.predict(ops, self.spec, self.dtype).op_times_us if ops else np.zeros(0)
+        times = self.op_times([(i, widths) for widths in configs for i in range(n)])
         return [float(times[k * n:(k + 1) * n].sum()) for k in range(len(configs))]
+
+    def op_times(self, requests: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        """Time (us) of op i with the groups at `widths`, for each (i, widths) request.
+
+        An op's time depends only on its shape and the widths of its own groups, so each distinct op is priced
+        once per model and remembered; the ops not priced yet go to gpusim in one call."""
+        keys, missing = [], {}
+        for i, widths in requests:
+            key = (self.shape_class[i], *(int(widths[g]) for g in self.key_groups[i]))
+            keys.append(key)
+            if key not in self._priced and key not in missing:
+                missing[key] = self.op_at(i, widths)
+        if missing:
+            times = LoweredOps(list(missing.values()), self.spec, self.dtype).op_times()
+            self._priced.update(zip(missing, times.tolist()))
+        return np.array([self._priced[k] for k in keys], dtype=np.float64)
 
     def group_tables(self, requests: list[tuple[int, list[int]]], widths: np.ndarray) -> list[np.ndarray]:
         """For each (group, candidate widths): latency of the group's ops at each candidate, others at `widths`.
 
-        One gpusim call for all requests."""
-        ops: list[Op] = []
+        At most one gpusim call for all requests."""
+        pairs: list[tuple[int, np.ndarray]] = []
         for g, cands in requests:
-            w = widths.copy()
             for c in cands:
+                w = widths.copy()
                 w[g] = c
-                ops.extend(self.op_at(i, w) for i in self.ops_of[g])
-        times = gpusim.predict(ops, self.spec, self.dtype).op_times_us if ops else np.zeros(0)
+                pairs.extend((i, w) for i in self.ops_of[g])
+        times = self.op_times(pairs)
         tables, at = [], 0
         for g, cands in requests:
             n = len(self.ops_of[g])
@@ -128,9 +158,20 @@ class WidthModel:
             at += n * len(cands)
         return tables
 
+    def group_launches(self, g: int, cands: list[int], widths: np.ndarray) -> list[list[gpusim.KernelLaunch]]:
+        """The main (longest) launch of each of group g's ops at each candidate width, others at `widths`."""
+        ops = []
+        for c in cands:
+            w = widths.copy()
+            w[g] = c
+            ops.extend(self.op_at(i, w) for i in self.ops_of[g])
+        main = gpusim.predict(ops, self.spec, self.dtype).main_launches()
+        n = len(self.ops_of[g])
+        return [main[k * n:(k + 1) * n] for k in range(len(cands))]
+
     def neighbours(self, g: int) -> set[int]:
         """Groups that share an op with group g (their prices change when g's width does)."""
-        return {h for i in self.ops_of[g] for h in _groups_of(self.scaled[i])} - {g}
+        return self._neighbours[g]
 
 
 def _groups_of(s: _Scaled) -> set[int]:

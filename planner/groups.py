@@ -11,6 +11,7 @@ input channels and the final classifier's outputs are never in a group.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import torch
 import torch_pruning as tp
@@ -36,29 +37,49 @@ class ChannelGroup:
 
 def classifier_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     """The conv/linear layers whose output is the model's output (the final classifier)."""
+    with torch.no_grad():
+        return _run_finding_classifier(model, example, lambda m, x: m(x))[1]
+
+
+Result = TypeVar("Result")
+
+
+def _run_finding_classifier(model: nn.Module, example: torch.Tensor,
+                            forward: Callable[[nn.Module, torch.Tensor], Result]) -> tuple[Result, list[nn.Module]]:
+    """forward(model, example)'s result, and the conv/linear layers whose output was the model's output."""
     outputs: dict[nn.Module, torch.Tensor] = {}
+    returned: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda m, _i, o: outputs.__setitem__(m, o)) for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks.append(model.register_forward_hook(lambda _m, _i, o: returned.append(o)))
     try:
-        with torch.no_grad():
-            out = model(example)
+        result = forward(model, example)
     finally:
         for h in hooks:
             h.remove()
-    return [m for m, o in outputs.items() if isinstance(o, torch.Tensor) and o.shape == out.shape
-            and o.data_ptr() == out.data_ptr()]
+    out = returned[-1]
+    return result, [m for m, o in outputs.items() if isinstance(o, torch.Tensor) and o.shape == out.shape
+                    and o.data_ptr() == out.data_ptr()]
 
 
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tuple[tp.DependencyGraph, list[nn.Module]]:
-    """Torch-Pruning's dependency graph of `model` on `example`, and the classifier layers it must not prune."""
-    classifier = classifier_layers(model, example)
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-    return graph, classifier
+    """Torch-Pruning's dependency graph of `model` on `example`, and the classifier layers it must not prune
+    (both from one forward pass)."""
+    def build(m: nn.Module, x: torch.Tensor) -> tp.DependencyGraph:
+        # forward_fn: Torch-Pruning's default first tries model(*example), a failed extra pass for a tensor
+        return tp.DependencyGraph().build_dependency(m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp),
+                                                     verbose=False)
+
+    return _run_finding_classifier(model, example, build)
 
 
 def find_groups(model: nn.Module, example: torch.Tensor) -> list[ChannelGroup]:
     """Every channel group of `model` (run on `example`), in model order; locked ones say why."""
-    graph, classifier = dependency_graph(model, example)
+    return groups_of(model, *dependency_graph(model, example))
+
+
+def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.Module]) -> list[ChannelGroup]:
+    """The channel groups of a dependency graph of `model`, the classifier layers left out, in model order."""
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, n in enumerate(names.values())}
     groups = []

@@ -237,12 +237,13 @@ def read_widths(path: str | Path) -> tuple[Plan | None, dict[str, int]]:
     return None, data
 
 
-def make_snap(prep: PreparedModel, problem: Problem, mapping: dict[str, int],
-              threshold: float = DEFAULT_THRESHOLD) -> tuple[Plan, list[str]]:
-    """Snap the widths in `mapping` onto step edges; the Plan (kind 'snap', with its moves) and notes."""
+def make_snap(prep: PreparedModel, problem: Problem, mapping: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
+              trade: bool = False) -> tuple[Plan, list[str]]:
+    """Snap the widths in `mapping` onto step edges (with `trade`, spend the freed latency on growing groups);
+    the Plan (kind 'snap', with its moves) and notes."""
     start = time.perf_counter()
     widths, notes = widths_from_mapping(prep.groups, mapping)
-    snapped, moves = snap(problem, widths, threshold, [g.name for g in prep.groups])
+    snapped, moves = snap(problem, widths, threshold, [g.name for g in prep.groups], trade)
     comparison = [_row(problem, "input", None, widths), _row(problem, "snapped", None, snapped)]
     plan = build_plan(prep, problem, snapped, time.perf_counter() - start, kind="snap", comparison=comparison,
                       moves=moves)

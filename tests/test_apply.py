@@ -69,3 +69,26 @@ def test_cli_apply_then_predict_reproduces_the_plan(tmp_path) -> None:
     predicted = runner.invoke(app, ["predict", str(pruned), "--gpu", "a100", "--batch", "32", "--input", "3x64x64",
                                     "--json"])
     assert json.loads(predicted.stdout)["total_us"] == pytest.approx(report["plan_latency_us"], rel=1e-9)
+
+
+def test_functionality_plans_fold_pruned_filters_into_kept_partners() -> None:
+    """Compensation keeps the pruned model's outputs closer to the unpruned model's than plain removal."""
+    from planner.apply import prune
+    from planner.importance.signatures import synthetic_batch
+    from planner.plan import load_weights_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = make_plan("vgg11", "t4", "0.7", 8, importance="functionality", input_shape=SHAPE)
+    batch = synthetic_batch(SHAPE, 8)
+    errors = []
+    for calibration in (None, batch):
+        model, _ = load_weights_model("vgg11", None)
+        with torch.no_grad():
+            reference = model(batch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prune(model, plan, torch.zeros(1, *SHAPE), calibration)
+        with torch.no_grad():
+            errors.append(float(((model(batch) - reference) ** 2).mean()))
+    assert errors[1] < 0.5 * errors[0]

@@ -62,3 +62,15 @@ def test_vit_only_mlp_hidden_widths_are_prunable() -> None:
 def test_classifier_is_found_by_its_output() -> None:
     model = torchvision.models.get_model("vgg16", weights=None).eval()
     assert classifier_layers(model, torch.zeros(1, 3, 32, 32)) == [model.classifier[6]]
+
+
+def test_groups_and_classifier_come_from_one_forward_pass() -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.get_model("resnet18", weights=None).eval()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        groups = find_groups(model, torch.zeros(1, 3, 32, 32))
+    assert len(calls) == 1 and len(groups) == 12
+    assert "fc" in {g.name: g for g in groups}["layer4.0.conv2"].consumers  # the classifier is found too

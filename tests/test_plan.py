@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gpusim.errors import WavecutError
-from planner.allocate import cumulative_importance, uniform_widths
+from planner.allocate import UNIFORM_KEEPS, cumulative_importance, uniform_at_budget, uniform_widths
 from planner.candidates import allowed_widths, minimum_width
 from planner.plan import make_plan, parse_budget, prepare, problem_for
 from tests.conftest import run_cli
@@ -82,3 +82,26 @@ def test_unreachable_budget_is_one_line(tmp_path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "budget 5.0 us cannot be reached: the lowest predicted latency is" in result.stderr
+
+
+def test_cached_pricing_equals_a_full_prediction(resnet18) -> None:
+    model = problem_for(resnet18, "t4", 8).model
+    # layer1.0 and layer1.1 (and the later blocks' second convs) repeat: 23 ops, 14 distinct shapes to price
+    assert len(model.shape_class) == 23 and len(set(model.shape_class)) == 14
+    rng = np.random.default_rng(0)
+    configs = [np.array([rng.integers(1, f // 8 + 1) * 8 for f in model.full]) for _ in range(5)]
+    for widths, total in zip(configs, model.latencies(configs)):
+        full = model.predict(widths)  # every op built and predicted afresh, no cache
+        assert total == full.total_us  # exactly: same op times, same summation
+        assert model.op_times([(i, widths) for i in range(len(model.base_ops))]).tolist() == full.op_times_us.tolist()
+
+
+def test_uniform_search_finds_the_largest_ratio_in_budget(resnet18) -> None:
+    problem = problem_for(resnet18, "a100", 32)
+    all_latencies = problem.model.latencies([uniform_widths(problem, k) for k in UNIFORM_KEEPS])
+    for budget in (0.6, 0.75, 0.95):
+        budget_us = budget * all_latencies[0]
+        expected = next(k for k, lat in zip(UNIFORM_KEEPS, all_latencies) if lat <= budget_us)
+        keep, widths = uniform_at_budget(problem, budget_us)
+        assert keep == expected and widths.tolist() == uniform_widths(problem, keep).tolist()
+    assert uniform_at_budget(problem, 1.0) is None

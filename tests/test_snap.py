@@ -10,7 +10,7 @@ import pytest
 from gpusim.errors import WavecutError
 from planner.allocate import EPS_US, uniform_widths
 from planner.plan import make_snap, prepare, problem_for
-from planner.snap import snap, widths_from_mapping
+from planner.snap import snap, wasted_tails, widths_from_mapping
 from typer.testing import CliRunner
 
 from wavecut.cli import app
@@ -48,6 +48,40 @@ def test_snapped_groups_sit_on_right_edges(setting) -> None:
         if wider:  # no free channels left: one aligned step more costs latency
             table = problem.model.group_tables([(g, [int(snapped[g]), wider[0]])], snapped)[0]
             assert table[1] > table[0] + EPS_US
+
+
+def test_snap_leaves_no_wave_that_two_alignment_steps_would_fix(setting) -> None:
+    prep, _ = setting
+    problem = problem_for(prep, "t4", 32)
+    start = uniform_widths(problem, 0.45)
+    tails = wasted_tails(problem, start)
+    assert tails and all(0 < abs(t.width - t.fix) <= 16 for t in tails)  # fp16: two alignment steps of 8
+    snapped, moves = snap(problem, start, names=[g.name for g in prep.groups])
+    assert wasted_tails(problem, snapped) == [] and wasted_tails(problem, snapped, reach=8) == []
+    assert any("drops a partly used wave" in m.reason for m in moves)
+    before, after = problem.model.latencies([start, snapped])
+    assert after < 0.97 * before
+
+
+def test_wave_rule_removes_waste_instead_of_moving_it_down(setting) -> None:
+    """Where every narrower aligned width still ends in a partly used wave, dropping would only trade
+    channels for latency: snap keeps the width."""
+    prep, problem = setting
+    snapped, _ = snap(problem, uniform_widths(problem, 0.55))
+    for tail in wasted_tails(problem, snapped, reach=64):
+        fixed = problem.model.group_launches(tail.group, [tail.fix], snapped)[0]
+        assert min(k.tail_fill for k in fixed if k.waves > 1) > 0.5
+
+
+def test_trade_spends_the_freed_latency_on_importance(setting) -> None:
+    prep, problem = setting
+    start = uniform_widths(problem, 0.3)
+    snapped, _ = snap(problem, start)
+    traded, moves = snap(problem, start, names=[g.name for g in prep.groups], trade=True)
+    before, after, after_trade = problem.model.latencies([start, snapped, traded])
+    assert after < before and after_trade <= before
+    assert problem.importance(snapped) < problem.importance(start) < problem.importance(traded)
+    assert any(m.reason.startswith("grown with latency freed elsewhere") for m in moves)
 
 
 def test_snap_plan_records_moves_and_totals(setting) -> None:

@@ -111,6 +111,7 @@ def snap(
     importance: str = typer.Option("magnitude", help="magnitude or functionality (ignored for a plan file)"),
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
     threshold: float = typer.Option(0.5, help="drop a step whose last wave is at most this full; else fill it"),
+    trade: bool = typer.Option(False, help="spend the latency snapping frees on growing other groups to step edges"),
     out: Path = typer.Option(Path("snapped.json"), help="snapped plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the snapped plan as one JSON object"),
 ) -> None:
@@ -124,7 +125,7 @@ def snap(
         input_shape, importance = "x".join(map(str, source.input_shape)), source.importance
         weights = Path(source.weights) if source.weights else None
     prep = _quiet(prepare, model, parse_input(input_shape), importance, str(weights) if weights else None)
-    result, notes = make_snap(prep, problem_for(prep, gpu, batch, dtype, mode), mapping, threshold)
+    result, notes = make_snap(prep, problem_for(prep, gpu, batch, dtype, mode), mapping, threshold, trade)
     result.save(out)
     if as_json:
         print_json(result.model_dump())
