@@ -5,7 +5,7 @@ of the GPU's catalogue, then occupancy, waves and time) on identical inputs, on 
 the plain-Python path runs in a subprocess with Numba's JIT disabled and its results
 must equal the compiled ones.
 
-    python benchmarks/engine.py [--gpu a100] [--count 200000] [--json]
+    python3 -m benchmarks.engine [--gpu a100] [--count 200000] [--json]
 """
 from __future__ import annotations
 

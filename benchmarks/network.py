@@ -4,7 +4,7 @@ For each model: build it (weights=None), trace it once at 3x224x224, then predic
 default GPU, dtype and mode: the first call (which loads gpusim's compiled engine) and the
 median of the following calls for one configuration each (batch 1..REPEATS).
 
-    python benchmarks/network.py [--models resnet50,vit_b_16] [--repeats 20] [--json]
+    python3 -m benchmarks.network [--models resnet50,vit_b_16] [--repeats 20] [--json]
 """
 from __future__ import annotations
 

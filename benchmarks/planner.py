@@ -9,7 +9,7 @@ For each model (prepared once: groups, magnitude importance, trace at 3x224x224)
   width removes), before and after snapping; and snap with `trade` (the freed latency spent on growing groups,
   up to the uniform latency): latency and importance.
 
-    python benchmarks/planner.py [--quick] [--json]
+    python3 -m benchmarks.planner [--quick] [--json]
 """
 from __future__ import annotations
 
