@@ -92,6 +92,13 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
 
 
 @njit(cache=True)
+def _launch_arrays(count: int):
+    """Zeroed per-launch outputs: grid, CTAs per SM, limiter, waves, tail fill, time (us)."""
+    return (np.zeros(count, np.int64), np.zeros(count, np.int64), np.zeros(count, np.int64),
+            np.zeros(count, np.int64), np.zeros(count, np.float64), np.zeros(count, np.float64))
+
+
+@njit(cache=True)
 def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
                  rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
                  consts: np.ndarray, allow_split: bool, use: np.ndarray):
@@ -99,12 +106,8 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
     count = m.shape[0]
     out_tile = np.zeros(count, np.int64)
     out_split = np.ones(count, np.int64)
-    out_grid = np.zeros(count, np.int64)
-    out_b = np.zeros(count, np.int64)
-    out_lim = np.zeros(count, np.int64)
-    out_waves = np.zeros(count, np.int64)
-    out_tail = np.zeros(count, np.float64)
-    out_time = np.full(count, np.inf)
+    out_grid, out_b, out_lim, out_waves, out_tail, out_time = _launch_arrays(count)
+    out_time[:] = np.inf
     best_score = np.full(count, np.inf)
     sms = int(device[D_SMS])
     dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
@@ -157,12 +160,7 @@ def stream_launch(work: np.ndarray, bytes_moved: np.ndarray, flops: np.ndarray, 
     Returns arrays: grid, CTAs per SM, limiter, waves, tail fill, time (us).
     """
     count = work.shape[0]
-    out_grid = np.zeros(count, np.int64)
-    out_b = np.zeros(count, np.int64)
-    out_lim = np.zeros(count, np.int64)
-    out_waves = np.zeros(count, np.int64)
-    out_tail = np.zeros(count, np.float64)
-    out_time = np.zeros(count, np.float64)
+    out_grid, out_b, out_lim, out_waves, out_tail, out_time = _launch_arrays(count)
     sms = int(device[D_SMS])
     dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
     rate = device[D_SIMT_RATE] * consts[C_SIMT_EFF]
