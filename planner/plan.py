@@ -206,19 +206,11 @@ def build_plan(prep: PreparedModel, problem: Problem, widths: np.ndarray, planni
 
 def layer_latencies(names: list[str], before: gpusim.Prediction, after: gpusim.Prediction) -> list[LayerLatency]:
     """Per op: latency before and after, and the waves and tail fill of its main (longest) launch."""
-    main_b, main_a = _main_launches(before), _main_launches(after)
+    main_b, main_a = before.main_launches(), after.main_launches()
     return [LayerLatency(name=n, op=main_b[i].op_kind, before_us=float(before.op_times_us[i]),
                          after_us=float(after.op_times_us[i]), waves_before=main_b[i].waves,
                          waves_after=main_a[i].waves, tail_before=main_b[i].tail_fill, tail_after=main_a[i].tail_fill)
             for i, n in enumerate(names)]
-
-
-def _main_launches(pred: gpusim.Prediction) -> dict[int, gpusim.KernelLaunch]:
-    main: dict[int, gpusim.KernelLaunch] = {}
-    for k in pred.launches:
-        if k.op_index not in main or k.time_us > main[k.op_index].time_us:
-            main[k.op_index] = k
-    return main
 
 
 def read_widths(path: str | Path) -> tuple[Plan | None, dict[str, int]]:
