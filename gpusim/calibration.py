@@ -34,6 +34,8 @@ class Constants(BaseModel):
     host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")
     host_overhead_gemm_us: float = Field(ge=0, description="CPU time of one eager cuBLAS linear/bmm call timed alone")
     host_overhead_memory_us: float = Field(ge=0, description="CPU time of one eager memory-bound op timed alone")
+    cudnn_plan_cache_us_per_entry: float = Field(
+        ge=0, description="extra CPU time of a conv call per cached cuDNN plan, PyTorch 2.1 only (validation/harness.py)")
 
 
 class Calibration(BaseModel):
@@ -51,10 +53,18 @@ CONSTANT_NAMES: tuple[str, ...] = tuple(Constants.model_fields)
 
 
 @lru_cache(maxsize=1)
+def _families() -> dict:
+    return yaml.safe_load((CALIBRATION_DIR / "families.yaml").read_text())
+
+
 def family_order() -> tuple[str, ...]:
     """Architecture families from oldest to newest (hw_specs/calibration/families.yaml)."""
-    data = yaml.safe_load((CALIBRATION_DIR / "families.yaml").read_text())
-    return tuple(data["order"])
+    return tuple(_families()["order"])
+
+
+def family_cc_major(family: str) -> int | None:
+    """The compute-capability major of a family's GPUs (None for an unknown family)."""
+    return _families()["cc_major"].get(family)
 
 
 def _read(family: str) -> Calibration | None:
@@ -69,7 +79,8 @@ def _read(family: str) -> Calibration | None:
 
 def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
     """The family whose constants apply: itself if available, else the nearest available one
-    in family_order() (ties: the older), else 'default'. `available` defaults to the shipped files."""
+    in family_order() (ties: the same compute-capability major, then the older), else 'default'.
+    `available` defaults to the shipped files."""
     order = family_order()
     have = set(available) if available is not None else {f for f in order if _read(f) is not None}
     if family in have:
@@ -77,8 +88,10 @@ def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
     if family not in order:
         return "default"
     i = order.index(family)
-    near = sorted((abs(order.index(f) - i), order.index(f) > i, f) for f in have if f in order)
-    return near[0][2] if near else "default"
+    major = family_cc_major(family)
+    near = sorted((abs(order.index(f) - i), family_cc_major(f) != major, order.index(f) > i, f)
+                  for f in have if f in order)
+    return near[0][-1] if near else "default"
 
 
 @lru_cache(maxsize=None)

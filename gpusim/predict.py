@@ -21,6 +21,9 @@ _RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": 
 _HOST_OVERHEAD = {"conv2d": "host_overhead_conv_us", "linear": "host_overhead_gemm_us", "bmm": "host_overhead_gemm_us"}
 
 
+_PLAN_CACHE_INDEX = CONSTANT_NAMES.index("cudnn_plan_cache_us_per_entry")
+
+
 def _host_index(kind: str) -> int:
     return CONSTANT_NAMES.index(_HOST_OVERHEAD.get(kind, "host_overhead_memory_us"))
 
@@ -95,10 +98,14 @@ def engine_inputs(spec: GpuSpec, dtype: str) -> tuple[np.ndarray, np.ndarray, np
 class LoweredOps:
     """Ops lowered once for one GPU and dtype; `run` prices them for any constants vector.
 
-    Calibration calls `op_times` many times with trial constants; `predict` runs it once."""
+    Calibration calls `op_times` many times with trial constants; `predict` runs it once.
+    `cached_plans` (per op, default 0) is the number of cuDNN plans the measuring process had
+    cached, for the PyTorch 2.1 host cost of convs timed alone (validation/harness.py)."""
 
-    def __init__(self, ops: Sequence[Op], spec: GpuSpec, dtype: str, allow_split_k: bool = True) -> None:
+    def __init__(self, ops: Sequence[Op], spec: GpuSpec, dtype: str, allow_split_k: bool = True,
+                 cached_plans: Sequence[int] | None = None) -> None:
         self.ops, self.spec, self.dtype, self.allow_split_k = list(ops), spec, dtype, allow_split_k
+        self.cached_plans = np.zeros(len(self.ops)) if cached_plans is None else np.asarray(cached_plans, np.float64)
         self.elem = DTYPE_BYTES[dtype]
         simt = not uses_tensor_cores(spec, dtype)
         cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
@@ -161,7 +168,8 @@ class LoweredOps:
 
     def host_overhead(self, consts: np.ndarray | None = None) -> np.ndarray:
         """Host overhead per op (used when an op is timed alone) for a constants vector."""
-        return (self.consts if consts is None else consts)[self.host_index]
+        c = self.consts if consts is None else consts
+        return c[self.host_index] + c[_PLAN_CACHE_INDEX] * self.cached_plans
 
     def predict(self, consts: np.ndarray | None = None) -> Prediction:
         """Full prediction with every chosen launch described (constants default to the calibrated ones)."""

@@ -89,3 +89,14 @@ def test_specs_json_lists_every_file():
     rows = json.loads(run_cli("specs", "--json").stdout)
     assert len(rows) == len(list(DEVICE_DIR.glob("*.yaml"))) >= 19
     assert {"name", "aliases", "sm_count"} <= set(rows[0])
+
+
+def test_nearest_family_prefers_the_same_cc_major_on_ties() -> None:
+    from gpusim.calibration import nearest_family
+
+    # volta is as far from pascal as from turing; turing shares its major (7) and its kernels
+    assert nearest_family("volta", {"pascal", "turing", "ampere"}) == "turing"
+    assert nearest_family("turing", {"volta", "ampere"}) == "volta"
+    assert nearest_family("ampere", {"turing", "hopper"}) == "turing"  # no same-major tie: the older
+    assert nearest_family("hopper", {"ampere", "turing"}) == "ampere"
+    assert nearest_family("unknown", {"ampere"}) == "default"

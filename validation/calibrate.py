@@ -22,6 +22,7 @@ from gpusim.calibration import CONSTANT_NAMES, nearest_family
 from gpusim.predict import LoweredOps
 from gpusim.spec import GpuSpec
 from hw_specs import CALIBRATION_DIR
+from validation.harness import cached_conv_plans
 from validation.readers import read_timings
 from validation.score import resolve_specs
 
@@ -32,7 +33,7 @@ NEUSIGHT_FILES = ("neusight/linear.csv", "neusight/bmm.csv", "neusight/conv/Tesl
 # Constants fitted on all GPUs together, and those refined per family.
 SHARED_FIT = ("simt_efficiency", "tile_intensity_half", "warps_to_saturate", "l2_bandwidth_factor", "dram_efficiency",
               "wave_latency_us", "winograd_fused_efficiency", "winograd_nonfused_efficiency", "host_overhead_conv_us",
-              "host_overhead_gemm_us")
+              "host_overhead_gemm_us", "cudnn_plan_cache_us_per_entry")
 # The SIMT (GEMM) efficiency is shared: fitted per family it did not transfer to a GPU left out
 # (leave-one-GPU-out linear MAPE: T4 20.5 -> 13.8, A100 7.7 -> 6.0, P4 15.0 -> 14.5; P100 19.3 -> 22.0,
 # V100 13.5 -> 14.0; bmm better on every GPU); cuDNN's Winograd kernels do differ per family.
@@ -48,6 +49,7 @@ STARTING_POINT = {
     "warps_to_saturate": 8.0, "l2_bandwidth_factor": 3.0, "dram_efficiency": 0.85, "sm_bandwidth_cap": 4.0,
     "wave_latency_us": 1.0, "winograd_fused_efficiency": 0.6, "winograd_nonfused_efficiency": 0.8,
     "host_overhead_conv_us": 40.0, "host_overhead_gemm_us": 20.0, "host_overhead_memory_us": 10.0,
+    "cudnn_plan_cache_us_per_entry": 0.05,
 }
 # Fit on every n-th row of each (GPU, op, dtype) set: deterministic and 3-4x faster.
 ROW_STRIDE = 3
@@ -81,12 +83,12 @@ def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
     for path in paths:
         timings = read_timings(path)
         specs.update(resolve_specs(timings))
-        for m in timings.measurements:
-            groups.setdefault((m.device, m.op.kind, m.dtype), []).append(m)
+        for m, plans in zip(timings.measurements, cached_conv_plans(timings.measurements)):
+            groups.setdefault((m.device, m.op.kind, m.dtype), []).append((m, plans))
     sets = []
-    for (device, op, dtype), rows in sorted(groups.items()):
-        rows = rows[::stride]
-        lowered = LoweredOps([m.op for m in rows], specs[device], dtype)
+    for (device, op, dtype), pairs in sorted(groups.items()):
+        rows = [m for m, _ in pairs[::stride]]
+        lowered = LoweredOps([m.op for m in rows], specs[device], dtype, cached_plans=[p for _, p in pairs[::stride]])
         sets.append(DataSet(device, specs[device], op, lowered, np.array([m.latency_us for m in rows]),
                             np.array([-1 if m.grid is None else m.grid for m in rows])))
     return sets

@@ -33,6 +33,7 @@ class Measurement:
     kernel: str
     sweep: str
     row: int
+    torch: str = ""  # PyTorch version the row was measured with ("" if not recorded)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class CsvFormat:
     kernel_column: str
     name_column: str | None = None
     sweep_column: str | None = None
+    torch_column: str | None = None
 
     def required(self) -> list[str]:
         """Columns every file of this format must have."""
@@ -92,13 +94,14 @@ NEUSIGHT = CsvFormat(
     shape_columns={"conv": ("B", "Input_Channel", "Output_Channel", "Kernel_Szie", "Input_Size", "Stride", "Padding"),
                    "linear": ("B", "M", "N", "K"), "bmm": ("B", "M", "N", "K")},
     pair_columns=frozenset(), build=_neusight_op, grid_columns=("Grid x", "Grid y", "Grid z"),
-    kernel_column="Kernel Name")
+    kernel_column="Kernel Name", torch_column="Torch Version")
 
 PROJECT = CsvFormat(
     name="project", op_column="op", latency_column="median_us", latency_to_us=1.0, device_column="device",
     dtype_column="dtype", default_dtype=None, shape_columns=project_format.SHAPE_COLUMNS,
     pair_columns=project_format.PAIR_COLUMNS, build=project_format.build_op,
-    grid_columns=("grid_x", "grid_y", "grid_z"), kernel_column="kernel", name_column="name", sweep_column="sweep")
+    grid_columns=("grid_x", "grid_y", "grid_z"), kernel_column="kernel", name_column="name", sweep_column="sweep",
+    torch_column="torch")
 
 
 def _fail(path: Path, row: int, column: str, message: str) -> DataError:
@@ -196,7 +199,7 @@ class _RowReader:
             grid=None if None in grid else grid[0] * grid[1] * grid[2],
             kernel=self.cell(cells, row, fmt.kernel_column, optional=True) or "",
             sweep=(self.cell(cells, row, fmt.sweep_column, optional=True) or "") if fmt.sweep_column else "",
-            row=row)
+            row=row, torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "")
 
 
 def read_timings(path: str | Path) -> Timings:

@@ -11,8 +11,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from gpusim.errors import SpecError
-from gpusim.predict import predict
+from gpusim.predict import LoweredOps
 from gpusim.spec import GpuSpec, load_spec
+from validation.harness import cached_conv_plans
 from validation.readers import DataError, Measurement, Timings
 
 
@@ -126,8 +127,10 @@ def score(timings: Timings, gpu: str | None = None) -> Scored:
     predicted = np.zeros(len(ms))
     grid = np.zeros(len(ms), dtype=np.int64)
     kernel = [""] * len(ms)
+    plans = cached_conv_plans(ms)
     for (_, dtype), rows in groups.items():
-        pred = predict([ms[i].op for i in rows], specs[ms[rows[0]].device], dtype)
+        pred = LoweredOps([ms[i].op for i in rows], specs[ms[rows[0]].device], dtype,
+                          cached_plans=[plans[i] for i in rows]).predict()
         predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
         for row, launch in zip(rows, pred.main_launches()):
             grid[row], kernel[row] = launch.grid, launch.kernel
