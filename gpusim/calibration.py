@@ -31,6 +31,7 @@ class Constants(BaseModel):
     wave_latency_us: float = Field(ge=0, description="fixed time of every wave: pipeline fill and epilogue")
     winograd_fused_efficiency: float = Field(gt=0, le=1.5, description="math rate of fused Winograd GEMMs vs plain")
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
+    implicit_gemm_efficiency: float = Field(gt=0, le=1.5, description="math rate of cuDNN FP32 implicit-GEMM conv kernels")
     host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")
     host_overhead_gemm_us: float = Field(ge=0, description="CPU time of one eager cuBLAS linear/bmm call timed alone")
     host_overhead_memory_us: float = Field(ge=0, description="CPU time of one eager memory-bound op timed alone")

@@ -90,7 +90,9 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[A
     if op.is_depthwise:
         return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
                                                        DEPTHWISE_THREADS, 1),))]
-    gemm = GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved, "gemm", USE_CONV, "")
+    # CUDA-core implicit GEMM runs cuDNN's scudnn_* kernels, whose efficiency is calibrated per family
+    gemm = GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved,
+                       "implicit_gemm" if simt else "gemm", USE_CONV, "")
     # cuDNN's CUDA-core implicit GEMM first runs a small kernel computing the filter offsets
     # (computeOffsetsKernel, recorded before every scudnn kernel); its tensor-core kernels do not.
     offsets = StreamProblem("compute_offsets", cin_g * kh * kw, 8.0 * cin_g * kh * kw, 0.0)

@@ -16,7 +16,8 @@ from gpusim.ops import Op
 from gpusim.spec import GpuSpec, load_spec
 
 # GEMM labels whose math rate is scaled by a calibrated efficiency (label -> constant name).
-_RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": "winograd_nonfused_efficiency"}
+_RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": "winograd_nonfused_efficiency",
+                "implicit_gemm": "implicit_gemm_efficiency"}
 # Host (CPU) overhead constant of an op timed alone, by op kind.
 _HOST_OVERHEAD = {"conv2d": "host_overhead_conv_us", "linear": "host_overhead_gemm_us", "bmm": "host_overhead_gemm_us"}
 

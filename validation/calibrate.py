@@ -37,7 +37,10 @@ SHARED_FIT = ("simt_efficiency", "tile_intensity_half", "warps_to_saturate", "l2
 # The SIMT (GEMM) efficiency is shared: fitted per family it did not transfer to a GPU left out
 # (leave-one-GPU-out linear MAPE: T4 20.5 -> 13.8, A100 7.7 -> 6.0, P4 15.0 -> 14.5; P100 19.3 -> 22.0,
 # V100 13.5 -> 14.0; bmm better on every GPU); cuDNN's Winograd kernels do differ per family.
-FAMILY_FIT = ("winograd_fused_efficiency", "winograd_nonfused_efficiency")
+FAMILY_FIT = ("winograd_fused_efficiency", "winograd_nonfused_efficiency", "implicit_gemm_efficiency")
+# They are cuDNN kernel efficiencies, so a family gets its own only where the training data has
+# its convolutions; any other family uses the nearest family that has them (Ampere: Turing's).
+FAMILY_FIT_OP = "conv2d"
 # Where every fit starts (so a refit never depends on the files it overwrites): GPU_FACTS.md's
 # round numbers (85% of DRAM peak, ~80-90% of math peak, 3-6 us launch overhead); the
 # constants no data constrains keep these: tensor-core efficiency (the shared data is FP32) and
@@ -48,6 +51,7 @@ STARTING_POINT = {
     "launch_overhead_us": 4.0, "simt_efficiency": 0.85, "tensor_efficiency": 0.8, "tile_intensity_half": 12.0,
     "warps_to_saturate": 8.0, "l2_bandwidth_factor": 3.0, "dram_efficiency": 0.85, "sm_bandwidth_cap": 4.0,
     "wave_latency_us": 1.0, "winograd_fused_efficiency": 0.6, "winograd_nonfused_efficiency": 0.8,
+    "implicit_gemm_efficiency": 1.0,
     "host_overhead_conv_us": 40.0, "host_overhead_gemm_us": 20.0, "host_overhead_memory_us": 10.0,
     "cudnn_plan_cache_us_per_entry": 0.05,
 }
@@ -128,7 +132,7 @@ def fit(sets: list[DataSet]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     start = np.array([STARTING_POINT[n] for n in CONSTANT_NAMES], dtype=np.float64)
     shared = _fit(sets, start, SHARED_FIT)
     families: dict[str, np.ndarray] = {}
-    for family in sorted({s.family for s in sets}):
+    for family in sorted({s.family for s in sets if s.op == FAMILY_FIT_OP}):
         families[family] = _fit([s for s in sets if s.family == family], shared, FAMILY_FIT)
     return shared, families
 
@@ -146,6 +150,9 @@ def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataS
     doc = {"family": "default", "fitted_on": files + sorted({s.device for s in sets}), "fit_command": command,
            "constants": {n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, shared)}}
     write_text_atomic(CALIBRATION_DIR / "default.yaml", header + yaml.safe_dump(doc, sort_keys=False))
+    for stale in CALIBRATION_DIR.glob("*.yaml"):  # a family no longer fitted falls back to its nearest
+        if stale.stem not in {"default", "families", *families}:
+            stale.unlink()
     for family, c in families.items():
         devices = sorted({s.device for s in sets if s.family == family})
         doc = {"family": family, "fitted_on": files + devices, "fit_command": command,
