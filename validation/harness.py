@@ -3,7 +3,7 @@
 PyTorch 2.1 added an LRU cache of cuDNN execution plans (pytorch/pytorch#104369, at most
 10,000 plans) whose every lookup called `std::list::size()`, which is linear in the list's
 length under the pre-C++11 GCC ABI that PyTorch's pip wheels use (pytorch/pytorch#108474,
-fixed by #114110). So in PyTorch 2.1 the host time of every cuDNN convolution grows with the
+fix proposed in #114110). So in PyTorch 2.1 the host time of every cuDNN convolution grows with the
 number of distinct convolutions the process has run before it. A file of timings measured
 in one process shows it as host time growing with the row's position (NeuSight's conv files:
 from ~30 us on their first rows to ~300-800 us on their last, the same for every conv size).
