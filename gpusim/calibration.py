@@ -30,6 +30,8 @@ class Constants(BaseModel):
     sm_bandwidth_cap: float = Field(gt=0, description="one SM's bandwidth at most this times its fair share")
     wave_latency_us: float = Field(ge=0, description="fixed time of every wave: pipeline fill and epilogue")
     winograd_fused_efficiency: float = Field(gt=0, le=1.5, description="math rate of fused Winograd GEMMs vs plain")
+    winograd_fused_fixed_channels: float = Field(
+        ge=0, description="per-CTA fixed work of fused Winograd (output transform, prologue), in input channels")
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
     implicit_gemm_efficiency: float = Field(gt=0, le=1.5, description="math rate of cuDNN FP32 implicit-GEMM conv kernels")
     host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")

@@ -16,11 +16,15 @@ import math
 import numpy as np
 from numba import njit
 
+from gpusim.calibration import CONSTANT_NAMES
+from gpusim.kernels import USE_FUSED_WINOGRAD
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order).
 (C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP,
  C_WAVE_LATENCY) = range(9)
+# Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
+C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
 D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW = range(4)
 # Split-K factors the GEMM selection considers.
@@ -133,7 +137,10 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
                     break
                 k_iters = ((k[i] + s - 1) // s + bk - 1) // bk
-                cta_flops = 2.0 * bm * bn * k_iters * bk
+                k_work = k_iters * bk
+                if use[i] == USE_FUSED_WINOGRAD:  # in-kernel output transform and prologue: fixed per CTA
+                    k_work += consts[C_FUSED_FIXED]
+                cta_flops = 2.0 * bm * bn * k_work
                 cta_bytes = float((bm + bn) * k_iters * bk * elem_bytes)
                 grid = tiles_mn * s
                 waves, tail, busy = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, rate_sm,

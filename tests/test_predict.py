@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import gpusim
@@ -100,3 +101,30 @@ def test_kernel_lists_differ_by_use():
     batched = [(t.bm, t.bn) for t in tiles if t.uses & USE_BATCHED]
     assert batched == [(128, 128)]
     assert any(t.k_slices == 4 and t.uses & USE_LINEAR for t in tiles)
+
+
+def test_fused_winograd_ctas_carry_fixed_work_in_channel_units():
+    # One fused-Winograd GEMM whose 128x128 tiles are its CTAs, priced with and without the per-CTA
+    # fixed work: with C = 64 input channels and 64 fixed channels, a compute-bound wave takes 2x
+    # as long (the wave latency and launch overhead are zeroed so nothing else is added).
+    from gpusim.calibration import CONSTANT_NAMES
+    from gpusim.engine import gemm_select
+    from gpusim.kernels import USE_FUSED_WINOGRAD
+    from gpusim.predict import engine_inputs
+
+    table, limits, device, consts = engine_inputs(gpusim.load_spec("v100-pcie"), "fp32")
+    consts = consts.copy()
+    for name in ("wave_latency_us", "launch_overhead_us"):
+        consts[CONSTANT_NAMES.index(name)] = 0.0
+    consts[CONSTANT_NAMES.index("dram_efficiency")] = 1.0
+    consts[CONSTANT_NAMES.index("l2_bandwidth_factor")] = 1e6  # bandwidth never binds
+    one = np.ones(1, np.int64)
+
+    def time_us(fixed: float) -> float:
+        consts[CONSTANT_NAMES.index("winograd_fused_fixed_channels")] = fixed
+        out = gemm_select(one * 80 * 128, one * 128, one * 64, one, np.zeros(1), np.ones(1), 4, table, limits,
+                          device, consts, False, one * USE_FUSED_WINOGRAD)
+        assert out[2][0] == 80  # one CTA per SM: one wave
+        return float(out[-1][0])
+
+    assert time_us(64.0) == pytest.approx(2 * time_us(0.0), rel=1e-9)
