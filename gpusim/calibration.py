@@ -34,6 +34,13 @@ class Constants(BaseModel):
         ge=0, description="per-CTA fixed work of fused Winograd (output transform, prologue), in input channels")
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
     implicit_gemm_efficiency: float = Field(gt=0, le=1.5, description="math rate of cuDNN FP32 implicit-GEMM conv kernels")
+    strided_dram_efficiency: float = Field(
+        gt=0, le=1.0, description="fraction of DRAM peak for cuBLAS 'tn' operand strips read in 32-byte sectors")
+    cta_drift_fraction: float = Field(
+        gt=0, description="spread of a wave's CTAs along K, as a fraction of the wave's operand strips")
+    drift_waves: float = Field(gt=0, description="waves over which that spread builds up")
+    l2_miss_sharpness: float = Field(gt=0, description="exponent of the L2 miss curve in (spread footprint / L2 size)")
+    unaligned_row_extra: float = Field(ge=0, description="extra operand traffic when rows are not 16-byte aligned")
     host_overhead_conv_us: float = Field(ge=0, description="CPU time of one eager cuDNN conv call timed alone")
     host_overhead_gemm_us: float = Field(ge=0, description="CPU time of one eager cuBLAS linear/bmm call timed alone")
     host_overhead_memory_us: float = Field(ge=0, description="CPU time of one eager memory-bound op timed alone")

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from gpusim.calibration import CONSTANT_NAMES
-from gpusim.kernels import USE_FUSED_WINOGRAD
+from gpusim.kernels import USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order).
@@ -25,8 +25,11 @@ from gpusim.occupancy import blocks_per_sm
  C_WAVE_LATENCY) = range(9)
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
+# The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
+C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (CONSTANT_NAMES.index(n) for n in (
+    "strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra"))
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
-D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW = range(4)
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES = range(5)
 # Split-K factors the GEMM selection considers.
 SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
 # Columns of the tile table (gpusim.kernels.TILE_COLUMNS order).
@@ -77,6 +80,34 @@ def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float
     waves, tail, t = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, flop_rate_sm, bandwidth,
                                     sms, consts)
     return b, limiter, waves, tail, t
+
+
+@njit(cache=True)
+def operand_strip_time(m: int, n: int, k: int, bm: int, bn: int, split: int, grid: int, capacity: int,
+                       elem_bytes: int, device: np.ndarray, consts: np.ndarray) -> float:
+    """DRAM time (us) of the operand strips of a linear ("tn") GEMM launch: both operands are read
+    along K in 32-byte sectors from rows K x elem_bytes apart.
+
+    CTAs of one wave that share a strip reuse it through L2 only while they stay close along K;
+    they drift apart as the launch goes on, so the footprint that must stay in L2 is a fraction
+    of the wave's strips, growing over the first waves. The share of traffic beyond one read per
+    wave that misses L2 rises with that footprint over the L2 size; misses are read at the
+    strided DRAM efficiency, and rows that are not 16-byte aligned lose the vector loads.
+    """
+    ks = (k + split - 1) // split
+    conc = min(grid, capacity)
+    waves = (grid + capacity - 1) // capacity
+    no_reuse = grid * (bm + bn) * ks * float(elem_bytes)
+    gx = (m + bm - 1) // bm
+    c = min(conc, grid // split)
+    strips_m, strips_n = (gx, (c + gx - 1) // gx) if c >= gx else (c, 1)
+    per_wave = waves * (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
+    footprint = consts[C_DRIFT] * conc * (bm + bn) * ks * elem_bytes * (1.0 - math.exp(-waves / consts[C_DRIFT_WAVES]))
+    miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(footprint, 1.0)) ** consts[C_MISS_SHARPNESS])
+    traffic = per_wave + miss * max(no_reuse - per_wave, 0.0)
+    if (k * elem_bytes) % 16 != 0:
+        traffic *= 1.0 + consts[C_UNALIGNED]
+    return traffic / (device[D_DRAM_BW] * consts[C_STRIDED_DRAM])
 
 
 def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
@@ -155,6 +186,11 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                     best_score[i] = score
                     out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, grid, b
                     out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
+        j = out_tile[i]
+        if use[i] == USE_LINEAR and tiles[j, T_TENSOR] == 0 and out_b[i] > 0:  # CUDA-core cuBLAS "tn" GEMM
+            strips = operand_strip_time(m[i], n[i], k[i], tiles[j, T_BM], tiles[j, T_BN], out_split[i], out_grid[i],
+                                        sms * out_b[i], elem_bytes, device, consts)
+            out_time[i] = max(out_time[i], strips + overhead)
     return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time
 
 

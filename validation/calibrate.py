@@ -35,6 +35,9 @@ SHARED_FIT = ("simt_efficiency", "tile_intensity_half", "warps_to_saturate", "l2
               "wave_latency_us", "winograd_fused_efficiency", "winograd_fused_fixed_channels", "winograd_nonfused_efficiency",
               "host_overhead_conv_us",
               "host_overhead_gemm_us", "cudnn_plan_cache_us_per_entry")
+# The operand-strip traffic of deep-K linear GEMMs (gpusim.engine.operand_strip_time), shared by all
+# GPUs and fitted on the linear sets after the constants above.
+STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra")
 # The SIMT (GEMM) efficiency is shared: fitted per family it did not transfer to a GPU left out
 # (leave-one-GPU-out linear MAPE: T4 20.5 -> 13.8, A100 7.7 -> 6.0, P4 15.0 -> 14.5; P100 19.3 -> 22.0,
 # V100 13.5 -> 14.0; bmm better on every GPU); cuDNN's Winograd kernels do differ per family.
@@ -55,7 +58,8 @@ STARTING_POINT = {
     "winograd_nonfused_efficiency": 0.8,
     "implicit_gemm_efficiency": 1.0,
     "host_overhead_conv_us": 40.0, "host_overhead_gemm_us": 20.0, "host_overhead_memory_us": 10.0,
-    "cudnn_plan_cache_us_per_entry": 0.05,
+    "cudnn_plan_cache_us_per_entry": 0.05, "strided_dram_efficiency": 0.4, "cta_drift_fraction": 0.005,
+    "drift_waves": 30.0, "l2_miss_sharpness": 3.0, "unaligned_row_extra": 0.2,
 }
 # Nelder-Mead restarts: in 12 dimensions one run stops in a collapsed simplex (mean training MAPE
 # 13.3%); one restart reaches 12.6%, a second changes nothing; Powell's method reached 12.8%.
@@ -140,6 +144,7 @@ def fit(sets: list[DataSet]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(shared constants, {family: constants}) fitted on `sets`."""
     start = np.array([STARTING_POINT[n] for n in CONSTANT_NAMES], dtype=np.float64)
     shared = _fit(sets, start, SHARED_FIT)
+    shared = _fit([s for s in sets if s.op == "linear"], shared, STRIP_FIT)
     families: dict[str, np.ndarray] = {}
     for family in sorted({s.family for s in sets if s.op == FAMILY_FIT_OP}):
         families[family] = _fit([s for s in sets if s.family == family], shared, FAMILY_FIT)
