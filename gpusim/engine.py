@@ -29,7 +29,7 @@ C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (CONSTANT_NAMES.index(n) for n in (
     "strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra"))
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
-D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES = range(5)
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = range(6)
 # Split-K factors the GEMM selection considers.
 SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
 # Columns of the tile table (gpusim.kernels.TILE_COLUMNS order).
@@ -80,6 +80,17 @@ def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float
     waves, tail, t = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, flop_rate_sm, bandwidth,
                                     sms, consts)
     return b, limiter, waves, tail, t
+
+
+@njit(cache=True)
+def ffma_share(bm: int, bn: int, k_slices: int, threads: int) -> float:
+    """Share of FFMA in a CUDA-core GEMM kernel's instruction stream, per K step of one thread: its
+    F = BM*BN*slices/threads FFMA, the 128-bit shared-memory loads of its sqrt(F) x sqrt(F) A and B
+    fragments (sqrt(F)/2), the global-to-shared staging of the CTA's (BM+BN) x 8 tile per 8 steps
+    (128-bit loads and stores plus a barrier) and one loop instruction."""
+    f = bm * bn * k_slices / threads
+    staging = (bm + bn) * k_slices / (2.0 * threads) + 1.0 / 8.0
+    return f / (f + math.sqrt(f) / 2.0 + staging + 1.0)
 
 
 @njit(cache=True)
@@ -160,7 +171,11 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
             if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
                 continue
             can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == 1
-            rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] if tensor else device[D_SIMT_RATE] * consts[C_SIMT_EFF]
+            if tensor:
+                rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF]
+            else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
+                rate = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * min(1.0, ffma_share(bm, bn, slices, threads)
+                                                                      * device[D_ISSUE])
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate_scale[i] * rate / sms * intensity / (intensity + consts[C_TILE_HALF])
             tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]

@@ -83,11 +83,12 @@ class Prediction:
 
 
 def device_vector(spec: GpuSpec, dtype: str) -> np.ndarray:
-    """[SMs, CUDA-core FLOP/us, tensor-core FLOP/us, DRAM bytes/us, L2 bytes] for dtype at the sustained clock."""
+    """[SMs, CUDA-core FLOP/us, tensor-core FLOP/us, DRAM bytes/us, L2 bytes, FP32 issue ratio] for dtype
+    at the sustained clock."""
     tensor = uses_tensor_cores(spec, dtype)
     simt = spec.peak_flops_per_us("fp32" if tensor else dtype)
     return np.array([spec.sm_count, simt, spec.peak_flops_per_us(dtype) if tensor else 0.0,
-                     spec.dram_bytes_per_us(), spec.device.l2_cache_mb * 2**20], dtype=np.float64)
+                     spec.dram_bytes_per_us(), spec.device.l2_cache_mb * 2**20, spec.fp32_issue_ratio], dtype=np.float64)
 
 
 def engine_inputs(spec: GpuSpec, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

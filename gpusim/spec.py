@@ -54,6 +54,8 @@ class SmLimits(_Sourced):
     max_registers_per_thread: int = Field(gt=0)
     register_allocation_unit: int = Field(gt=0, description="registers, allocated per warp")
     register_partitions: int = Field(gt=0, description="SM sub-partitions that each own a quarter (or half) of the register file")
+    warp_instructions_per_clock: int = Field(
+        gt=0, description="warp instructions each sub-partition's scheduler dispatches per clock (dual issue: 2)")
     shared_memory_per_sm: int = Field(gt=0, description="bytes, largest carveout")
     max_shared_memory_per_block: int = Field(gt=0, description="bytes, opt-in maximum")
     shared_memory_allocation_unit: int = Field(gt=0, description="bytes")
@@ -153,6 +155,15 @@ class GpuSpec(BaseModel):
     def dram_bytes_per_us(self) -> float:
         """Peak DRAM bandwidth in bytes per microsecond."""
         return self.device.memory_bandwidth_gbs * 1e3
+
+    @property
+    def fp32_issue_ratio(self) -> float:
+        """Warp instructions the SM can issue per clock over the FP32 warp instructions its lanes can
+        execute per clock: 2 when an FFMA occupies a 16-lane unit for two clocks (Volta, Turing,
+        GA100) or the scheduler dual-issues (Pascal), 1 on 128-lane single-issue SMs (GA10x, Ada,
+        Hopper), where every non-FFMA instruction takes an FFMA's issue slot."""
+        lim = self.limits
+        return lim.warp_size * lim.warp_instructions_per_clock * lim.register_partitions / self.device.fp32_cores_per_sm
 
 
 def _read_yaml(path: Path) -> dict:

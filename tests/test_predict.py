@@ -152,3 +152,35 @@ def test_operand_strip_traffic_hand_computed():
     assert strips(1024, 1e9) == pytest.approx(4 * 2**20 / 0.5e6, rel=1e-6)  # footprint >> L2: all missed
     assert strips(1024, 1e-12) == pytest.approx(2 * 2**20 / 0.5e6, rel=1e-6)  # footprint << L2: reused
     assert strips(1023, 1e-12) == pytest.approx(512 * 1023 * 4 * 1.25 / 0.5e6, rel=1e-6)
+
+
+def test_ffma_share_of_sgemm_kernels_hand_computed():
+    from gpusim.engine import ffma_share
+
+    # 128x128 CTA, 256 threads: 8x8 outputs per thread, 64 FFMA, 4 LDS.128, staging 256/512 + 1/8, 1 loop
+    assert ffma_share(128, 128, 1, 256) == pytest.approx(64 / (64 + 4 + 0.625 + 1))
+    # 128x32, 256 threads: 4x4 per thread, 16 FFMA, 2 LDS.128, staging 160/512 + 1/8, 1 loop
+    assert ffma_share(128, 32, 1, 256) == pytest.approx(16 / (16 + 2 + 0.4375 + 1))
+
+
+@pytest.mark.parametrize("gpu, ratio", [("p100", 2.0), ("p4", 2.0), ("v100-pcie", 2.0), ("t4", 2.0),
+                                        ("a100-pcie-40gb", 2.0), ("rtx3090", 1.0), ("l4", 1.0), ("h100-sxm", 1.0)])
+def test_fp32_issue_ratio_from_whitepaper_facts(gpu, ratio):
+    # 32 threads x warp instructions per clock x sub-partitions / FP32 lanes per SM
+    assert gpusim.load_spec(gpu).fp32_issue_ratio == ratio
+
+
+def test_single_issue_128_lane_sms_lose_the_non_ffma_issue_slots():
+    # The same GEMM on an RTX 3090 and on a copy of its spec that could dual-issue: a compute-bound
+    # 128x128 launch is slower by exactly 1 / ffma_share on the real, single-issue SM.
+    from gpusim.engine import ffma_share
+    from gpusim.predict import LoweredOps, launch_overhead_us
+
+    spec = gpusim.load_spec("rtx3090")
+    dual = spec.model_copy(update={"limits": spec.limits.model_copy(update={"warp_instructions_per_clock": 2})})
+    op = gpusim.Linear(8192, 1024, 8192)
+    real, ideal = (LoweredOps([op], s, "fp32").predict().main_launches()[0] for s in (spec, dual))
+    assert real.kernel == ideal.kernel == "ampere_sgemm_128x128_tn" and real.grid == ideal.grid
+    overhead = launch_overhead_us(spec)
+    assert (real.time_us - overhead) / (ideal.time_us - overhead) == pytest.approx(1 / ffma_share(128, 128, 1, 256),
+                                                                                 rel=0.02)
