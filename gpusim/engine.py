@@ -20,9 +20,11 @@ from gpusim.calibration import CONSTANT_NAMES
 from gpusim.kernels import USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
 
-# Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order).
+# Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
 (C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP,
- C_WAVE_LATENCY) = range(9)
+ C_WAVE_LATENCY) = (CONSTANT_NAMES.index(n) for n in (
+    "launch_overhead_us", "simt_efficiency", "tensor_efficiency", "tile_intensity_half", "warps_to_saturate",
+    "l2_bandwidth_factor", "dram_efficiency", "sm_bandwidth_cap", "wave_latency_us"))
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
@@ -105,10 +107,11 @@ def operand_strip_time(m: int, n: int, k: int, bm: int, bn: int, split: int, gri
     wave that misses L2 rises with that footprint over the L2 size; misses are read at the
     strided DRAM efficiency, and rows that are not 16-byte aligned lose the vector loads.
     """
-    ks = (k + split - 1) // split
-    conc = min(grid, capacity)
+    ks = (k + split - 1) // split  # K of one split slice
+    conc = min(grid, capacity)  # CTAs resident in one wave
     waves = (grid + capacity - 1) // capacity
-    no_reuse = grid * (bm + bn) * ks * float(elem_bytes)
+    no_reuse = grid * (bm + bn) * ks * float(elem_bytes)  # every CTA reads its own two strips
+    # distinct strips of one wave: all gx weight strips and the rows they cover, or part of one row
     gx = (m + bm - 1) // bm
     c = min(conc, grid // split)
     strips_m, strips_n = (gx, (c + gx - 1) // gx) if c >= gx else (c, 1)
