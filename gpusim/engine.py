@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from gpusim.calibration import CONSTANT_NAMES
-from gpusim.kernels import USE_FUSED_WINOGRAD, USE_LINEAR
+from gpusim.kernels import SLICED_K_GATE, USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
@@ -166,12 +166,22 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
     tile_lim = np.zeros(tiles.shape[0], np.int64)
     for j in range(tiles.shape[0]):  # occupancy depends on the kernel only
         tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
+    # cuBLAS on sm80+ never splits K for nn.Linear; it launches its in-CTA sliced-K kernels exactly
+    # for deep-K problems (gpusim.kernels.SLICED_K_GATE), so there the choice is among those only
+    sliced_arch = False
+    for j in range(tiles.shape[0]):
+        if tiles[j, T_SLICES] > 1 and tiles[j, T_SPLIT] == 0 and tiles[j, T_USES] & USE_LINEAR:
+            sliced_arch = True
     for i in range(count):
         floor_us = dram_bytes[i] / dram_bw
+        deep = sliced_arch and use[i] == USE_LINEAR and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * (
+            (n[i] + 127) // 128)
         for j in range(tiles.shape[0]):
             bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
             slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
             if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
+                continue
+            if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
             can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == 1
             if tensor:

@@ -124,6 +124,12 @@ _SIMT = [
 ]
 del L, B, W, C, F
 
+# cuBLAS (sm80+, FP32) launches a sliced1x4 kernel for nn.Linear when K exceeds this many times the
+# count of 128x128 output tiles, and a plain one otherwise: the rule holds on 86% of the recorded
+# A100 rows (sliced share by K / tiles: 0% up to 2, 12-34% at 4-32, 40% at 32-64, 68% at 64-128,
+# 87% beyond); a fastest-kernel choice picked the plain 128x64 for most deep-K rows.
+SLICED_K_GATE = 32.0
+
 # Tensor-core tiles (CUTLASS defaults; GPU_FACTS.md "Kernels"): 2 stages before SM80, multistage after.
 _TENSOR = [
     *(TileDescription("tensorop", bm, bn, t, 2, 70, 79) for bm, bn, t in

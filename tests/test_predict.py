@@ -83,6 +83,10 @@ def test_gpusim_imports_without_torch():
     (gpusim.Linear(4096, 8192, 1024), "p4", "sgemm_128x128x8_NT_vec", 256),
     # linear rows=8192 in=4096 out=4096 on P100: maxwell_sgemm_32x128_tn, grid 128 x 64
     (gpusim.Linear(8192, 4096, 4096), "p100", "maxwell_sgemm_32x128_tn", 128 * 64),
+    # deep K on A100 (K = 32768 > 32 x 6 x 6 tiles of 128x128): ampere_sgemm_64x32_sliced1x4_tn, grid 12 x 24
+    (gpusim.Linear(768, 32768, 768), "a100-pcie-40gb", "ampere_sgemm_64x32_sliced1x4_tn", 12 * 24),
+    # and shallow K: rows=2048 in=2560 out=50272, ampere_sgemm_128x64_tn, grid 393 x 32
+    (gpusim.Linear(2048, 2560, 50272), "a100-pcie-40gb", "ampere_sgemm_128x64_tn", 393 * 32),
 ])
 def test_recorded_library_kernel_and_grid_are_reproduced(op, gpu, kernel, grid):
     k = gpusim.predict(op, gpu, "fp32").main_launches()[0]
