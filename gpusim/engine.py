@@ -164,12 +164,18 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
     overhead = consts[C_OVERHEAD]
     tile_b = np.zeros(tiles.shape[0], np.int64)
     tile_lim = np.zeros(tiles.shape[0], np.int64)
-    for j in range(tiles.shape[0]):  # occupancy depends on the kernel only
-        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
+    tile_rate = np.zeros(tiles.shape[0])  # math rate of one SM running the kernel, before the tile factor
     # cuBLAS on sm80+ never splits K for nn.Linear; it launches its in-CTA sliced-K kernels exactly
     # for deep-K problems (gpusim.kernels.SLICED_K_GATE), so there the choice is among those only
     sliced_arch = False
-    for j in range(tiles.shape[0]):
+    for j in range(tiles.shape[0]):  # all of these depend on the kernel only
+        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
+        if tiles[j, T_TENSOR]:
+            tile_rate[j] = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] / sms
+        else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
+            issue = min(1.0, ffma_share(tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_SLICES], tiles[j, T_THREADS])
+                        * device[D_ISSUE])
+            tile_rate[j] = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * issue / sms
         if tiles[j, T_SLICES] > 1 and tiles[j, T_SPLIT] == 0 and tiles[j, T_USES] & USE_LINEAR:
             sliced_arch = True
     for i in range(count):
@@ -184,13 +190,8 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
             can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == 1
-            if tensor:
-                rate = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF]
-            else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
-                rate = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * min(1.0, ffma_share(bm, bn, slices, threads)
-                                                                      * device[D_ISSUE])
             intensity = 2.0 * bm * bn / (bm + bn)
-            rate_sm = rate_scale[i] * rate / sms * intensity / (intensity + consts[C_TILE_HALF])
+            rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
