@@ -189,7 +189,7 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                 continue
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
-            can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == 1
+            can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
