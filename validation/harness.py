@@ -7,8 +7,9 @@ fix proposed in #114110). So in PyTorch 2.1 the host time of every cuDNN convolu
 number of distinct convolutions the process has run before it. A file of timings measured
 in one process shows it as host time growing with the row's position (NeuSight's conv files:
 from ~30 us on their first rows to ~300-800 us on their last, the same for every conv size).
-The simulator prices it as `cudnn_plan_cache_us_per_entry` x plans in the cache (one shared
-constant: the cost of walking one list node on the measuring host).
+The simulator prices it as `cudnn_plan_cache_us_per_entry` x plans in the cache: the cost of
+walking one list node on the measuring host, fitted per architecture family with the family's
+cuDNN efficiencies (each family's convolutions in the shared data were measured on its own hosts).
 """
 from __future__ import annotations
 
