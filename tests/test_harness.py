@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gpusim import Conv2d, Linear
-from gpusim.calibration import CONSTANT_NAMES
+from gpusim.calibration import CONSTANT_NAMES, constants_for
 from gpusim.predict import LoweredOps
 from gpusim.spec import load_spec
 from validation.harness import PLAN_CACHE_LIMIT, affected, cached_conv_plans
@@ -53,3 +53,14 @@ def test_readers_keep_the_torch_version(tmp_path: Path) -> None:
     path = tmp_path / "ns.csv"
     path.write_text("OPName,Latency,Device,Torch Version,B,M,N,K\nlinear,1.0,Tesla T4,p2.1.0,1,2,3,4\n")
     assert read_timings(path).measurements[0].torch == "p2.1.0"
+
+
+# Per-earlier-row slope of (measured - GPU time) read off each NeuSight conv file (docs/accuracy.md):
+# the list walk on the host that measured the family's convolutions.
+HOST_SLOPE_US = {"pascal": (0.144, 0.158), "volta": (0.054, 0.054), "turing": (0.088, 0.088)}
+
+
+@pytest.mark.parametrize("family", sorted(HOST_SLOPE_US))
+def test_plan_cache_cost_is_fitted_per_family_near_its_hosts_slope(family: str) -> None:
+    low, high = HOST_SLOPE_US[family]
+    assert 0.85 * low <= constants_for(family).cudnn_plan_cache_us_per_entry <= 1.15 * high
