@@ -88,6 +88,7 @@ def test_measure_dry_run_on_cpu(capsys, tmp_path: Path, monkeypatch) -> None:
     rows = out.read_text().splitlines()
     cells = dict(zip(rows[0].split(","), rows[1].split(",")))
     assert int(cells["repeats"]) >= 50 and cells["l2_flush"] == "1" and cells["torch"] == torch.__version__
+    assert cells["sm_clock_mhz"] == cells["power_w"] == ""  # no GPU: no clock sampler
     assert float(cells["p10_us"]) <= float(cells["median_us"]) <= float(cells["p90_us"])
     code, stdout, _ = cli_in_process(capsys, "validate", "score", "--data", out, "--gpu", "t4", "--json")
     assert code == 0 and json.loads(stdout)["by_device"]["cpu"]["rows"] == 4

@@ -11,7 +11,7 @@ import math
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -20,6 +20,7 @@ import numpy as np
 
 from gpusim.errors import WavecutError
 from gpusim.ops import Conv2d, Linear, Matmul, Op
+from validation.clocks import ClockSampler, sampler_for
 from validation.project_format import op_cells
 from validation.sweeps import NetworkCase, Sweep, SweepError, sweep_ops
 
@@ -56,12 +57,14 @@ class KernelRecord:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median and spread of the repeats, microseconds."""
+    """Median and spread of the repeats, microseconds, and when they ran (time.monotonic() seconds)."""
 
     median_us: float
     p10_us: float
     p90_us: float
     repeats: int
+    start_s: float
+    end_s: float
 
 
 def network_ops(case: NetworkCase) -> list[Op]:
@@ -196,8 +199,10 @@ def time_call(fn: Callable[[], object], device: str, flush: Callable[[], object]
     """Warm up, pick the repeat count from the warm-up times, time every repeat; median, p10, p90."""
     samples = _samples_cpu if device == "cpu" else _samples_cuda
     estimate = float(np.median(samples(fn, WARMUP_CALLS, flush)))
-    times = np.array(samples(fn, repeats_for(estimate), flush))
-    return Timing(float(np.median(times)), float(np.percentile(times, 10)), float(np.percentile(times, 90)), len(times))
+    start = time.monotonic()
+    times = np.array(samples(fn, repeats_for(estimate), flush))  # returns once the device has finished
+    return Timing(float(np.median(times)), float(np.percentile(times, 10)), float(np.percentile(times, 90)), len(times),
+                  start, time.monotonic())
 
 
 def kernels_from_trace(trace: dict) -> list[KernelRecord]:
@@ -270,6 +275,22 @@ def _cpu_threads(device: str):
         torch.set_num_threads(saved)
 
 
+def gpu_id(device: str) -> str:
+    """The id NVML and nvidia-smi know a CUDA device by: its UUID ('GPU-...'), which CUDA_VISIBLE_DEVICES
+    cannot renumber; the CUDA index where torch does not report one."""
+    import torch
+
+    index = torch.device(device).index or 0
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return f"GPU-{uuid}" if uuid else str(index)
+
+
+def clock_cells(sampler: ClockSampler | None, timing: Timing) -> dict[str, str]:
+    """Median SM clock (MHz) and board power (W) over the timed repeats; empty cells without samples."""
+    clock, power = sampler.window(timing.start_s, timing.end_s) if sampler else (None, None)
+    return {"sm_clock_mhz": "" if clock is None else f"{clock:.0f}", "power_w": "" if power is None else f"{power:.1f}"}
+
+
 def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> Iterator[dict[str, str]]:
     """Time every task on device; yields one project-format row (validation/README.md) per task."""
     import torch
@@ -277,7 +298,8 @@ def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> 
     device = check_device(device)
     name, env = device_name(device), environment(device)
     flush = _flusher(device) if l2_flush else None
-    with torch.inference_mode(), _cpu_threads(device):
+    sampler = None if device == "cpu" else sampler_for(gpu_id(device))
+    with torch.inference_mode(), _cpu_threads(device), sampler or nullcontext():
         for task in tasks:
             with _backend_flags(task.dtype):
                 fn = build_call(task.op, task.dtype, device)
@@ -286,4 +308,4 @@ def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> 
             yield {**op_cells(task.op), "sweep": task.sweep, "dtype": task.dtype, "device": name,
                    "median_us": f"{timing.median_us:.3f}", "p10_us": f"{timing.p10_us:.3f}",
                    "p90_us": f"{timing.p90_us:.3f}", "repeats": str(timing.repeats), "l2_flush": str(int(l2_flush)),
-                   **kernel_cells(kernels), **env}
+                   **clock_cells(sampler, timing), **kernel_cells(kernels), **env}

@@ -15,11 +15,13 @@ SHAPE_COLUMNS: dict[str, tuple[str, ...]] = {
 PAIR_COLUMNS = frozenset({"kernel_size", "stride", "padding", "dilation"})
 
 TIMING_COLUMNS = ("dtype", "device", "median_us", "p10_us", "p90_us", "repeats", "l2_flush")
+CLOCK_COLUMNS = ("sm_clock_mhz", "power_w")  # medians over the timed repeats (validation/clocks.py)
 KERNEL_COLUMNS = ("kernel", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z", "kernels")
 ENVIRONMENT_COLUMNS = ("driver", "cuda", "torch", "cudnn")
 
 _SHAPES = tuple(dict.fromkeys(c for cols in SHAPE_COLUMNS.values() for c in cols))
-COLUMNS: tuple[str, ...] = ("op", "name", "sweep", *_SHAPES, *TIMING_COLUMNS, *KERNEL_COLUMNS, *ENVIRONMENT_COLUMNS)
+COLUMNS: tuple[str, ...] = ("op", "name", "sweep", *_SHAPES, *TIMING_COLUMNS, *CLOCK_COLUMNS, *KERNEL_COLUMNS,
+                             *ENVIRONMENT_COLUMNS)
 
 
 def build_op(kind: str, values: dict[str, int | tuple[int, int]], name: str) -> Op:

@@ -34,6 +34,7 @@ class Measurement:
     sweep: str
     row: int
     torch: str = ""  # PyTorch version the row was measured with ("" if not recorded)
+    sm_clock_mhz: float | None = None  # median SM clock over the timed repeats, if recorded
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class CsvFormat:
     name_column: str | None = None
     sweep_column: str | None = None
     torch_column: str | None = None
+    clock_column: str | None = None
 
     def required(self) -> list[str]:
         """Columns every file of this format must have."""
@@ -101,7 +103,7 @@ PROJECT = CsvFormat(
     dtype_column="dtype", default_dtype=None, shape_columns=project_format.SHAPE_COLUMNS,
     pair_columns=project_format.PAIR_COLUMNS, build=project_format.build_op,
     grid_columns=("grid_x", "grid_y", "grid_z"), kernel_column="kernel", name_column="name", sweep_column="sweep",
-    torch_column="torch")
+    torch_column="torch", clock_column="sm_clock_mhz")
 
 
 def _fail(path: Path, row: int, column: str, message: str) -> DataError:
@@ -193,13 +195,17 @@ class _RowReader:
         if dtype not in DTYPE_BYTES:
             raise _fail(self.path, row, fmt.dtype_column, f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}")
         grid = [self.cell(cells, row, c, _integer, optional=True) for c in fmt.grid_columns]
+        clock = self.cell(cells, row, fmt.clock_column, _number, optional=True) if fmt.clock_column else None
+        if clock is not None and clock <= 0:
+            raise _fail(self.path, row, fmt.clock_column, f"must be positive, got {clock}")
         return Measurement(
             op=op, device=self.cell(cells, row, fmt.device_column), dtype=dtype,
             latency_us=latency * fmt.latency_to_us,
             grid=None if None in grid else grid[0] * grid[1] * grid[2],
             kernel=self.cell(cells, row, fmt.kernel_column, optional=True) or "",
             sweep=(self.cell(cells, row, fmt.sweep_column, optional=True) or "") if fmt.sweep_column else "",
-            row=row, torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "")
+            row=row, torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "",
+            sm_clock_mhz=clock)
 
 
 def read_timings(path: str | Path) -> Timings:
