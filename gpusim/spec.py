@@ -140,6 +140,13 @@ class GpuSpec(BaseModel):
         """Sustained clock over boost clock: peak rates (quoted at boost) are scaled by this."""
         return self.device.sustained_clock_mhz / self.device.boost_clock_mhz
 
+    def at_clock(self, clock_mhz: float) -> "GpuSpec":
+        """This GPU running at clock_mhz (e.g. the SM clock recorded while an op was timed) instead of its
+        sustained clock. The clock may exceed the rated boost (GPU Boost takes many cards past it):
+        peak rates, quoted at boost, then scale up with it."""
+        device = self.device.model_copy(update={"sustained_clock_mhz": float(clock_mhz)})
+        return self.model_copy(update={"device": device, "content_hash": f"{self.content_hash}@{clock_mhz:g}MHz"})
+
     def has_native(self, dtype: str) -> bool:
         """Whether the GPU has a dedicated rate for dtype (tensor cores or fast fp16)."""
         return getattr(self.device.peak_tflops, dtype) is not None

@@ -91,7 +91,7 @@ def _group(ape: np.ndarray, rows: list[int]) -> GroupScore:
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) < 2:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant side has no rank order
         return None
     from scipy.stats import spearmanr
     rho = float(spearmanr(a, b).statistic)
@@ -117,19 +117,23 @@ def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.nda
                    grid_match=100.0 * match / len(with_grid) if with_grid else None, grid_rows=len(with_grid))
 
 
-def score(timings: Timings, gpu: str | None = None) -> Scored:
-    """Predict every measured op (on its device's spec, or on `gpu` for all) and score the predictions."""
+def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False) -> Scored:
+    """Predict every measured op (on its device's spec, or on `gpu` for all) and score the predictions.
+
+    With `recorded_clock`, a row that recorded its SM clock is predicted at that clock instead of
+    the spec's sustained clock: what is left is the model's error, not the clock's."""
     specs = resolve_specs(timings, gpu)
     ms = timings.measurements
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, str, float | None], list[int]] = defaultdict(list)
     for i, m in enumerate(ms):
-        groups[(specs[m.device].path, m.dtype)].append(i)
+        groups[(specs[m.device].path, m.dtype, m.sm_clock_mhz if recorded_clock else None)].append(i)
     predicted = np.zeros(len(ms))
     grid = np.zeros(len(ms), dtype=np.int64)
     kernel = [""] * len(ms)
     plans = cached_conv_plans(ms)
-    for (_, dtype), rows in groups.items():
-        pred = LoweredOps([ms[i].op for i in rows], specs[ms[rows[0]].device], dtype,
+    for (_, dtype, clock), rows in groups.items():
+        spec = specs[ms[rows[0]].device]
+        pred = LoweredOps([ms[i].op for i in rows], spec if clock is None else spec.at_clock(clock), dtype,
                           cached_plans=[plans[i] for i in rows]).predict()
         predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
         for row, launch in zip(rows, pred.main_launches()):

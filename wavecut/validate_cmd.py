@@ -14,6 +14,7 @@ from gpusim.atomic_write import write_atomic, write_text_atomic
 from wavecut.output import console, print_json
 
 if TYPE_CHECKING:
+    from validation.clock_summary import ClockReport
     from validation.measure import Task
     from validation.score import Scored, Summary
 
@@ -52,11 +53,11 @@ def _write_report(scored: Scored, directory: Path) -> Path:
     return write_text_atomic(directory / "report.md", report.markdown + "\n")
 
 
-def _score_file(data: Path, gpu: str | None, as_json: bool, report: Path | None) -> None:
+def _score_file(data: Path, gpu: str | None, as_json: bool, report: Path | None, recorded_clock: bool = False) -> None:
     from validation.readers import read_timings
     from validation.score import score as score_timings
 
-    scored = score_timings(read_timings(data), gpu)
+    scored = score_timings(read_timings(data), gpu, recorded_clock)
     if as_json:
         print_json(scored.summary.model_dump(exclude_none=True))
     else:
@@ -73,9 +74,48 @@ def score(
     gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     report: Path = typer.Option(None, "--report", help="write report.md and PNG plots into this folder"),
+    at_recorded_clock: bool = typer.Option(
+        False, "--at-recorded-clock", help="predict rows that recorded their SM clock at that clock, not the spec's"),
 ) -> None:
     """Predict every row of a timings file and print MAPE, median/p90 APE, Spearman and grid agreement."""
-    _score_file(data, gpu, as_json, report)
+    _score_file(data, gpu, as_json, report, at_recorded_clock)
+
+
+def _print_clocks(report: ClockReport) -> None:
+    """Rich tables: per device the spec's clocks and the suggestion, then the sustained rows' clocks per group."""
+    from validation.clock_summary import SUSTAINED_US
+
+    table = Table(title=f"SM clock over rows timed at >= {SUSTAINED_US:.0f} us per call (MHz)")
+    for col in ("device (as in the file)", "spec", "boost", "spec sustained", "rows", "suggested sustained"):
+        table.add_column(col, justify="left" if col in ("device (as in the file)", "spec") else "right")
+    for d in report.devices:
+        suggested = "-" if d.suggested_sustained_mhz is None else f"{d.suggested_sustained_mhz:.0f}"
+        table.add_row(d.device, d.spec_path, f"{d.boost_mhz:.0f}", f"{d.spec_sustained_mhz:.0f}", str(d.sustained_rows),
+                      suggested)
+    console.print(table)
+    groups = Table()
+    for col in ("device", "dtype", "op", "rows", "median", "p10", "p90"):
+        groups.add_column(col, justify="left" if col in ("device", "dtype", "op") else "right")
+    for g in report.groups:
+        groups.add_row(g.device, g.dtype, g.op, str(g.rows), f"{g.median_mhz:.0f}", f"{g.p10_mhz:.0f}", f"{g.p90_mhz:.0f}")
+    console.print(groups)
+
+
+@app.command("clocks")
+def clocks(
+    data: Path = typer.Option(..., "--data", help="timings CSV in the project's format with sm_clock_mhz recorded"),
+    gpu: str = typer.Option(None, help="compare every row with this spec instead of the file's device names"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Compare the SM clocks recorded while timing with each spec's sustained clock, and suggest one."""
+    from validation.clock_summary import summarize_clocks
+    from validation.readers import read_timings
+
+    report = summarize_clocks(read_timings(data), gpu)
+    if as_json:
+        print_json(report.model_dump())
+    else:
+        _print_clocks(report)
 
 
 def _parse_dtypes(text: str | None) -> list[str] | None:
@@ -162,3 +202,22 @@ def run(
     data = _measure_to_csv(tasks, device, l2_flush, out_dir / "measurements.csv")
     console.print(f"wrote {len(tasks)} rows to {data}")
     _score_file(data, gpu, False, out_dir / "report")
+    _clocks_of_run(data, gpu, out_dir / "report" / "clocks.json")
+
+
+def _clocks_of_run(data: Path, gpu: str | None, out: Path) -> None:
+    """After a run: the recorded clocks against the spec, the score at those clocks, and clocks.json."""
+    from validation.clock_summary import summarize_clocks
+    from validation.readers import read_timings
+    from validation.score import score as score_timings
+
+    timings = read_timings(data)
+    if all(m.sm_clock_mhz is None for m in timings.measurements):
+        console.print("no SM clock was recorded (neither NVML through nvidia-ml-py nor nvidia-smi answered)")
+        return
+    report = summarize_clocks(timings, gpu)
+    _print_clocks(report)
+    at_clock = score_timings(timings, gpu, recorded_clock=True).summary
+    console.print(f"predicted at the recorded clocks: MAPE {_pct(at_clock.mape)}, median APE {_pct(at_clock.median_ape)}")
+    path = write_text_atomic(out, report.model_dump_json(indent=2) + "\n")
+    console.print(f"wrote {path}")
