@@ -281,8 +281,8 @@ def gpu_id(device: str) -> str:
     import torch
 
     index = torch.device(device).index or 0
-    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-    return f"GPU-{uuid}" if uuid else str(index)
+    uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")  # torch prints it bare
+    return f"GPU-{uuid.removeprefix('GPU-')}" if uuid else str(index)
 
 
 def clock_cells(sampler: ClockSampler | None, timing: Timing) -> dict[str, str]:
