@@ -142,3 +142,27 @@ def test_draft_spec_unknown_clock_and_capability() -> None:
     assert spec["boost_clock_mhz"].startswith("TODO") and spec["memory_bandwidth_gbs"].startswith("TODO")
     assert spec["peak_tflops"]["fp32"].startswith("TODO") and spec["fp32_cores_per_sm"].startswith("TODO")
     assert "sm_110.yaml does not exist" in note
+
+
+def test_run_dry_on_cpu_writes_data_report_and_says_no_clocks(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(measure, "TARGET_TIMED_US", 2_000.0)
+    code, out, _ = cli_in_process(capsys, "validate", "run", "--device", "cpu", "--gpu", "t4", "--sweeps", "smoke",
+                                  "--dtype", "fp32", "--out-dir", tmp_path)
+    assert code == 0 and "no SM clock was recorded" in out
+    assert len(read_timings(tmp_path / "measurements.csv").measurements) == 7
+    assert (tmp_path / "report" / "report.md").is_file() and not (tmp_path / "report" / "clocks.json").exists()
+
+
+def test_device_session_script_dry_run(tmp_path: Path) -> None:
+    """validation/device_session.sh as a device call runs it, on the CPU: one archive and the log in $OUT."""
+    import os
+    import subprocess
+    import tarfile
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path), "WAVECUT_RUN_ARGS": "--device cpu --gpu t4"}
+    subprocess.run(["bash", "validation/device_session.sh", "fp32", "smoke"], cwd=repo, env=env, check=True,
+                   capture_output=True, timeout=300)
+    with tarfile.open(tmp_path / "run-fp32.tgz") as archive:
+        assert {"./measurements.csv", "./report/report.md"} <= set(archive.getnames())
+    assert "predicted CTA count" in (tmp_path / "run-fp32.log").read_text()

@@ -179,6 +179,7 @@ def run(
     dtype: str = typer.Option("fp16", help="comma list of dtypes to time"),
     device: str = typer.Option("cuda", help="cuda or cuda:N (cpu: a dry run)"),
     l2_flush: bool = typer.Option(False, "--l2-flush", help="flush L2 between repeats"),
+    sweeps: str = typer.Option(",".join(DEFAULT_SWEEPS), help="comma list of shipped sweep names or sweep files"),
 ) -> None:
     """On a GPU machine: time the default sweeps, score them and write the report (about ten minutes)."""
     import validation
@@ -197,7 +198,7 @@ def run(
         raise WavecutError(f"no spec answers to this device's name {name!r}: run `wavecut specs new --from-device`, "
                            f"fill it in and add {name!r} to its aliases, or pass --gpu NAME") from None
     dtypes = _parse_dtypes(dtype)
-    tasks = [t for sweep in DEFAULT_SWEEPS for t in plan_tasks(load_sweep(sweep), dtypes)]
+    tasks = [t for sweep in sweeps.split(",") if sweep.strip() for t in plan_tasks(load_sweep(sweep.strip()), dtypes)]
     out_dir = out_dir or Path(validation.__file__).resolve().parent / "data" / Path(spec.path).stem
     data = _measure_to_csv(tasks, device, l2_flush, out_dir / "measurements.csv")
     console.print(f"wrote {len(tasks)} rows to {data}")
