@@ -9,8 +9,10 @@ import gpusim
 from gpusim.spec import DEVICE_DIR, load_spec_file
 from tests.conftest import run_cli
 
-REQUIRED = ["Tesla P4", "Tesla P100-PCIE-16GB", "Tesla V100-PCIE-32GB", "Tesla V100-SXM2-16GB", "Tesla T4",
-            "NVIDIA A10", "NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB", "NVIDIA L4",
+REQUIRED = ["Tesla P4", "Tesla P100-PCIE-16GB", "Tesla V100-PCIE-32GB", "Tesla V100-PCIE-16GB", "Tesla V100-SXM2-16GB",
+            "Tesla V100-SXM2-32GB", "Tesla T4",
+            "NVIDIA A10", "NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-40GB",
+            "NVIDIA A100-SXM4-80GB", "NVIDIA L4",
             "NVIDIA L40S", "NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3",
             "NVIDIA H100 PCIe", "NVIDIA H200", "Orin", "NVIDIA GeForce GTX 1080 Ti", "NVIDIA TITAN Xp"]
 
