@@ -25,7 +25,6 @@ class Constants(BaseModel):
     tensor_efficiency: float = Field(gt=0, le=1.5, description="sustained fraction of tensor-core peak")
     tile_intensity_half: float = Field(ge=0, description="tile efficiency = I / (I + this), I = 2*BM*BN/(BM+BN)")
     warps_to_saturate: float = Field(gt=0, description="resident warps per SM at which latency is hidden")
-    l2_bandwidth_factor: float = Field(gt=0, description="L2-to-SM bandwidth as a multiple of DRAM bandwidth")
     dram_efficiency: float = Field(gt=0, le=1.0, description="achievable fraction of DRAM peak")
     sm_bandwidth_cap: float = Field(gt=0, description="one SM's bandwidth at most this times its fair share")
     wave_latency_us: float = Field(ge=0, description="fixed time of every wave: pipeline fill and epilogue")

@@ -21,10 +21,10 @@ from gpusim.kernels import SLICED_K_GATE, USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
-(C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_L2_FACTOR, C_DRAM_EFF, C_SM_BW_CAP,
+(C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_DRAM_EFF, C_SM_BW_CAP,
  C_WAVE_LATENCY) = (CONSTANT_NAMES.index(n) for n in (
     "launch_overhead_us", "simt_efficiency", "tensor_efficiency", "tile_intensity_half", "warps_to_saturate",
-    "l2_bandwidth_factor", "dram_efficiency", "sm_bandwidth_cap", "wave_latency_us"))
+    "dram_efficiency", "sm_bandwidth_cap", "wave_latency_us"))
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
@@ -160,7 +160,6 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
     best_score = np.full(count, np.inf)
     sms = int(device[D_SMS])
     dram_bw = device[D_DRAM_BW] * consts[C_DRAM_EFF]
-    l2_bw = device[D_DRAM_BW] * consts[C_L2_FACTOR]
     overhead = consts[C_OVERHEAD]
     tile_b = np.zeros(tiles.shape[0], np.int64)
     tile_lim = np.zeros(tiles.shape[0], np.int64)
@@ -201,10 +200,11 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                 if use[i] == USE_FUSED_WINOGRAD:  # in-kernel output transform and prologue: fixed per CTA
                     k_work += consts[C_FUSED_FIXED]
                 cta_flops = 2.0 * bm * bn * k_work
-                cta_bytes = float((bm + bn) * k_iters * bk * elem_bytes)
                 grid = tiles_mn * s
-                waves, tail, busy = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, rate_sm,
-                                                   l2_bw, sms, consts)
+                # the tiles' operand traffic is served by L2 and not priced (docs/architecture.md): DRAM
+                # enters as the compulsory-traffic floor and, for linear GEMMs, the operand strips
+                waves, tail, busy = resident_waves(grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm,
+                                                   dram_bw, sms, consts)
                 t = max(busy, floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
