@@ -8,6 +8,7 @@ released, as an NVML call does, and prints the median of the per-run medians.
 
     python3 -m benchmarks.clock_sampler [--runs 7] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,14 @@ def compare(runs: int) -> list[dict]:
                 off.append(time_call(fn, "cpu").median_us)
                 with ClockSampler(_nvml_like_reader):
                     on.append(time_call(fn, "cpu").median_us)
-        rows.append({"linear": f"{size}x{size}", "without_us": float(np.median(off)), "with_us": float(np.median(on)),
-                     "change_pct": float((np.median(on) / np.median(off) - 1) * 100)})
+        rows.append(
+            {
+                "linear": f"{size}x{size}",
+                "without_us": float(np.median(off)),
+                "with_us": float(np.median(on)),
+                "change_pct": float((np.median(on) / np.median(off) - 1) * 100),
+            }
+        )
     return rows
 
 

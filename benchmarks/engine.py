@@ -7,6 +7,7 @@ must equal the compiled ones.
 
     python3 -m benchmarks.engine [--gpu a100] [--count 200000] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,20 +70,43 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "py.npy"
         env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-        proc = subprocess.run([sys.executable, __file__, "--gpu", args.gpu, "--count", str(args.count),
-                               "--python-count", str(args.python_count), "--child", str(out)], env=env, capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--gpu",
+                args.gpu,
+                "--count",
+                str(args.count),
+                "--python-count",
+                str(args.python_count),
+                "--child",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         slow_s = float(proc.stdout.strip().splitlines()[-1])
         slow = np.load(out)
     equal = bool(np.allclose(fast[:, : args.python_count], slow, rtol=1e-12, atol=0))
     tiles = engine_inputs(load_spec(args.gpu), "fp16")[0].shape[0]
-    result = {"gpu": args.gpu, "tiles_per_problem": tiles, "numba_predictions_per_s": args.count / fast_s,
-              "python_predictions_per_s": args.python_count / slow_s,
-              "speedup": (args.count / fast_s) / (args.python_count / slow_s), "results_equal": equal}
+    result = {
+        "gpu": args.gpu,
+        "tiles_per_problem": tiles,
+        "numba_predictions_per_s": args.count / fast_s,
+        "python_predictions_per_s": args.python_count / slow_s,
+        "speedup": (args.count / fast_s) / (args.python_count / slow_s),
+        "results_equal": equal,
+    }
     print(f"{'path':<14}{'problems':>10}{'seconds':>10}{'predictions/s':>16}")
     print(f"{'numba':<14}{args.count:>10}{fast_s:>10.3f}{result['numba_predictions_per_s']:>16,.0f}")
     print(f"{'plain python':<14}{args.python_count:>10}{slow_s:>10.3f}{result['python_predictions_per_s']:>16,.0f}")
-    print(f"speedup {result['speedup']:.0f}x; results equal: {equal}; each prediction selects among "
-          f"{tiles} tiles x split-K options")
+    print(
+        f"speedup {result['speedup']:.0f}x; results equal: {equal}; each prediction selects among "
+        f"{tiles} tiles x split-K options"
+    )
     if args.json:
         print(json.dumps(result))
     if not equal:

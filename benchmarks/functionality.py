@@ -190,8 +190,10 @@ def run(quick: bool, seeds: int, threads: int) -> tuple[float, list[Result]]:
         for method, seed, make_scorer in scorers:
             plan = prune_plan(groups, make_scorer(ratio), ratio)
             pruned, compensated = apply_plan(model, plan), apply_plan(model, plan, calibration)
-            accuracies = [accuracy(m, split) for m in (pruned, recalibrate_bn(pruned, split),
-                                                        compensated, recalibrate_bn(compensated, split))]
+            accuracies = [
+                accuracy(m, split)
+                for m in (pruned, recalibrate_bn(pruned, split), compensated, recalibrate_bn(compensated, split))
+            ]
             train(pruned, split, epochs=1, lr=0.01, seed=seed)
             results.append(Result(method, ratio, seed, *accuracies, accuracy(pruned, split)))
     return baseline, results
@@ -200,8 +202,15 @@ def run(quick: bool, seeds: int, threads: int) -> tuple[float, list[Result]]:
 def summary_table(baseline: float, results: list[Result], seconds: float) -> Table:
     """Rich table: one row per method and ratio (random: mean, std and range over seeds)."""
     table = Table(title=f"digits 16x16 VGG-style CNN, baseline test acc {baseline:.4f} ({seconds:.0f} s)")
-    for column in ("ratio", "method", "no retrain", "BN recal", "compensated", "compensated + BN recal",
-                   "after 1 epoch"):
+    for column in (
+        "ratio",
+        "method",
+        "no retrain",
+        "BN recal",
+        "compensated",
+        "compensated + BN recal",
+        "after 1 epoch",
+    ):
         table.add_column(column)
     rows: dict[tuple[float, str], list[Result]] = {}
     for result in results:
@@ -210,14 +219,23 @@ def summary_table(baseline: float, results: list[Result], seconds: float) -> Tab
     def describe(values: list[float]) -> str:
         if len(values) == 1:
             return f"{values[0]:.4f}"
-        return (f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} "
-                f"[{min(values):.4f}, {max(values):.4f}]")
+        return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} [{min(values):.4f}, {max(values):.4f}]"
 
     for (ratio, method), group in rows.items():
-        table.add_row(f"{ratio:.2f}", method if len(group) == 1 else f"{method} ×{len(group)}",
-                      *(describe([getattr(r, field) for r in group])
-                        for field in ("acc_no_retrain", "acc_bn_recal", "acc_compensated",
-                                      "acc_compensated_bn_recal", "acc_finetuned")))
+        table.add_row(
+            f"{ratio:.2f}",
+            method if len(group) == 1 else f"{method} ×{len(group)}",
+            *(
+                describe([getattr(r, field) for r in group])
+                for field in (
+                    "acc_no_retrain",
+                    "acc_bn_recal",
+                    "acc_compensated",
+                    "acc_compensated_bn_recal",
+                    "acc_finetuned",
+                )
+            ),
+        )
     return table
 
 

@@ -6,6 +6,7 @@ median of the following calls for one configuration each (batch 1..REPEATS).
 
     python3 -m benchmarks.network [--models resnet50,vit_b_16] [--repeats 20] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,18 @@ from planner.models import TORCHVISION_MODELS
 from planner.network import Network
 
 # MACs at 3x224x224 from the torchvision model cards (GFLOPS there count multiply-adds), in GMACs.
-PUBLISHED_GMACS = {"resnet18": 1.81, "resnet50": 4.09, "resnet101": 7.80, "vgg16": 15.47, "mobilenet_v2": 0.30,
-                   "mobilenet_v3_large": 0.22, "efficientnet_b0": 0.39, "regnet_y_400mf": 0.40,
-                   "convnext_tiny": 4.46, "vit_b_16": 17.56}
+PUBLISHED_GMACS = {
+    "resnet18": 1.81,
+    "resnet50": 4.09,
+    "resnet101": 7.80,
+    "vgg16": 15.47,
+    "mobilenet_v2": 0.30,
+    "mobilenet_v3_large": 0.22,
+    "efficientnet_b0": 0.39,
+    "regnet_y_400mf": 0.40,
+    "convnext_tiny": 4.46,
+    "vit_b_16": 17.56,
+}
 
 
 def measure(name: str, repeats: int) -> dict:
@@ -42,9 +52,17 @@ def measure(name: str, repeats: int) -> dict:
         net.predict(batch=batch)
         times.append((time.perf_counter() - start) * 1e3)
     conv = sum(1 for op in net.ops() if op.kind == "conv2d")
-    return {"model": name, "trace_s": trace_s, "predict_first_ms": first_ms, "predict_ms": statistics.median(times),
-            "launches": len(first.layers), "conv_layers": conv, "gmacs": first.macs / 1e9,
-            "published_gmacs": PUBLISHED_GMACS.get(name), "total_us": first.total_us}
+    return {
+        "model": name,
+        "trace_s": trace_s,
+        "predict_first_ms": first_ms,
+        "predict_ms": statistics.median(times),
+        "launches": len(first.layers),
+        "conv_layers": conv,
+        "gmacs": first.macs / 1e9,
+        "published_gmacs": PUBLISHED_GMACS.get(name),
+        "total_us": first.total_us,
+    }
 
 
 def main() -> None:
@@ -60,8 +78,16 @@ def main() -> None:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
         published = f"{r['published_gmacs']:.2f}" if r["published_gmacs"] else "-"
-        table.add_row(r["model"], f"{r['trace_s']:.2f}", f"{r['predict_first_ms']:.0f}", f"{r['predict_ms']:.1f}",
-                      str(r["launches"]), f"{r['gmacs']:.3f}", published, f"{r['total_us']:.0f}")
+        table.add_row(
+            r["model"],
+            f"{r['trace_s']:.2f}",
+            f"{r['predict_first_ms']:.0f}",
+            f"{r['predict_ms']:.1f}",
+            str(r["launches"]),
+            f"{r['gmacs']:.3f}",
+            published,
+            f"{r['total_us']:.0f}",
+        )
     Console(width=140).print(table)
     if args.json:
         print(json.dumps({"models": rows}))

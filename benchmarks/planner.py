@@ -11,6 +11,7 @@ For each model (prepared once: groups, magnitude importance, trace at 3x224x224)
 
     python3 -m benchmarks.planner [--quick] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,28 @@ def plan_rows(problem, model: str, gpu: str, batch: int, prepare_s: float) -> li
             continue
         plan_s = time.perf_counter() - start
         plan, uniform, rounded = compare(problem, widths, budget)
-        rows.append({"model": model, "gpu": gpu, "batch": batch, "budget": fraction, "baseline_us": base,
-                     "budget_us": budget, "plan_us": plan.latency_us, "met": plan.latency_us <= budget,
-                     "plan_channels": plan.channels, "plan_importance": plan.importance,
-                     "uniform_us": uniform.latency_us, "uniform_channels": uniform.channels,
-                     "uniform_importance": uniform.importance, "round8_us": rounded.latency_us,
-                     "round8_channels": rounded.channels, "round8_importance": rounded.importance,
-                     "allocate_s": plan_s, "planning_s": plan_s + prepare_s})
+        rows.append(
+            {
+                "model": model,
+                "gpu": gpu,
+                "batch": batch,
+                "budget": fraction,
+                "baseline_us": base,
+                "budget_us": budget,
+                "plan_us": plan.latency_us,
+                "met": plan.latency_us <= budget,
+                "plan_channels": plan.channels,
+                "plan_importance": plan.importance,
+                "uniform_us": uniform.latency_us,
+                "uniform_channels": uniform.channels,
+                "uniform_importance": uniform.importance,
+                "round8_us": rounded.latency_us,
+                "round8_channels": rounded.channels,
+                "round8_importance": rounded.importance,
+                "allocate_s": plan_s,
+                "planning_s": plan_s + prepare_s,
+            }
+        )
     return rows
 
 
@@ -71,18 +87,30 @@ def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
         traded, _ = snap(problem, widths, trade=True)
         before, after, after_trade = problem.model.latencies([widths, snapped, traded])
         tails = wasted_tails(problem, widths)
-        rows.append({"model": model, "gpu": gpu, "batch": batch, "ratio": ratio, "uniform_us": before,
-                     "snapped_us": after, "latency_change": after / before - 1,
-                     "uniform_channels": int(widths.sum()), "snapped_channels": int(snapped.sum()),
-                     "uniform_importance": problem.importance(widths) / problem.importance(problem.full),
-                     "snapped_importance": problem.importance(snapped) / problem.importance(problem.full),
-                     "traded_us": after_trade, "traded_change": after_trade / before - 1,
-                     "traded_channels": int(traded.sum()),
-                     "traded_importance": problem.importance(traded) / problem.importance(problem.full),
-                     "moves": len(moves), "uniform_tails": len(tails),
-                     "uniform_tails_free": sum(t.fix > t.width for t in tails),
-                     "tails_one_step": len(wasted_tails(problem, snapped, reach=step)),
-                     "tails_two_steps": len(wasted_tails(problem, snapped, reach=2 * step))})
+        rows.append(
+            {
+                "model": model,
+                "gpu": gpu,
+                "batch": batch,
+                "ratio": ratio,
+                "uniform_us": before,
+                "snapped_us": after,
+                "latency_change": after / before - 1,
+                "uniform_channels": int(widths.sum()),
+                "snapped_channels": int(snapped.sum()),
+                "uniform_importance": problem.importance(widths) / problem.importance(problem.full),
+                "snapped_importance": problem.importance(snapped) / problem.importance(problem.full),
+                "traded_us": after_trade,
+                "traded_change": after_trade / before - 1,
+                "traded_channels": int(traded.sum()),
+                "traded_importance": problem.importance(traded) / problem.importance(problem.full),
+                "moves": len(moves),
+                "uniform_tails": len(tails),
+                "uniform_tails_free": sum(t.fix > t.width for t in tails),
+                "tails_one_step": len(wasted_tails(problem, snapped, reach=step)),
+                "tails_two_steps": len(wasted_tails(problem, snapped, reach=2 * step)),
+            }
+        )
     return rows
 
 
@@ -109,17 +137,21 @@ def main() -> None:
         if "error" in r:
             print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: {r['error']}")
             continue
-        print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: plan {r['plan_us']:8.1f} us"
-              f" (budget {r['budget_us']:8.1f}) importance {r['plan_importance']:.3f} ch {r['plan_channels']:6d} | "
-              f"uniform {_imp(r['uniform_importance'])} ch {r['uniform_channels'] or '-'} | "
-              f"round8 {_imp(r['round8_importance'])} | {r['allocate_s']:.2f} s "
-              f"(+{r['planning_s'] - r['allocate_s']:.1f} s prepare)")
+        print(
+            f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: plan {r['plan_us']:8.1f} us"
+            f" (budget {r['budget_us']:8.1f}) importance {r['plan_importance']:.3f} ch {r['plan_channels']:6d} | "
+            f"uniform {_imp(r['uniform_importance'])} ch {r['uniform_channels'] or '-'} | "
+            f"round8 {_imp(r['round8_importance'])} | {r['allocate_s']:.2f} s "
+            f"(+{r['planning_s'] - r['allocate_s']:.1f} s prepare)"
+        )
     for r in snaps:
-        print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
-              f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
-              f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}, "
-              f"fixable tails {r['uniform_tails']} -> {r['tails_one_step']} (1 step) / {r['tails_two_steps']} (2 steps)"
-              f" | trade {r['traded_change']:+.1%}, importance {r['traded_importance']:.3f}")
+        print(
+            f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
+            f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
+            f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}, "
+            f"fixable tails {r['uniform_tails']} -> {r['tails_one_step']} (1 step) / {r['tails_two_steps']} (2 steps)"
+            f" | trade {r['traded_change']:+.1%}, importance {r['traded_importance']:.3f}"
+        )
     summary = _summary(plans, snaps)
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     if args.json:
@@ -134,27 +166,34 @@ def _summary(plans: list[dict], snaps: list[dict]) -> dict:
     ok = [r for r in plans if "error" not in r]
     compared = [r for r in ok if r["uniform_importance"] is not None]
     changes = np.array([r["latency_change"] for r in snaps])
-    return {"plans": len(plans), "unreachable": len(plans) - len(ok), "budget_met": sum(r["met"] for r in ok),
-            "uniform_meets_budget": len(compared),
-            "plan_ge_uniform": sum(r["plan_importance"] >= r["uniform_importance"] - 1e-12 for r in compared),
-            "plan_gt_uniform": sum(r["plan_importance"] > r["uniform_importance"] + 1e-9 for r in compared),
-            "mean_importance_gain": float(np.mean([r["plan_importance"] - r["uniform_importance"] for r in compared]))
-            if compared else 0.0,
-            "max_planning_s": max((r["planning_s"] for r in ok), default=0.0),
-            "snap_mean_latency_change": float(changes.mean()) if len(changes) else 0.0,
-            "snap_best_latency_change": float(changes.min()) if len(changes) else 0.0,
-            "snap_worst_latency_change": float(changes.max()) if len(changes) else 0.0,
-            "snap_importance_change_min": min((r["snapped_importance"] - r["uniform_importance"] for r in snaps),
-                                              default=0.0),
-            "tails_before_snap": sum(r["uniform_tails"] for r in snaps),
-            "tails_before_snap_free_channels": sum(r["uniform_tails_free"] for r in snaps),
-            "tails_after_snap_one_step": sum(r["tails_one_step"] for r in snaps),
-            "tails_after_snap_two_steps": sum(r["tails_two_steps"] for r in snaps),
-            "snap_cases_with_tails": sum(r["tails_two_steps"] > 0 for r in snaps),
-            "trade_worst_latency_change": max((r["traded_change"] for r in snaps), default=0.0),
-            "trade_importance_ge_uniform": sum(r["traded_importance"] >= r["uniform_importance"] - 1e-12 for r in snaps),
-            "trade_mean_importance_gain": float(np.mean([r["traded_importance"] - r["uniform_importance"]
-                                                         for r in snaps])) if snaps else 0.0}
+    return {
+        "plans": len(plans),
+        "unreachable": len(plans) - len(ok),
+        "budget_met": sum(r["met"] for r in ok),
+        "uniform_meets_budget": len(compared),
+        "plan_ge_uniform": sum(r["plan_importance"] >= r["uniform_importance"] - 1e-12 for r in compared),
+        "plan_gt_uniform": sum(r["plan_importance"] > r["uniform_importance"] + 1e-9 for r in compared),
+        "mean_importance_gain": float(np.mean([r["plan_importance"] - r["uniform_importance"] for r in compared]))
+        if compared
+        else 0.0,
+        "max_planning_s": max((r["planning_s"] for r in ok), default=0.0),
+        "snap_mean_latency_change": float(changes.mean()) if len(changes) else 0.0,
+        "snap_best_latency_change": float(changes.min()) if len(changes) else 0.0,
+        "snap_worst_latency_change": float(changes.max()) if len(changes) else 0.0,
+        "snap_importance_change_min": min(
+            (r["snapped_importance"] - r["uniform_importance"] for r in snaps), default=0.0
+        ),
+        "tails_before_snap": sum(r["uniform_tails"] for r in snaps),
+        "tails_before_snap_free_channels": sum(r["uniform_tails_free"] for r in snaps),
+        "tails_after_snap_one_step": sum(r["tails_one_step"] for r in snaps),
+        "tails_after_snap_two_steps": sum(r["tails_two_steps"] for r in snaps),
+        "snap_cases_with_tails": sum(r["tails_two_steps"] > 0 for r in snaps),
+        "trade_worst_latency_change": max((r["traded_change"] for r in snaps), default=0.0),
+        "trade_importance_ge_uniform": sum(r["traded_importance"] >= r["uniform_importance"] - 1e-12 for r in snaps),
+        "trade_mean_importance_gain": float(np.mean([r["traded_importance"] - r["uniform_importance"] for r in snaps]))
+        if snaps
+        else 0.0,
+    }
 
 
 if __name__ == "__main__":

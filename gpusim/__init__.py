@@ -2,6 +2,7 @@
 
 Imports numpy, numba, pydantic and PyYAML only (never torch).
 """
+
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import OpError, SpecError, WavecutError
 from gpusim.occupancy import Occupancy, occupancy
@@ -12,7 +13,26 @@ from gpusim.spec import GpuSpec, list_specs, load_spec
 DTYPES = tuple(DTYPE_BYTES)
 
 __all__ = [
-    "DTYPES", "Conv2d", "GpuSpec", "KernelLaunch", "Linear", "Matmul", "MemoryOp", "Occupancy", "Op", "OpError",
-    "Prediction", "SpecError", "WavecutError", "batchnorm", "elementwise", "layernorm", "list_specs", "load_spec",
-    "occupancy", "pool", "predict", "softmax",
+    "DTYPES",
+    "Conv2d",
+    "GpuSpec",
+    "KernelLaunch",
+    "Linear",
+    "Matmul",
+    "MemoryOp",
+    "Occupancy",
+    "Op",
+    "OpError",
+    "Prediction",
+    "SpecError",
+    "WavecutError",
+    "batchnorm",
+    "elementwise",
+    "layernorm",
+    "list_specs",
+    "load_spec",
+    "occupancy",
+    "pool",
+    "predict",
+    "softmax",
 ]

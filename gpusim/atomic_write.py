@@ -1,10 +1,11 @@
 """Atomic file writing, shared by every package: a file is either complete or not there."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -3,10 +3,11 @@
 A family without its own file uses the nearest family that has one (by the order in
 hw_specs/calibration/families.yaml), so a new GPU is predicted from its spec alone.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Iterable
+from collections.abc import Iterable
+from functools import cache, lru_cache
 
 import numpy as np
 import yaml
@@ -30,13 +31,18 @@ class Constants(BaseModel):
     wave_latency_us: float = Field(ge=0, description="fixed time of every wave: pipeline fill and epilogue")
     winograd_fused_efficiency: float = Field(gt=0, le=1.5, description="math rate of fused Winograd GEMMs vs plain")
     winograd_fused_fixed_channels: float = Field(
-        ge=0, description="per-CTA fixed work of fused Winograd (output transform, prologue), in input channels")
+        ge=0, description="per-CTA fixed work of fused Winograd (output transform, prologue), in input channels"
+    )
     winograd_nonfused_efficiency: float = Field(gt=0, le=1.5, description="math rate of non-fused Winograd GEMMs")
-    implicit_gemm_efficiency: float = Field(gt=0, le=1.5, description="math rate of cuDNN FP32 implicit-GEMM conv kernels")
+    implicit_gemm_efficiency: float = Field(
+        gt=0, le=1.5, description="math rate of cuDNN FP32 implicit-GEMM conv kernels"
+    )
     strided_dram_efficiency: float = Field(
-        gt=0, le=1.0, description="fraction of DRAM peak for cuBLAS 'tn' operand strips read in 32-byte sectors")
+        gt=0, le=1.0, description="fraction of DRAM peak for cuBLAS 'tn' operand strips read in 32-byte sectors"
+    )
     cta_drift_fraction: float = Field(
-        gt=0, description="spread of a wave's CTAs along K, as a fraction of the wave's operand strips")
+        gt=0, description="spread of a wave's CTAs along K, as a fraction of the wave's operand strips"
+    )
     drift_waves: float = Field(gt=0, description="waves over which that spread builds up")
     l2_miss_sharpness: float = Field(gt=0, description="exponent of the L2 miss curve in (spread footprint / L2 size)")
     unaligned_row_extra: float = Field(ge=0, description="extra operand traffic when rows are not 16-byte aligned")
@@ -44,7 +50,9 @@ class Constants(BaseModel):
     host_overhead_gemm_us: float = Field(ge=0, description="CPU time of one eager cuBLAS linear/bmm call timed alone")
     host_overhead_memory_us: float = Field(ge=0, description="CPU time of one eager memory-bound op timed alone")
     cudnn_plan_cache_us_per_entry: float = Field(
-        ge=0, description="extra CPU time of a conv call per cached cuDNN plan, PyTorch 2.1 only (validation/harness.py)")
+        ge=0,
+        description="extra CPU time of a conv call per cached cuDNN plan, PyTorch 2.1 only (validation/harness.py)",
+    )
 
 
 class Calibration(BaseModel):
@@ -98,12 +106,13 @@ def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
         return "default"
     i = order.index(family)
     major = family_cc_major(family)
-    near = sorted((abs(order.index(f) - i), family_cc_major(f) != major, order.index(f) > i, f)
-                  for f in have if f in order)
+    near = sorted(
+        (abs(order.index(f) - i), family_cc_major(f) != major, order.index(f) > i, f) for f in have if f in order
+    )
     return near[0][-1] if near else "default"
 
 
-@lru_cache(maxsize=None)
+@cache
 def constants_for(family: str) -> Constants:
     """Calibrated constants for an architecture family, defaults filled in from default.yaml."""
     base = _read("default")

@@ -1,4 +1,5 @@
 """Data types the simulator knows and their storage sizes."""
+
 from gpusim.errors import OpError
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}

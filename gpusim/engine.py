@@ -9,6 +9,7 @@ max(b * CTA FLOPs / (SM rate * hiding(b)), b * CTA bytes / per-SM bandwidth), wh
 falls when few warps are resident and per-SM bandwidth rises when few SMs share it: a
 partial last wave (the tail) is cheaper per CTA than a full one but never free.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,15 +22,32 @@ from gpusim.kernels import SLICED_K_GATE, USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
-(C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_DRAM_EFF, C_SM_BW_CAP,
- C_WAVE_LATENCY) = (CONSTANT_NAMES.index(n) for n in (
-    "launch_overhead_us", "simt_efficiency", "tensor_efficiency", "tile_intensity_half", "warps_to_saturate",
-    "dram_efficiency", "sm_bandwidth_cap", "wave_latency_us"))
+(C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_DRAM_EFF, C_SM_BW_CAP, C_WAVE_LATENCY) = (
+    CONSTANT_NAMES.index(n)
+    for n in (
+        "launch_overhead_us",
+        "simt_efficiency",
+        "tensor_efficiency",
+        "tile_intensity_half",
+        "warps_to_saturate",
+        "dram_efficiency",
+        "sm_bandwidth_cap",
+        "wave_latency_us",
+    )
+)
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
-C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (CONSTANT_NAMES.index(n) for n in (
-    "strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra"))
+C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (
+    CONSTANT_NAMES.index(n)
+    for n in (
+        "strided_dram_efficiency",
+        "cta_drift_fraction",
+        "drift_waves",
+        "l2_miss_sharpness",
+        "unaligned_row_extra",
+    )
+)
 # Indices into the per-GPU vector built by gpusim.predict.device_vector.
 D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = range(6)
 # Split-K factors the GEMM selection considers.
@@ -42,8 +60,17 @@ PREFERENCE_MARGIN = 0.10
 
 
 @njit(cache=True)
-def _wave_time(b: int, active: int, warps_per_cta: int, cta_flops: float, cta_bytes: float,
-               flop_rate_sm: float, bandwidth: float, sms: int, consts: np.ndarray) -> float:
+def _wave_time(
+    b: int,
+    active: int,
+    warps_per_cta: int,
+    cta_flops: float,
+    cta_bytes: float,
+    flop_rate_sm: float,
+    bandwidth: float,
+    sms: int,
+    consts: np.ndarray,
+) -> float:
     """Time of one wave with b CTAs on each of `active` SMs."""
     hiding = min(1.0, math.sqrt(b * warps_per_cta / consts[C_WARPS_SAT]))
     compute = b * cta_flops / (flop_rate_sm * hiding)
@@ -52,8 +79,17 @@ def _wave_time(b: int, active: int, warps_per_cta: int, cta_flops: float, cta_by
 
 
 @njit(cache=True)
-def resident_waves(grid: int, b: int, warps_per_cta: int, cta_flops: float, cta_bytes: float,
-                   flop_rate_sm: float, bandwidth: float, sms: int, consts: np.ndarray) -> tuple[int, float, float]:
+def resident_waves(
+    grid: int,
+    b: int,
+    warps_per_cta: int,
+    cta_flops: float,
+    cta_bytes: float,
+    flop_rate_sm: float,
+    bandwidth: float,
+    sms: int,
+    consts: np.ndarray,
+) -> tuple[int, float, float]:
     """(waves, tail fill, busy time in us) of `grid` CTAs with b resident per SM (b >= 1)."""
     capacity = sms * b
     waves = (grid + capacity - 1) // capacity
@@ -65,22 +101,34 @@ def resident_waves(grid: int, b: int, warps_per_cta: int, cta_flops: float, cta_
     tail = 1.0
     if rem > 0:
         b_tail = (rem + sms - 1) // sms
-        t += _wave_time(b_tail, min(rem, sms), warps_per_cta, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms,
-                        consts)
+        t += _wave_time(
+            b_tail, min(rem, sms), warps_per_cta, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts
+        )
         tail = rem / capacity
     return waves, tail, t
 
 
 @njit(cache=True)
-def launch_waves(grid: int, threads: int, regs: int, smem: int, cta_flops: float, cta_bytes: float,
-                 flop_rate_sm: float, bandwidth: float, limits: np.ndarray, sms: int,
-                 consts: np.ndarray) -> tuple[int, int, int, float, float]:
+def launch_waves(
+    grid: int,
+    threads: int,
+    regs: int,
+    smem: int,
+    cta_flops: float,
+    cta_bytes: float,
+    flop_rate_sm: float,
+    bandwidth: float,
+    limits: np.ndarray,
+    sms: int,
+    consts: np.ndarray,
+) -> tuple[int, int, int, float, float]:
     """(CTAs per SM, limiter, waves, tail fill, busy time in us) of one launch; time is inf if it cannot run."""
     b, limiter = blocks_per_sm(limits, threads, regs, smem)
     if b == 0:
         return 0, limiter, 0, 0.0, np.inf
-    waves, tail, t = resident_waves(grid, b, (threads + 31) // 32, cta_flops, cta_bytes, flop_rate_sm, bandwidth,
-                                    sms, consts)
+    waves, tail, t = resident_waves(
+        grid, b, (threads + 31) // 32, cta_flops, cta_bytes, flop_rate_sm, bandwidth, sms, consts
+    )
     return b, limiter, waves, tail, t
 
 
@@ -96,8 +144,19 @@ def ffma_share(bm: int, bn: int, k_slices: int, threads: int) -> float:
 
 
 @njit(cache=True)
-def operand_strip_time(m: int, n: int, k: int, bm: int, bn: int, split: int, grid: int, capacity: int,
-                       elem_bytes: int, device: np.ndarray, consts: np.ndarray) -> float:
+def operand_strip_time(
+    m: int,
+    n: int,
+    k: int,
+    bm: int,
+    bn: int,
+    split: int,
+    grid: int,
+    capacity: int,
+    elem_bytes: int,
+    device: np.ndarray,
+    consts: np.ndarray,
+) -> float:
     """DRAM time (us) of the operand strips of a linear ("tn") GEMM launch: both operands are read
     along K in 32-byte sectors from rows K x elem_bytes apart.
 
@@ -124,9 +183,21 @@ def operand_strip_time(m: int, n: int, k: int, bm: int, bn: int, split: int, gri
     return traffic / (device[D_DRAM_BW] * consts[C_STRIDED_DRAM])
 
 
-def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
-                rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
-                consts: np.ndarray, allow_split: bool, use: np.ndarray | None = None):
+def gemm_select(
+    m: np.ndarray,
+    n: np.ndarray,
+    k: np.ndarray,
+    batch: np.ndarray,
+    dram_bytes: np.ndarray,
+    rate_scale: np.ndarray,
+    elem_bytes: int,
+    tiles: np.ndarray,
+    limits: np.ndarray,
+    device: np.ndarray,
+    consts: np.ndarray,
+    allow_split: bool,
+    use: np.ndarray | None = None,
+):
     """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
     use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
 
@@ -136,21 +207,40 @@ def gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, 
     """
     if use is None:
         use = np.ones(m.shape[0], np.int64)  # USE_LINEAR
-    return _gemm_select(m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts,
-                        allow_split, use)
+    return _gemm_select(
+        m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
+    )
 
 
 @njit(cache=True)
 def _launch_arrays(count: int):
     """Zeroed per-launch outputs: grid, CTAs per SM, limiter, waves, tail fill, time (us)."""
-    return (np.zeros(count, np.int64), np.zeros(count, np.int64), np.zeros(count, np.int64),
-            np.zeros(count, np.int64), np.zeros(count, np.float64), np.zeros(count, np.float64))
+    return (
+        np.zeros(count, np.int64),
+        np.zeros(count, np.int64),
+        np.zeros(count, np.int64),
+        np.zeros(count, np.int64),
+        np.zeros(count, np.float64),
+        np.zeros(count, np.float64),
+    )
 
 
 @njit(cache=True)
-def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray, dram_bytes: np.ndarray,
-                 rate_scale: np.ndarray, elem_bytes: int, tiles: np.ndarray, limits: np.ndarray, device: np.ndarray,
-                 consts: np.ndarray, allow_split: bool, use: np.ndarray):
+def _gemm_select(
+    m: np.ndarray,
+    n: np.ndarray,
+    k: np.ndarray,
+    batch: np.ndarray,
+    dram_bytes: np.ndarray,
+    rate_scale: np.ndarray,
+    elem_bytes: int,
+    tiles: np.ndarray,
+    limits: np.ndarray,
+    device: np.ndarray,
+    consts: np.ndarray,
+    allow_split: bool,
+    use: np.ndarray,
+):
     """gemm_select's compiled loop."""
     count = m.shape[0]
     out_tile = np.zeros(count, np.int64)
@@ -172,15 +262,20 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
         if tiles[j, T_TENSOR]:
             tile_rate[j] = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] / sms
         else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
-            issue = min(1.0, ffma_share(tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_SLICES], tiles[j, T_THREADS])
-                        * device[D_ISSUE])
+            issue = min(
+                1.0,
+                ffma_share(tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_SLICES], tiles[j, T_THREADS]) * device[D_ISSUE],
+            )
             tile_rate[j] = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * issue / sms
         if tiles[j, T_SLICES] > 1 and tiles[j, T_SPLIT] == 0 and tiles[j, T_USES] & USE_LINEAR:
             sliced_arch = True
     for i in range(count):
         floor_us = dram_bytes[i] / dram_bw
-        deep = sliced_arch and use[i] == USE_LINEAR and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * (
-            (n[i] + 127) // 128)
+        deep = (
+            sliced_arch
+            and use[i] == USE_LINEAR
+            and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * ((n[i] + 127) // 128)
+        )
         for j in range(tiles.shape[0]):
             bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
             slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
@@ -203,8 +298,9 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                 grid = tiles_mn * s
                 # the tiles' operand traffic is served by L2 and not priced (docs/architecture.md): DRAM
                 # enters as the compulsory-traffic floor and, for linear GEMMs, the operand strips
-                waves, tail, busy = resident_waves(grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm,
-                                                   dram_bw, sms, consts)
+                waves, tail, busy = resident_waves(
+                    grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, sms, consts
+                )
                 t = max(busy, floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
@@ -217,16 +313,35 @@ def _gemm_select(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray,
                     out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
         j = out_tile[i]
         if use[i] == USE_LINEAR and tiles[j, T_TENSOR] == 0 and out_b[i] > 0:  # CUDA-core cuBLAS "tn" GEMM
-            strips = operand_strip_time(m[i], n[i], k[i], tiles[j, T_BM], tiles[j, T_BN], out_split[i], out_grid[i],
-                                        sms * out_b[i], elem_bytes, device, consts)
+            strips = operand_strip_time(
+                m[i],
+                n[i],
+                k[i],
+                tiles[j, T_BM],
+                tiles[j, T_BN],
+                out_split[i],
+                out_grid[i],
+                sms * out_b[i],
+                elem_bytes,
+                device,
+                consts,
+            )
             out_time[i] = max(out_time[i], strips + overhead)
     return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time
 
 
 @njit(cache=True)
-def stream_launch(work: np.ndarray, bytes_moved: np.ndarray, flops: np.ndarray, threads: np.ndarray,
-                  work_per_thread: np.ndarray, regs: int, limits: np.ndarray, device: np.ndarray,
-                  consts: np.ndarray):
+def stream_launch(
+    work: np.ndarray,
+    bytes_moved: np.ndarray,
+    flops: np.ndarray,
+    threads: np.ndarray,
+    work_per_thread: np.ndarray,
+    regs: int,
+    limits: np.ndarray,
+    device: np.ndarray,
+    consts: np.ndarray,
+):
     """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs.
 
     Returns arrays: grid, CTAs per SM, limiter, waves, tail fill, time (us).
@@ -239,8 +354,9 @@ def stream_launch(work: np.ndarray, bytes_moved: np.ndarray, flops: np.ndarray, 
     for i in range(count):
         per_cta = threads[i] * work_per_thread[i]
         grid = max(1, (work[i] + per_cta - 1) // per_cta)
-        b, lim, waves, tail, busy = launch_waves(grid, threads[i], regs, 0, flops[i] / grid,
-                                                 bytes_moved[i] / grid, rate / sms, dram_bw, limits, sms, consts)
+        b, lim, waves, tail, busy = launch_waves(
+            grid, threads[i], regs, 0, flops[i] / grid, bytes_moved[i] / grid, rate / sms, dram_bw, limits, sms, consts
+        )
         out_grid[i], out_b[i], out_lim[i], out_waves[i], out_tail[i] = grid, b, lim, waves, tail
         out_time[i] = busy + consts[C_OVERHEAD]
     return out_grid, out_b, out_lim, out_waves, out_tail, out_time

@@ -5,6 +5,7 @@ stages, in-CTA K slices (cuBLAS's "sliced1x4"), the math it uses and the compute
 capabilities it runs on. The kernel's printed name is derived from the row so that it can
 be matched against names recorded by the profiler (e.g. `volta_sgemm_128x64`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,8 +85,18 @@ class TileDescription:
         return f"{prefix}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}{tail}"
 
 
-def _simt(bm: int, bn: int, threads: int, min_cc: int, max_cc: int, uses: int, k_slices: int = 1,
-          split_k: bool = True, style: str = "cublas", default: bool = False) -> TileDescription:
+def _simt(
+    bm: int,
+    bn: int,
+    threads: int,
+    min_cc: int,
+    max_cc: int,
+    uses: int,
+    k_slices: int = 1,
+    split_k: bool = True,
+    style: str = "cublas",
+    default: bool = False,
+) -> TileDescription:
     return TileDescription("simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style)
 
 
@@ -99,26 +110,41 @@ L, B, W, C, F = USE_LINEAR, USE_BATCHED, USE_WINOGRAD, USE_CONV, USE_FUSED_WINOG
 # (engine.PREFERENCE_MARGIN): heuristics are conservative, and the recorded names show it.
 _SIMT = [
     # sm60 (P100; also Maxwell sm5x by nearest): linear 32x128 / 64x64 (split-K), bmm 128x64, Winograd GEMM 32x128 / 64x64.
-    _simt(32, 128, 256, 50, 60, L | W, default=True), _simt(64, 64, 64, 50, 60, L | W), _simt(128, 64, 128, 50, 60, B),
+    _simt(32, 128, 256, 50, 60, L | W, default=True),
+    _simt(64, 64, 64, 50, 60, L | W),
+    _simt(128, 64, 128, 50, 60, B),
     # sm61 (P4, GP102): linear sgemm_128x128x8 (grid = tiles, never split), bmm 128x64 / 128x128.
-    _simt(128, 128, 256, 61, 69, L, split_k=False, style="sgemm_nt"), _simt(128, 64, 128, 61, 69, B, default=True),
-    _simt(128, 128, 256, 61, 69, B), _simt(64, 64, 64, 61, 69, W), _simt(32, 128, 256, 61, 69, W),
+    _simt(128, 128, 256, 61, 69, L, split_k=False, style="sgemm_nt"),
+    _simt(128, 64, 128, 61, 69, B, default=True),
+    _simt(128, 128, 256, 61, 69, B),
+    _simt(64, 64, 64, 61, 69, W),
+    _simt(32, 128, 256, 61, 69, W),
     # sm70 (V100): the full cuBLAS SIMT set for linear, incl. sliced1x4; bmm 32x128 / 64x64.
-    _simt(128, 128, 256, 70, 74, L, default=True), _simt(128, 64, 128, 70, 74, L), _simt(128, 32, 256, 70, 74, L | W),
-    _simt(32, 128, 256, 70, 74, L | B | W), _simt(64, 64, 64, 70, 74, B | W),
-    _simt(128, 32, 256, 70, 74, L, k_slices=4), _simt(64, 32, 256, 70, 74, L, k_slices=4),
+    _simt(128, 128, 256, 70, 74, L, default=True),
+    _simt(128, 64, 128, 70, 74, L),
+    _simt(128, 32, 256, 70, 74, L | W),
+    _simt(32, 128, 256, 70, 74, L | B | W),
+    _simt(64, 64, 64, 70, 74, B | W),
+    _simt(128, 32, 256, 70, 74, L, k_slices=4),
+    _simt(64, 32, 256, 70, 74, L, k_slices=4),
     # sm75 (T4): linear 128x128 / 128x64 / 64x64 (split-K); bmm and Winograd 128x64 / 128x32 / 64x64.
-    _simt(128, 128, 256, 75, 79, L, default=True), _simt(128, 64, 128, 75, 79, L | B | W, default=True), _simt(64, 64, 64, 75, 79, L | B | W),
+    _simt(128, 128, 256, 75, 79, L, default=True),
+    _simt(128, 64, 128, 75, 79, L | B | W, default=True),
+    _simt(64, 64, 64, 75, 79, L | B | W),
     _simt(128, 32, 256, 75, 79, B | W),
     # sm80+ (A100; newer GPUs' FP32 SIMT path by nearest family): linear without split-K, sliced1x4
     # kernels for deep K; bmm always 128x128.
-    _simt(128, 128, 256, 80, 99, L | B | W, split_k=False), _simt(128, 64, 128, 80, 99, L | W, split_k=False, default=True),
-    _simt(128, 32, 256, 80, 99, L, split_k=False), _simt(32, 128, 256, 80, 99, L, split_k=False),
-    _simt(64, 64, 64, 80, 99, L | W, split_k=False), _simt(128, 32, 256, 80, 99, L, k_slices=4, split_k=False),
+    _simt(128, 128, 256, 80, 99, L | B | W, split_k=False),
+    _simt(128, 64, 128, 80, 99, L | W, split_k=False, default=True),
+    _simt(128, 32, 256, 80, 99, L, split_k=False),
+    _simt(32, 128, 256, 80, 99, L, split_k=False),
+    _simt(64, 64, 64, 80, 99, L | W, split_k=False),
+    _simt(128, 32, 256, 80, 99, L, k_slices=4, split_k=False),
     _simt(64, 32, 256, 80, 99, L, k_slices=4, split_k=False),
     _simt(32, 32, 128, 80, 99, L, k_slices=4, split_k=False),
     # cuDNN implicit-GEMM (scudnn_128xN, M = N*P*Q, N = out channels) and fused Winograd kernels, all CCs.
-    _simt(128, 128, 256, 50, 99, C, style="scudnn"), _simt(128, 64, 128, 50, 99, C, style="scudnn"),
+    _simt(128, 128, 256, 50, 99, C, style="scudnn"),
+    _simt(128, 64, 128, 50, 99, C, style="scudnn"),
     _simt(128, 32, 64, 50, 99, C, style="scudnn"),
     _simt(128, 128, 256, 50, 99, F, style="scudnn_winograd"),
 ]
@@ -132,16 +158,55 @@ SLICED_K_GATE = 32.0
 
 # Tensor-core tiles (CUTLASS defaults; GPU_FACTS.md "Kernels"): 2 stages before SM80, multistage after.
 _TENSOR = [
-    *(TileDescription("tensorop", bm, bn, t, 2, 70, 79) for bm, bn, t in
-      ((256, 128, 256), (128, 256, 256), (128, 128, 256), (128, 64, 128), (64, 128, 128), (64, 64, 128))),
-    *(TileDescription("tensorop", bm, bn, t, s, 80, 89) for bm, bn, t, s in
-      ((256, 128, 256, 3), (128, 256, 256, 3), (128, 128, 256, 4), (128, 64, 128, 6), (64, 128, 128, 6), (64, 64, 128, 10))),
-    *(TileDescription("tensorop", bm, bn, t, s, 90, 99) for bm, bn, t, s in
-      ((256, 128, 256, 4), (128, 256, 256, 4), (128, 128, 256, 4), (128, 64, 128, 6), (64, 128, 128, 6), (64, 64, 128, 8))),
+    *(
+        TileDescription("tensorop", bm, bn, t, 2, 70, 79)
+        for bm, bn, t in (
+            (256, 128, 256),
+            (128, 256, 256),
+            (128, 128, 256),
+            (128, 64, 128),
+            (64, 128, 128),
+            (64, 64, 128),
+        )
+    ),
+    *(
+        TileDescription("tensorop", bm, bn, t, s, 80, 89)
+        for bm, bn, t, s in (
+            (256, 128, 256, 3),
+            (128, 256, 256, 3),
+            (128, 128, 256, 4),
+            (128, 64, 128, 6),
+            (64, 128, 128, 6),
+            (64, 64, 128, 10),
+        )
+    ),
+    *(
+        TileDescription("tensorop", bm, bn, t, s, 90, 99)
+        for bm, bn, t, s in (
+            (256, 128, 256, 4),
+            (128, 256, 256, 4),
+            (128, 128, 256, 4),
+            (128, 64, 128, 6),
+            (64, 128, 128, 6),
+            (64, 64, 128, 8),
+        )
+    ),
 ]
 
 # Columns of the tile table the engine reads.
-TILE_COLUMNS: tuple[str, ...] = ("bm", "bn", "bk", "threads", "regs", "smem", "k_slices", "tensor", "uses", "split_k", "default")
+TILE_COLUMNS: tuple[str, ...] = (
+    "bm",
+    "bn",
+    "bk",
+    "threads",
+    "regs",
+    "smem",
+    "k_slices",
+    "tensor",
+    "uses",
+    "split_k",
+    "default",
+)
 
 
 def uses_tensor_cores(spec: GpuSpec, dtype: str) -> bool:
@@ -161,8 +226,25 @@ def _tile_table(cc: int, tensor: bool, dtype: str) -> tuple[tuple[TileDescriptio
     pool = _TENSOR if tensor else _SIMT
     tiles = tuple(t for t in pool if t.min_cc <= cc <= t.max_cc)
     staged = dtype if tensor else "fp32"  # CUDA-core kernels stage operands as fp32
-    table = np.array([[t.bm, t.bn, t.bk(staged), t.threads, t.registers(), t.shared_memory(staged),
-                       t.k_slices, int(tensor), t.uses, int(t.split_k), int(t.default)] for t in tiles], dtype=np.int64)
+    table = np.array(
+        [
+            [
+                t.bm,
+                t.bn,
+                t.bk(staged),
+                t.threads,
+                t.registers(),
+                t.shared_memory(staged),
+                t.k_slices,
+                int(tensor),
+                t.uses,
+                int(t.split_k),
+                int(t.default),
+            ]
+            for t in tiles
+        ],
+        dtype=np.int64,
+    )
     return tiles, table.reshape(len(tiles), len(TILE_COLUMNS))
 
 

@@ -10,6 +10,7 @@
 - depthwise conv and memory-bound ops: streaming kernels.
 The predictor prices every algorithm and keeps the fastest (cuDNN benchmark mode).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,17 +89,20 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[A
     w_elems = op.out_channels * cin_g * kh * kw
     moved = (x_elems + w_elems + y_elems) * elem_bytes
     if op.is_depthwise:
-        return [Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops),
-                                                       DEPTHWISE_THREADS, 1),))]
+        return [
+            Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops), DEPTHWISE_THREADS, 1),))
+        ]
     # CUDA-core implicit GEMM runs cuDNN's scudnn_* kernels, whose efficiency is calibrated per family
-    gemm = GemmProblem(op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved,
-                       "implicit_gemm" if simt else "gemm", USE_CONV, "")
+    gemm = GemmProblem(
+        op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved, "implicit_gemm" if simt else "gemm", USE_CONV, ""
+    )
     # cuDNN's CUDA-core implicit GEMM first runs a small kernel computing the filter offsets
     # (computeOffsetsKernel, recorded before every scudnn kernel); its tensor-core kernels do not.
     offsets = StreamProblem("compute_offsets", cin_g * kh * kw, 8.0 * cin_g * kh * kw, 0.0)
     algos = [Algorithm("implicit_gemm", (offsets, gemm) if simt else (gemm,))]
-    winograd_ok = (simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1)
-                   and _pair(op.dilation) == (1, 1))
+    winograd_ok = (
+        simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1) and _pair(op.dilation) == (1, 1)
+    )
     if winograd_ok:
         algos += [_winograd_nonfused(op, p, q, elem_bytes), *_winograd_fused(op, p, q, elem_bytes, moved, cc)]
     return algos
@@ -109,12 +113,19 @@ def _winograd_nonfused(op: Conv2d, p: int, q: int, elem_bytes: int) -> Algorithm
     tiles = op.batch * -(-p // 4) * -(-q // 4)
     c, k = op.in_channels, op.out_channels
     x_in = op.batch * c * op.height * op.width
-    data = StreamProblem("winograd_data_transform", tiles * c, (x_in + 36 * tiles * c) * elem_bytes, 36.0 * tiles * c * 4)
+    data = StreamProblem(
+        "winograd_data_transform", tiles * c, (x_in + 36 * tiles * c) * elem_bytes, 36.0 * tiles * c * 4
+    )
     filt = StreamProblem("winograd_filter_transform", k * c, (9 + 36) * k * c * elem_bytes, 36.0 * k * c * 4)
-    gemm = GemmProblem(tiles, k, c, 36, 36 * (tiles * c + c * k + tiles * k) * elem_bytes, "winograd_gemm",
-                       USE_WINOGRAD, "nn")
-    out = StreamProblem("winograd_output_transform", tiles * k, (36 * tiles * k + op.batch * k * p * q) * elem_bytes,
-                        36.0 * tiles * k * 4)
+    gemm = GemmProblem(
+        tiles, k, c, 36, 36 * (tiles * c + c * k + tiles * k) * elem_bytes, "winograd_gemm", USE_WINOGRAD, "nn"
+    )
+    out = StreamProblem(
+        "winograd_output_transform",
+        tiles * k,
+        (36 * tiles * k + op.batch * k * p * q) * elem_bytes,
+        36.0 * tiles * k * 4,
+    )
     return Algorithm("winograd_nonfused", (data, filt, gemm, out))
 
 

@@ -1,4 +1,5 @@
 """CTAs per SM and the limiting resource, following the CUDA occupancy calculator (cuda_occupancy.h)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,18 +14,42 @@ LIMITERS: tuple[str, ...] = ("blocks", "warps", "registers", "shared_memory")
 INVALID = -1  # limiter code of a launch that cannot run at all (too many threads, registers or bytes)
 
 # Positions in the limits vector.
-_WARPS, _BLOCKS, _THREADS_BLK, _WARP, _REGS_SM, _REGS_THR, _REG_UNIT, _PARTS, _SMEM_SM, _SMEM_BLK, _SMEM_UNIT, _SMEM_RESV = range(12)
+(
+    _WARPS,
+    _BLOCKS,
+    _THREADS_BLK,
+    _WARP,
+    _REGS_SM,
+    _REGS_THR,
+    _REG_UNIT,
+    _PARTS,
+    _SMEM_SM,
+    _SMEM_BLK,
+    _SMEM_UNIT,
+    _SMEM_RESV,
+) = range(12)
 
 
 def limits_vector(spec: GpuSpec) -> np.ndarray:
     """The spec's per-SM limits as an int64 vector for the Numba engine."""
     lim = spec.limits
-    return np.array([
-        lim.max_warps_per_sm, lim.max_blocks_per_sm, lim.max_threads_per_block, lim.warp_size,
-        lim.registers_per_sm, lim.max_registers_per_thread, lim.register_allocation_unit,
-        lim.register_partitions, lim.shared_memory_per_sm, lim.max_shared_memory_per_block,
-        lim.shared_memory_allocation_unit, lim.reserved_shared_memory_per_block,
-    ], dtype=np.int64)
+    return np.array(
+        [
+            lim.max_warps_per_sm,
+            lim.max_blocks_per_sm,
+            lim.max_threads_per_block,
+            lim.warp_size,
+            lim.registers_per_sm,
+            lim.max_registers_per_thread,
+            lim.register_allocation_unit,
+            lim.register_partitions,
+            lim.shared_memory_per_sm,
+            lim.max_shared_memory_per_block,
+            lim.shared_memory_allocation_unit,
+            lim.reserved_shared_memory_per_block,
+        ],
+        dtype=np.int64,
+    )
 
 
 @njit(cache=True)
@@ -72,18 +97,25 @@ class Occupancy:
     occupancy: float  # resident warps / maximum warps per SM
 
 
-def occupancy(spec: GpuSpec | str, threads_per_block: int, registers_per_thread: int = 0,
-              shared_memory_per_block: int = 0) -> Occupancy:
+def occupancy(
+    spec: GpuSpec | str, threads_per_block: int, registers_per_thread: int = 0, shared_memory_per_block: int = 0
+) -> Occupancy:
     """Resident CTAs per SM and which resource limits them (blocks, warps, registers, shared_memory)."""
     spec = load_spec(spec)
     lim = spec.limits
-    for name, value, top in (("threads_per_block", threads_per_block, lim.max_threads_per_block),
-                             ("registers_per_thread", registers_per_thread, lim.max_registers_per_thread),
-                             ("shared_memory_per_block", shared_memory_per_block, lim.max_shared_memory_per_block)):
+    for name, value, top in (
+        ("threads_per_block", threads_per_block, lim.max_threads_per_block),
+        ("registers_per_thread", registers_per_thread, lim.max_registers_per_thread),
+        ("shared_memory_per_block", shared_memory_per_block, lim.max_shared_memory_per_block),
+    ):
         if value < 0 or value > top or (name == "threads_per_block" and value == 0):
             low = 1 if name == "threads_per_block" else 0
             raise OpError(f"{name}: {value} is outside {low}..{top} on {spec.name} (CC {lim.compute_capability})")
     blocks, code = blocks_per_sm(limits_vector(spec), threads_per_block, registers_per_thread, shared_memory_per_block)
     warps = -(-threads_per_block // lim.warp_size) * blocks
-    return Occupancy(blocks_per_sm=int(blocks), limiter=LIMITERS[code], warps_per_sm=int(warps),
-                     occupancy=warps / lim.max_warps_per_sm)
+    return Occupancy(
+        blocks_per_sm=int(blocks),
+        limiter=LIMITERS[code],
+        warps_per_sm=int(warps),
+        occupancy=warps / lim.max_warps_per_sm,
+    )

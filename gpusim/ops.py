@@ -1,4 +1,5 @@
 """The operator IR: what a network runs, with explicit shapes (batch and dtype are given at prediction)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,26 +48,43 @@ class Conv2d(Op):
     groups: int = 1
 
     def __post_init__(self) -> None:
-        _positive("conv2d", batch=self.batch, in_channels=self.in_channels, out_channels=self.out_channels,
-                  height=self.height, width=self.width, groups=self.groups)
+        _positive(
+            "conv2d",
+            batch=self.batch,
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            height=self.height,
+            width=self.width,
+            groups=self.groups,
+        )
         for attr in ("kernel_size", "stride", "dilation"):
             _positive("conv2d", **{attr: min(_pair(getattr(self, attr)))})
         if min(_pair(self.padding)) < 0:
             raise OpError(f"conv2d: padding must be at least 0, got {self.padding}")
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise OpError(f"conv2d: groups={self.groups} must divide in_channels={self.in_channels} "
-                          f"and out_channels={self.out_channels}")
+            raise OpError(
+                f"conv2d: groups={self.groups} must divide in_channels={self.in_channels} "
+                f"and out_channels={self.out_channels}"
+            )
         if min(self.out_hw) < 1:
-            raise OpError(f"conv2d: kernel {self.kernel_size} does not fit a {self.height}x{self.width} input "
-                          f"with padding {self.padding}")
+            raise OpError(
+                f"conv2d: kernel {self.kernel_size} does not fit a {self.height}x{self.width} input "
+                f"with padding {self.padding}"
+            )
 
     @property
     def out_hw(self) -> tuple[int, int]:
         """Output height and width."""
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(self.kernel_size), _pair(self.stride),
-                                                  _pair(self.padding), _pair(self.dilation))
-        return ((self.height + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
-                (self.width + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            _pair(self.kernel_size),
+            _pair(self.stride),
+            _pair(self.padding),
+            _pair(self.dilation),
+        )
+        return (
+            (self.height + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+            (self.width + 2 * pw - dw * (kw - 1) - 1) // sw + 1,
+        )
 
     @property
     def is_depthwise(self) -> bool:
@@ -164,8 +182,10 @@ def softmax(rows: int, features: int, name: str = "") -> MemoryOp:
     return MemoryOp("softmax", rows * features, rows * features, 5.0, name=name)
 
 
-def pool(batch: int, channels: int, height: int, width: int, out_height: int, out_width: int,
-         window: int = 1, name: str = "") -> MemoryOp:
+def pool(
+    batch: int, channels: int, height: int, width: int, out_height: int, out_width: int, window: int = 1, name: str = ""
+) -> MemoryOp:
     """Max/avg pooling: reads the input once, `window` compares or adds per output."""
-    return MemoryOp("pool", batch * channels * height * width, batch * channels * out_height * out_width,
-                    float(window), name=name)
+    return MemoryOp(
+        "pool", batch * channels * height * width, batch * channels * out_height * out_width, float(window), name=name
+    )

@@ -1,8 +1,9 @@
 """Predict kernel launches and latency for ops on a GPU spec (the public entry of the simulator)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -16,8 +17,11 @@ from gpusim.ops import Op
 from gpusim.spec import GpuSpec, load_spec
 
 # GEMM labels whose math rate is scaled by a calibrated efficiency (label -> constant name).
-_RATE_SCALES = {"winograd_fused": "winograd_fused_efficiency", "winograd_gemm": "winograd_nonfused_efficiency",
-                "implicit_gemm": "implicit_gemm_efficiency"}
+_RATE_SCALES = {
+    "winograd_fused": "winograd_fused_efficiency",
+    "winograd_gemm": "winograd_nonfused_efficiency",
+    "implicit_gemm": "implicit_gemm_efficiency",
+}
 # Host (CPU) overhead constant of an op timed alone, by op kind.
 _HOST_OVERHEAD = {"conv2d": "host_overhead_conv_us", "linear": "host_overhead_gemm_us", "bmm": "host_overhead_gemm_us"}
 
@@ -78,8 +82,12 @@ class Prediction:
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
-        return {"gpu": self.gpu, "dtype": self.dtype, "total_us": self.total_us,
-                "launches": [k.to_dict() for k in self.launches]}
+        return {
+            "gpu": self.gpu,
+            "dtype": self.dtype,
+            "total_us": self.total_us,
+            "launches": [k.to_dict() for k in self.launches],
+        }
 
 
 def device_vector(spec: GpuSpec, dtype: str) -> np.ndarray:
@@ -87,8 +95,17 @@ def device_vector(spec: GpuSpec, dtype: str) -> np.ndarray:
     at the sustained clock."""
     tensor = uses_tensor_cores(spec, dtype)
     simt = spec.peak_flops_per_us("fp32" if tensor else dtype)
-    return np.array([spec.sm_count, simt, spec.peak_flops_per_us(dtype) if tensor else 0.0,
-                     spec.dram_bytes_per_us(), spec.device.l2_cache_mb * 2**20, spec.fp32_issue_ratio], dtype=np.float64)
+    return np.array(
+        [
+            spec.sm_count,
+            simt,
+            spec.peak_flops_per_us(dtype) if tensor else 0.0,
+            spec.dram_bytes_per_us(),
+            spec.device.l2_cache_mb * 2**20,
+            spec.fp32_issue_ratio,
+        ],
+        dtype=np.float64,
+    )
 
 
 def engine_inputs(spec: GpuSpec, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -104,16 +121,26 @@ class LoweredOps:
     `cached_plans` (per op, default 0) is the number of cuDNN plans the measuring process had
     cached, for the PyTorch 2.1 host cost of convs timed alone (validation/harness.py)."""
 
-    def __init__(self, ops: Sequence[Op], spec: GpuSpec, dtype: str, allow_split_k: bool = True,
-                 cached_plans: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        ops: Sequence[Op],
+        spec: GpuSpec,
+        dtype: str,
+        allow_split_k: bool = True,
+        cached_plans: Sequence[int] | None = None,
+    ) -> None:
         self.ops, self.spec, self.dtype, self.allow_split_k = list(ops), spec, dtype, allow_split_k
         self.cached_plans = np.zeros(len(self.ops)) if cached_plans is None else np.asarray(cached_plans, np.float64)
         self.elem = DTYPE_BYTES[dtype]
         simt = not uses_tensor_cores(spec, dtype)
         cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
         # (op index, algorithm index, algorithm name, problem), in launch order
-        self.entries = [(i, a, algo.name, prob) for i, op in enumerate(self.ops)
-                        for a, algo in enumerate(lower(op, self.elem, simt, cc)) for prob in algo.problems]
+        self.entries = [
+            (i, a, algo.name, prob)
+            for i, op in enumerate(self.ops)
+            for a, algo in enumerate(lower(op, self.elem, simt, cc))
+            for prob in algo.problems
+        ]
         self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
         self.stream_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], StreamProblem)], np.int64)
         gp = [self.entries[e][3] for e in self.gemm_at]
@@ -121,9 +148,12 @@ class LoweredOps:
         self.gemm_cols = np.array([(g.m, g.n, g.k, g.batch) for g in gp], np.int64).reshape(-1, 4).T.copy()
         self.gemm_bytes = np.array([g.dram_bytes for g in gp], np.float64)
         self.gemm_use = np.array([g.use for g in gp], np.int64)
-        self.gemm_scale_index = np.array([CONSTANT_NAMES.index(_RATE_SCALES[g.label]) if g.label in _RATE_SCALES
-                                          else -1 for g in gp], np.int64)
-        self.stream_cols = np.array([(s.work, s.threads, s.work_per_thread) for s in sp], np.int64).reshape(-1, 3).T.copy()
+        self.gemm_scale_index = np.array(
+            [CONSTANT_NAMES.index(_RATE_SCALES[g.label]) if g.label in _RATE_SCALES else -1 for g in gp], np.int64
+        )
+        self.stream_cols = (
+            np.array([(s.work, s.threads, s.work_per_thread) for s in sp], np.int64).reshape(-1, 3).T.copy()
+        )
         self.stream_bytes = np.array([s.bytes_moved for s in sp], np.float64)
         self.stream_flops = np.array([s.flops for s in sp], np.float64)
         self.entry_op = np.array([x[0] for x in self.entries], np.int64)
@@ -140,12 +170,23 @@ class LoweredOps:
         stream: tuple = ()
         if len(self.gemm_at):
             scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
-            gemm = gemm_select(*self.gemm_cols, self.gemm_bytes, scale, self.elem, self.table, self.limits,
-                               self.device, c, self.allow_split_k, self.gemm_use)
+            gemm = gemm_select(
+                *self.gemm_cols,
+                self.gemm_bytes,
+                scale,
+                self.elem,
+                self.table,
+                self.limits,
+                self.device,
+                c,
+                self.allow_split_k,
+                self.gemm_use,
+            )
         if len(self.stream_at):
             work, threads, per_thread = self.stream_cols
-            stream = stream_launch(work, self.stream_bytes, self.stream_flops, threads, per_thread, 32,
-                                   self.limits, self.device, c)
+            stream = stream_launch(
+                work, self.stream_bytes, self.stream_flops, threads, per_thread, 32, self.limits, self.device, c
+            )
         return gemm, stream
 
     def _choose(self, gemm: tuple, stream: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,8 +224,16 @@ class LoweredOps:
             j = gemm[0][pos]
             label, layout = self.entries[e][3].label, self.entries[e][3].layout
             name = tiles[j].name(self.spec, self.dtype, layout)
-            rows[e] = (name if label == "gemm" or not layout else f"{label}[{name}]", tiles[j].threads, gemm[2][pos], gemm[3][pos],
-                       gemm[4][pos], gemm[5][pos], gemm[6][pos], gemm[1][pos])
+            rows[e] = (
+                name if label == "gemm" or not layout else f"{label}[{name}]",
+                tiles[j].threads,
+                gemm[2][pos],
+                gemm[3][pos],
+                gemm[4][pos],
+                gemm[5][pos],
+                gemm[6][pos],
+                gemm[1][pos],
+            )
         for pos, e in enumerate(self.stream_at):
             s = self.entries[e][3]
             rows[e] = (f"{s.label}_kernel", s.threads, *(col[pos] for col in stream[:5]), 1)
@@ -192,13 +241,31 @@ class LoweredOps:
         for e in np.flatnonzero(chosen):
             i, _, algo, _ = self.entries[e]
             kernel, threads, grid, b, lim, waves, tail, split = rows[e]
-            launches.append(KernelLaunch(
-                op_index=int(i), op_name=self.ops[i].name, op_kind=self.ops[i].kind, algorithm=algo, kernel=kernel,
-                grid=int(grid), threads=int(threads), ctas_per_sm=int(b),
-                limiter="none" if lim == INVALID else LIMITERS[lim], waves=int(waves), tail_fill=float(tail),
-                time_us=float(t[e]), split_k=int(split)))
-        return Prediction(gpu=self.spec.name, dtype=self.dtype, launches=launches, op_times_us=best,
-                          total_us=float(best.sum()), host_overhead_us=self.host_overhead(consts))
+            launches.append(
+                KernelLaunch(
+                    op_index=int(i),
+                    op_name=self.ops[i].name,
+                    op_kind=self.ops[i].kind,
+                    algorithm=algo,
+                    kernel=kernel,
+                    grid=int(grid),
+                    threads=int(threads),
+                    ctas_per_sm=int(b),
+                    limiter="none" if lim == INVALID else LIMITERS[lim],
+                    waves=int(waves),
+                    tail_fill=float(tail),
+                    time_us=float(t[e]),
+                    split_k=int(split),
+                )
+            )
+        return Prediction(
+            gpu=self.spec.name,
+            dtype=self.dtype,
+            launches=launches,
+            op_times_us=best,
+            total_us=float(best.sum()),
+            host_overhead_us=self.host_overhead(consts),
+        )
 
 
 def predict(ops: Op | Sequence[Op], spec: GpuSpec | str, dtype: str = "fp16", allow_split_k: bool = True) -> Prediction:

@@ -4,11 +4,12 @@ A device file (hw_specs/devices/*.yaml) names its compute capability; the per-SM
 come from hw_specs/compute_capability/sm_XY.yaml, so they are written once per capability.
 Every number in either file carries its source in the file's `sources` mapping.
 """
+
 from __future__ import annotations
 
 import difflib
 import hashlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,7 @@ class _Sourced(BaseModel):
     sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _every_number_has_a_source(self) -> "_Sourced":
+    def _every_number_has_a_source(self) -> _Sourced:
         missing = [f for f in _numeric_fields(self) if f not in self.sources]
         if missing:
             raise ValueError(f"sources: no source given for {', '.join(missing)}")
@@ -53,9 +54,12 @@ class SmLimits(_Sourced):
     registers_per_sm: int = Field(gt=0)
     max_registers_per_thread: int = Field(gt=0)
     register_allocation_unit: int = Field(gt=0, description="registers, allocated per warp")
-    register_partitions: int = Field(gt=0, description="SM sub-partitions that each own a quarter (or half) of the register file")
+    register_partitions: int = Field(
+        gt=0, description="SM sub-partitions that each own a quarter (or half) of the register file"
+    )
     warp_instructions_per_clock: int = Field(
-        gt=0, description="warp instructions each sub-partition's scheduler dispatches per clock (dual issue: 2)")
+        gt=0, description="warp instructions each sub-partition's scheduler dispatches per clock (dual issue: 2)"
+    )
     shared_memory_per_sm: int = Field(gt=0, description="bytes, largest carveout")
     max_shared_memory_per_block: int = Field(gt=0, description="bytes, opt-in maximum")
     shared_memory_allocation_unit: int = Field(gt=0, description="bytes")
@@ -92,7 +96,7 @@ class DeviceFile(_Sourced):
     sm_limits: dict[str, int] = Field(default_factory=dict, description="overrides of the compute capability's limits")
 
     @model_validator(mode="after")
-    def _peak_rates_sourced(self) -> "DeviceFile":
+    def _peak_rates_sourced(self) -> DeviceFile:
         if "peak_tflops" not in self.sources:
             raise ValueError("sources: no source given for peak_tflops")
         if self.sustained_clock_mhz > self.boost_clock_mhz * 1.0001:
@@ -140,7 +144,7 @@ class GpuSpec(BaseModel):
         """Sustained clock over boost clock: peak rates (quoted at boost) are scaled by this."""
         return self.device.sustained_clock_mhz / self.device.boost_clock_mhz
 
-    def at_clock(self, clock_mhz: float) -> "GpuSpec":
+    def at_clock(self, clock_mhz: float) -> GpuSpec:
         """This GPU running at clock_mhz (e.g. the SM clock recorded while an op was timed) instead of its
         sustained clock. The clock may exceed the rated boost (GPU Boost takes many cards past it):
         peak rates, quoted at boost, then scale up with it."""
@@ -202,7 +206,7 @@ def _first_error(path: Path, exc: ValidationError) -> SpecError:
     return SpecError(f"{path}: field '{field}': {msg}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_limits(compute_capability: str) -> SmLimits:
     """Per-SM limits for a compute capability such as '8.0', from hw_specs/compute_capability."""
     path = CC_DIR / f"sm_{compute_capability.replace('.', '')}.yaml"
@@ -229,12 +233,16 @@ def load_spec_file(path: str | Path) -> GpuSpec:
     if device.sm_limits:
         unknown = sorted(set(device.sm_limits) - set(SmLimits.model_fields) - {"sources"})
         if unknown:
-            raise SpecError(f"{path}: field 'sm_limits.{unknown[0]}': unknown field; allowed: "
-                            f"{', '.join(f for f in SmLimits.model_fields if f not in ('sources', 'compute_capability'))}")
+            raise SpecError(
+                f"{path}: field 'sm_limits.{unknown[0]}': unknown field; allowed: "
+                f"{', '.join(f for f in SmLimits.model_fields if f not in ('sources', 'compute_capability'))}"
+            )
         merged = limits.model_dump()
         merged.update(device.sm_limits)
-        merged["sources"] = {**limits.sources, **{k: device.sources.get(f"sm_limits.{k}", device.sources.get("sm_limits", ""))
-                                                  for k in device.sm_limits}}
+        merged["sources"] = {
+            **limits.sources,
+            **{k: device.sources.get(f"sm_limits.{k}", device.sources.get("sm_limits", "")) for k in device.sm_limits},
+        }
         try:
             limits = SmLimits(**merged)
         except ValidationError as exc:

@@ -1,9 +1,10 @@
 """Latency as a function of one dimension of one op: the staircase, and the right edges of its steps."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from gpusim.errors import OpError
 from gpusim.ops import Op
@@ -24,8 +25,9 @@ class StairPoint:
     tail_fill: float
 
 
-def sweep(template: Op, field: str | tuple[str, ...], values: Sequence[int], spec: GpuSpec | str,
-          dtype: str = "fp16") -> list[StairPoint]:
+def sweep(
+    template: Op, field: str | tuple[str, ...], values: Sequence[int], spec: GpuSpec | str, dtype: str = "fp16"
+) -> list[StairPoint]:
     """Predict `template` with `field` (or several fields together) set to each of `values`, in one engine call."""
     fields = (field,) if isinstance(field, str) else field
     known = {f.name for f in dataclasses.fields(template)} - {"name"}
@@ -35,8 +37,18 @@ def sweep(template: Op, field: str | tuple[str, ...], values: Sequence[int], spe
     ops = [dataclasses.replace(template, **{f: int(v) for f in fields}) for v in values]
     pred = predict(ops, spec, dtype)
     main = pred.main_launches()
-    return [StairPoint(int(v), float(pred.op_times_us[i]), main[i].kernel, main[i].grid, main[i].ctas_per_sm,
-                       main[i].waves, main[i].tail_fill) for i, v in enumerate(values)]
+    return [
+        StairPoint(
+            int(v),
+            float(pred.op_times_us[i]),
+            main[i].kernel,
+            main[i].grid,
+            main[i].ctas_per_sm,
+            main[i].waves,
+            main[i].tail_fill,
+        )
+        for i, v in enumerate(values)
+    ]
 
 
 def step_edges(points: Sequence[StairPoint], tolerance: float = 1e-6) -> list[StairPoint]:

@@ -1,4 +1,5 @@
 """GPU spec files shipped with wavecut (YAML data; see hw_specs/README.md)."""
+
 from pathlib import Path
 
 SPEC_ROOT = Path(__file__).resolve().parent

@@ -9,6 +9,7 @@
 The best of this and the uniform baselines (also grown to their step edges) that meet the budget is kept,
 so a plan never keeps less importance than uniform pruning at the same budget.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ def fill(problem: Problem, widths: np.ndarray, budget_us: float) -> np.ndarray:
     step edges priced at `widths`, while the latency stays within the budget; then grown to their step edges."""
     widths = widths.copy()
     cands, tables = _priced_edges(problem, widths)
-    return grow_to_edges(problem, _fill(problem, cands, tables, widths, problem.model.latency(widths), budget_us,
-                                        set()))
+    return grow_to_edges(
+        problem, _fill(problem, cands, tables, widths, problem.model.latency(widths), budget_us, set())
+    )
 
 
 def _priced_edges(problem: Problem, widths: np.ndarray) -> tuple[list[list[int]], dict[int, np.ndarray]]:
@@ -85,12 +87,23 @@ def _priced_edges(problem: Problem, widths: np.ndarray) -> tuple[list[list[int]]
     return cands, dict(zip(prunable, problem.model.group_tables([(g, cands[g]) for g in prunable], widths)))
 
 
-def _fill(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
-          latency: float, budget_us: float, stale: set[int]) -> np.ndarray:
+def _fill(
+    problem: Problem,
+    cands: list[list[int]],
+    tables: dict[int, np.ndarray],
+    widths: np.ndarray,
+    latency: float,
+    budget_us: float,
+    stale: set[int],
+) -> np.ndarray:
     """Grow the best group (see `_group_move`) while the latency stays within the budget; widths in place."""
     while True:
-        move = _best({g: _group_move(problem, g, cands[g], table, widths, False, budget_us - latency)
-                      for g, table in tables.items()})
+        move = _best(
+            {
+                g: _group_move(problem, g, cands[g], table, widths, False, budget_us - latency)
+                for g, table in tables.items()
+            }
+        )
         if move is None:
             return widths
         latency += _apply(problem, cands, tables, widths, move, stale)
@@ -105,8 +118,9 @@ def _best(scored: dict[int, Scored]) -> tuple[int, int, float] | None:
     return max(found, key=lambda s: s[0])[1] if found else None
 
 
-def _group_move(problem: Problem, g: int, cands: list[int], table: np.ndarray, widths: np.ndarray, down: bool,
-                slack: float) -> Scored:
+def _group_move(
+    problem: Problem, g: int, cands: list[int], table: np.ndarray, widths: np.ndarray, down: bool, slack: float
+) -> Scored:
     """Group g's best move down (importance kept per microsecond saved) or up within `slack` (free growth
     first, then importance gained per microsecond), with its key; None when it has none."""
     best: Scored = None
@@ -129,8 +143,14 @@ def _group_move(problem: Problem, g: int, cands: list[int], table: np.ndarray, w
     return best
 
 
-def _apply(problem: Problem, cands: list[list[int]], tables: dict[int, np.ndarray], widths: np.ndarray,
-           move: tuple[int, int, float], stale: set[int]) -> float:
+def _apply(
+    problem: Problem,
+    cands: list[list[int]],
+    tables: dict[int, np.ndarray],
+    widths: np.ndarray,
+    move: tuple[int, int, float],
+    stale: set[int],
+) -> float:
     """Take the move if its group's prices are fresh (lazy greedy); else re-price the group and take nothing.
 
     Returns the latency change. Neighbours of a moved group become stale: their prices are refreshed only
@@ -161,8 +181,10 @@ def grow_to_edges(problem: Problem, widths: np.ndarray) -> np.ndarray:
 def unreachable(problem: Problem, budget_us: float) -> WavecutError:
     """The one-line error for a budget below the lowest latency the groups can reach."""
     low = problem.model.latency(problem.lowest())
-    return WavecutError(f"budget {budget_us:.1f} us cannot be reached: the lowest predicted latency is {low:.1f} us "
-                        f"(every group at its minimum width); raise the budget or lower the minimum width")
+    return WavecutError(
+        f"budget {budget_us:.1f} us cannot be reached: the lowest predicted latency is {low:.1f} us "
+        f"(every group at its minimum width); raise the budget or lower the minimum width"
+    )
 
 
 UNIFORM_KEEPS = np.round(np.arange(1.0, 0.0, -0.01), 2)
@@ -184,7 +206,7 @@ def uniform_at_budget(problem: Problem, budget_us: float, round_to: int = 1) -> 
     Ratios are priced from the top in chunks of UNIFORM_CHUNK, stopping at the first chunk that meets the budget
     (latency need not fall monotonically with the ratio, so every larger ratio is checked)."""
     for at in range(0, len(UNIFORM_KEEPS), UNIFORM_CHUNK):
-        keeps = UNIFORM_KEEPS[at:at + UNIFORM_CHUNK]
+        keeps = UNIFORM_KEEPS[at : at + UNIFORM_CHUNK]
         configs = [uniform_widths(problem, k, round_to) for k in keeps]
         for keep, widths, latency in zip(keeps, configs, problem.model.latencies(configs)):
             if latency <= budget_us:

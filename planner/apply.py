@@ -1,4 +1,5 @@
 """Apply a plan: remove the pruned channels from the real PyTorch model, check it, and predict it again."""
+
 from __future__ import annotations
 
 import warnings
@@ -37,15 +38,21 @@ class Applied:
 def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None) -> None:
     """Refuse (one line) a plan made for another model, weights or GPU spec file."""
     if fingerprint(model) != plan.model_fingerprint:
-        raise WavecutError(f"plan was made for another model (fingerprint {plan.model_fingerprint}, "
-                           f"{plan.model!r} now gives {fingerprint(model)})")
+        raise WavecutError(
+            f"plan was made for another model (fingerprint {plan.model_fingerprint}, "
+            f"{plan.model!r} now gives {fingerprint(model)})"
+        )
     if weights_sha256 != plan.weights_sha256:
-        raise WavecutError("plan ranked channels on other weights: give the --weights file the plan was made with "
-                           f"({plan.weights or 'none: the seeded initial weights'})")
+        raise WavecutError(
+            "plan ranked channels on other weights: give the --weights file the plan was made with "
+            f"({plan.weights or 'none: the seeded initial weights'})"
+        )
     spec = plan_spec(plan)
     if spec.content_hash != plan.gpu_spec_hash:
-        raise WavecutError(f"plan was made with another version of the GPU spec {plan.gpu_spec} "
-                           f"(hash {plan.gpu_spec_hash}, now {spec.content_hash}); plan again")
+        raise WavecutError(
+            f"plan was made with another version of the GPU spec {plan.gpu_spec} "
+            f"(hash {plan.gpu_spec_hash}, now {spec.content_hash}); plan again"
+        )
 
 
 def plan_spec(plan: Plan) -> gpusim.GpuSpec:
@@ -65,8 +72,10 @@ def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torc
     for planned in plan.groups:
         group = groups.get(planned.name)
         if group is None or group.full_width != planned.full_width:
-            raise WavecutError(f"plan was made for another model: group {planned.name!r} "
-                               f"({planned.full_width} channels) is not in this one")
+            raise WavecutError(
+                f"plan was made for another model: group {planned.name!r} "
+                f"({planned.full_width} channels) is not in this one"
+            )
         if planned.width == planned.full_width:
             continue
         module = modules[planned.name]
@@ -84,13 +93,19 @@ def _out_pruner(module: nn.Module):
     return tp.prune_conv_out_channels
 
 
-def apply_plan(plan: Plan, weights: str | None = None, out: str | Path | None = None, model_spec: str | None = None,
-               input_shape: tuple[int, ...] | None = None) -> Applied:
+def apply_plan(
+    plan: Plan,
+    weights: str | None = None,
+    out: str | Path | None = None,
+    model_spec: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Applied:
     """Prune the plan's model (or `model_spec`, which must be the same architecture), check a forward pass keeps
     the output shape, save it to `out`, and predict its latency with the plan's GPU, batch, dtype and mode."""
     if input_shape is not None and list(input_shape) != plan.input_shape:
-        raise WavecutError(f"plan was made for input {'x'.join(map(str, plan.input_shape))}, "
-                           f"not {'x'.join(map(str, input_shape))}")
+        raise WavecutError(
+            f"plan was made for input {'x'.join(map(str, plan.input_shape))}, not {'x'.join(map(str, input_shape))}"
+        )
     model, digest = load_weights_model(model_spec or plan.model, weights)
     check_plan(plan, model, digest)
     example = torch.zeros(1, *plan.input_shape)
@@ -108,8 +123,11 @@ def apply_plan(plan: Plan, weights: str | None = None, out: str | Path | None = 
         raise WavecutError(f"pruned model's output shape {shape_after} differs from {shape_before}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = Network.from_model(model, tuple(plan.input_shape)).predict(
-            plan_spec(plan), plan.batch, plan.dtype, plan.mode).total_us
+        predicted = (
+            Network.from_model(model, tuple(plan.input_shape))
+            .predict(plan_spec(plan), plan.batch, plan.dtype, plan.mode)
+            .total_us
+        )
     if out is not None:
         write_atomic(out, lambda tmp: torch.save(model, tmp))
     return Applied(model, shape_after, predicted, count_before, sum(p.numel() for p in model.parameters()))

@@ -11,6 +11,7 @@ Alignment (widths are multiples of it, so tensor-core tiles stay whole): 8 for f
 vectors), 4 for tf32, 16 for int8, 1 for fp32 (CUDA cores have no tile-shape rule). Minimum width:
 max(8, 10% of the full width), rounded up to the alignment; a group never exceeds its full width.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,8 +63,9 @@ class _Scaled:
 class WidthModel:
     """A traced network whose ops follow per-group widths, for one GPU, batch, dtype and mode."""
 
-    def __init__(self, network: Network, groups: list[ChannelGroup], gpu: str | gpusim.GpuSpec, batch: int,
-                 dtype: str, mode: str) -> None:
+    def __init__(
+        self, network: Network, groups: list[ChannelGroup], gpu: str | gpusim.GpuSpec, batch: int, dtype: str, mode: str
+    ) -> None:
         self.network, self.groups = network, groups
         self.spec = gpusim.load_spec(gpu)
         self.batch, self.dtype, self.mode = batch, dtype, mode
@@ -86,8 +88,12 @@ class WidthModel:
         self.key_groups: list[tuple[int, ...]] = []
         for op, sc in zip(self.base_ops, self.scaled):
             key_groups = tuple(g for _, g in sc.fields) + tuple(g for _, g in sc.inputs if g >= 0)
-            shape = (dataclasses.replace(op, name=""), tuple(f for f, _ in sc.fields),
-                     tuple((n, g < 0) for n, g in sc.inputs), tuple(int(self.full[g]) for g in key_groups))
+            shape = (
+                dataclasses.replace(op, name=""),
+                tuple(f for f, _ in sc.fields),
+                tuple((n, g < 0) for n, g in sc.inputs),
+                tuple(int(self.full[g]) for g in key_groups),
+            )
             self.shape_class.append(classes.setdefault(shape, len(classes)))
             self.key_groups.append(key_groups)
         self._priced: dict[tuple[int, ...], float] = {}  # (shape class, widths of key groups) -> time (us)
@@ -100,8 +106,9 @@ class WidthModel:
         change = {f: _scale(getattr(op, f), widths[g], self.full[g]) for f, g in s.fields}
         if s.inputs:
             if op.elements_in == self.batch * sum(n for n, _ in s.inputs):
-                change["elements_in"] = self.batch * sum(n if g < 0 else _scale(n, widths[g], self.full[g])
-                                                         for n, g in s.inputs)
+                change["elements_in"] = self.batch * sum(
+                    n if g < 0 else _scale(n, widths[g], self.full[g]) for n, g in s.inputs
+                )
             else:
                 change["elements_in"] = _scale(op.elements_in, change["elements_out"], op.elements_out)
         return dataclasses.replace(op, **change)
@@ -122,7 +129,7 @@ class WidthModel:
         """Total latency of each width vector in `configs` (at most one gpusim call)."""
         n = len(self.base_ops)
         times = self.op_times([(i, widths) for widths in configs for i in range(n)])
-        return [float(times[k * n:(k + 1) * n].sum()) for k in range(len(configs))]
+        return [float(times[k * n : (k + 1) * n].sum()) for k in range(len(configs))]
 
     def op_times(self, requests: list[tuple[int, np.ndarray]]) -> np.ndarray:
         """Time (us) of op i with the groups at `widths`, for each (i, widths) request.
@@ -154,7 +161,7 @@ class WidthModel:
         tables, at = [], 0
         for g, cands in requests:
             n = len(self.ops_of[g])
-            tables.append(times[at:at + n * len(cands)].reshape(len(cands), n).sum(axis=1))
+            tables.append(times[at : at + n * len(cands)].reshape(len(cands), n).sum(axis=1))
             at += n * len(cands)
         return tables
 
@@ -167,7 +174,7 @@ class WidthModel:
             ops.extend(self.op_at(i, w) for i in self.ops_of[g])
         main = gpusim.predict(ops, self.spec, self.dtype).main_launches()
         n = len(self.ops_of[g])
-        return [main[k * n:(k + 1) * n] for k in range(len(cands))]
+        return [main[k * n : (k + 1) * n] for k in range(len(cands))]
 
     def neighbours(self, g: int) -> set[int]:
         """Groups that share an op with group g (their prices change when g's width does)."""

@@ -1,8 +1,17 @@
 """Defaults shared by `wavecut predict` and the planner, so that predicting a pruned model reproduces a plan."""
+
 from gpusim.spec import DEFAULT_GPU
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_DTYPE", "DEFAULT_GPU", "DEFAULT_INPUT", "DEFAULT_MODE", "DEFAULT_MODEL", "MODES",
-           "check_mode"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_DTYPE",
+    "DEFAULT_GPU",
+    "DEFAULT_INPUT",
+    "DEFAULT_MODE",
+    "DEFAULT_MODEL",
+    "MODES",
+    "check_mode",
+]
 DEFAULT_BATCH = 1
 DEFAULT_DTYPE = "fp16"
 DEFAULT_MODE = "fused"

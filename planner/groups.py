@@ -8,10 +8,12 @@ attention (nn.MultiheadAttention: heads), grouped non-depthwise convs (group cou
 parameters (class token, position embedding). The model's
 input channels and the final classifier's outputs are never in a group.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 import torch_pruning as tp
@@ -44,13 +46,17 @@ def classifier_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module
 Result = TypeVar("Result")
 
 
-def _run_finding_classifier(model: nn.Module, example: torch.Tensor,
-                            forward: Callable[[nn.Module, torch.Tensor], Result]) -> tuple[Result, list[nn.Module]]:
+def _run_finding_classifier(
+    model: nn.Module, example: torch.Tensor, forward: Callable[[nn.Module, torch.Tensor], Result]
+) -> tuple[Result, list[nn.Module]]:
     """forward(model, example)'s result, and the conv/linear layers whose output was the model's output."""
     outputs: dict[nn.Module, torch.Tensor] = {}
     returned: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda m, _i, o: outputs.__setitem__(m, o)) for m in model.modules()
-             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [
+        m.register_forward_hook(lambda m, _i, o: outputs.__setitem__(m, o))
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     hooks.append(model.register_forward_hook(lambda _m, _i, o: returned.append(o)))
     try:
         result = forward(model, example)
@@ -58,17 +64,22 @@ def _run_finding_classifier(model: nn.Module, example: torch.Tensor,
         for h in hooks:
             h.remove()
     out = returned[-1]
-    return result, [m for m, o in outputs.items() if isinstance(o, torch.Tensor) and o.shape == out.shape
-                    and o.data_ptr() == out.data_ptr()]
+    return result, [
+        m
+        for m, o in outputs.items()
+        if isinstance(o, torch.Tensor) and o.shape == out.shape and o.data_ptr() == out.data_ptr()
+    ]
 
 
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tuple[tp.DependencyGraph, list[nn.Module]]:
     """Torch-Pruning's dependency graph of `model` on `example`, and the classifier layers it must not prune
     (both from one forward pass)."""
+
     def build(m: nn.Module, x: torch.Tensor) -> tp.DependencyGraph:
         # forward_fn: Torch-Pruning's default first tries model(*example), a failed extra pass for a tensor
-        return tp.DependencyGraph().build_dependency(m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp),
-                                                     verbose=False)
+        return tp.DependencyGraph().build_dependency(
+            m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp), verbose=False
+        )
 
     return _run_finding_classifier(model, example, build)
 
@@ -93,8 +104,16 @@ def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.M
             continue
         width = len(tp_group[0].idxs)
         by_order = sorted(producers, key=order.__getitem__)
-        groups.append(ChannelGroup(by_order[0], width, tuple(by_order), tuple(sorted(consumers, key=order.__getitem__)),
-                                   _locked(tp_group, names), tp_group))
+        groups.append(
+            ChannelGroup(
+                by_order[0],
+                width,
+                tuple(by_order),
+                tuple(sorted(consumers, key=order.__getitem__)),
+                _locked(tp_group, names),
+                tp_group,
+            )
+        )
     return sorted(groups, key=lambda g: order[g.name])
 
 

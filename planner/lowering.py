@@ -18,6 +18,7 @@ runs inside that gemm's epilogue, provided the fused input has no other consumer
 broadcast. Fused ops cost nothing; the gemm's layer lists them under `fused`. Free nodes pass a
 gemm's output chain through. Attention is lowered the same way in both modes.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,15 +33,67 @@ GEMM, NORM, EPILOGUE, MEMORY, FREE = "gemm", "norm", "epilogue", "memory", "free
 
 Shape = tuple[int, ...]
 
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
-                      nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.PReLU)
+ACTIVATION_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.SiLU,
+    nn.GELU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+    nn.Hardtanh,
+    nn.PReLU,
+)
 FREE_MODULES = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten, nn.Unflatten)
-ACTIVATIONS = {"relu", "relu_", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "leaky_relu",
-               "elu", "mish", "softplus", "hardtanh", "sigmoid_", "tanh_"}
+ACTIVATIONS = {
+    "relu",
+    "relu_",
+    "relu6",
+    "silu",
+    "gelu",
+    "hardswish",
+    "hardsigmoid",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "elu",
+    "mish",
+    "softplus",
+    "hardtanh",
+    "sigmoid_",
+    "tanh_",
+}
 BINARY = {"add", "iadd", "sub", "isub", "mul", "imul", "truediv", "itruediv", "div"}
-FREE_CALLS = {"getitem", "getattr", "flatten", "view", "reshape", "permute", "transpose", "contiguous", "expand",
-              "expand_as", "squeeze", "unsqueeze", "size", "dim", "_assert", "stochastic_depth", "dropout", "chunk",
-              "split", "unbind", "t", "narrow", "unflatten"}
+FREE_CALLS = {
+    "getitem",
+    "getattr",
+    "flatten",
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "contiguous",
+    "expand",
+    "expand_as",
+    "squeeze",
+    "unsqueeze",
+    "size",
+    "dim",
+    "_assert",
+    "stochastic_depth",
+    "dropout",
+    "chunk",
+    "split",
+    "unbind",
+    "t",
+    "narrow",
+    "unflatten",
+}
 POOL_CALLS = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "mean", "amax", "sum"}
 SOFTMAX_CALLS = {"softmax", "log_softmax"}
 MATMUL_CALLS = {"matmul", "bmm", "mm"}
@@ -133,8 +186,9 @@ def _map_module(module: nn.Module, node: fx.Node, name: str, ins: list[Shape], o
     if isinstance(module, nn.Conv2d) and len(ins[0]) == 4:
         return _one(GEMM, _conv(module, ins[0], name), out)
     if isinstance(module, nn.Linear):
-        return _one(GEMM, Linear(_numel(ins[0]) // module.in_features, module.in_features, module.out_features,
-                                 name=name), out)
+        return _one(
+            GEMM, Linear(_numel(ins[0]) // module.in_features, module.in_features, module.out_features, name=name), out
+        )
     if isinstance(module, nn.MultiheadAttention):
         return _attention_module(module, node, name)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -173,8 +227,7 @@ def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape)
         return _one(MEMORY, MemoryOp("elementwise", _numel(out), _numel(out), 0.0, name=name), out)
     if call in MATMUL_CALLS and len(ins) == 2:
         a = ins[0]
-        return _one(GEMM, Matmul(max(1, _numel(out[:-2])), a[-2] if len(a) > 1 else 1, out[-1], a[-1],
-                                 name=name), out)
+        return _one(GEMM, Matmul(max(1, _numel(out[:-2])), a[-2] if len(a) > 1 else 1, out[-1], a[-1], name=name), out)
     if call == "layer_norm":
         features = math.prod(node.args[1])
         return _one(MEMORY, layernorm(_numel(out) // features, features, name=name), out)
@@ -192,11 +245,25 @@ def _has_constant(node: fx.Node) -> bool:
 def _conv(module: nn.Conv2d, shape: Shape, name: str) -> Conv2d:
     padding = module.padding
     if isinstance(padding, str):  # 'valid' or 'same' (odd kernels)
-        padding = (0, 0) if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in
-                                                         zip(module.dilation, module.kernel_size))
+        padding = (
+            (0, 0)
+            if padding == "valid"
+            else tuple(d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size))
+        )
     _, c, h, w = shape
-    return Conv2d(1, c, module.out_channels, h, w, tuple(module.kernel_size), tuple(module.stride), tuple(padding),
-                  tuple(module.dilation), module.groups, name=name)
+    return Conv2d(
+        1,
+        c,
+        module.out_channels,
+        h,
+        w,
+        tuple(module.kernel_size),
+        tuple(module.stride),
+        tuple(padding),
+        tuple(module.dilation),
+        module.groups,
+        name=name,
+    )
 
 
 def _window(kernel_size: int | tuple[int, ...]) -> int:
@@ -220,8 +287,10 @@ def _attention_module(module: nn.MultiheadAttention, node: fx.Node, name: str) -
     if node.args[0] is node.args[1] is node.args[2]:
         proj = [TracedOp(Linear(rows_q, e, 3 * e, name=f"{name}.in_proj"), (1, rows_q, 3 * e))]
     else:
-        proj = [TracedOp(Linear(rows, width, e, name=f"{name}.{p}_proj"), (1, rows, e))
-                for p, rows, width in (("q", rows_q, q[-1]), ("k", rows_kv, k[-1]), ("v", rows_kv, v[-1]))]
+        proj = [
+            TracedOp(Linear(rows, width, e, name=f"{name}.{p}_proj"), (1, rows, e))
+            for p, rows, width in (("q", rows_q, q[-1]), ("k", rows_kv, k[-1]), ("v", rows_kv, v[-1]))
+        ]
     core = _attention(name, heads, rows_q, rows_kv, e // heads, e // heads, head_first=False)
     out = TracedOp(Linear(rows_q, e, e, name=f"{name}.out_proj"), (1, rows_q, e))
     return Mapping(GEMM, (*proj, *core, out))
@@ -230,9 +299,11 @@ def _attention_module(module: nn.MultiheadAttention, node: fx.Node, name: str) -
 def _attention(name: str, heads: int, lq: int, lk: int, d: int, dv: int, head_first: bool) -> tuple[TracedOp, ...]:
     """Q K^T, softmax, and the product with V, for `heads` (times the batch) independent heads."""
     lead = (1, heads) if head_first else (heads,)
-    return (TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
-            TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
-            TracedOp(Matmul(heads, lq, dv, lk, name=f"{name}.av"), (*lead, lq, dv)))
+    return (
+        TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
+        TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
+        TracedOp(Matmul(heads, lq, dv, lk, name=f"{name}.av"), (*lead, lq, dv)),
+    )
 
 
 def lower(graph: nx.DiGraph, mode: str) -> list[LoweredOp]:
@@ -276,6 +347,9 @@ def fusion_anchors(graph: nx.DiGraph) -> dict[str, str]:
 def _sole_consumer(graph: nx.DiGraph, producer: str, consumer: str) -> bool:
     """Whether `consumer` is the only live reader of `producer`'s tensor (dead values, e.g. unused
     attention weights, do not count)."""
-    users = [u for u in graph.successors(producer) if graph.nodes[u]["shape"] is not None
-             and (graph.out_degree(u) or graph.nodes[u]["op_type"] == "output")]
+    users = [
+        u
+        for u in graph.successors(producer)
+        if graph.nodes[u]["shape"] is not None and (graph.out_degree(u) or graph.nodes[u]["op_type"] == "output")
+    ]
     return users == [consumer]

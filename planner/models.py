@@ -1,4 +1,5 @@
 """Load a model by torchvision name, `package.module:factory`, or a file saved with torch.save."""
+
 from __future__ import annotations
 
 import importlib
@@ -11,8 +12,18 @@ from torch import nn
 from gpusim.errors import WavecutError
 
 # The torchvision models wavecut is checked on (any torchvision classification model name works).
-TORCHVISION_MODELS = ("resnet18", "resnet50", "resnet101", "vgg16", "mobilenet_v2", "mobilenet_v3_large",
-                      "efficientnet_b0", "regnet_y_400mf", "convnext_tiny", "vit_b_16")
+TORCHVISION_MODELS = (
+    "resnet18",
+    "resnet50",
+    "resnet101",
+    "vgg16",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "convnext_tiny",
+    "vit_b_16",
+)
 
 
 def torchvision_names() -> list[str]:
@@ -30,8 +41,10 @@ def load_model(spec: str) -> nn.Module:
     elif spec in torchvision_names():
         model = torchvision.models.get_model(spec, weights=None)
     else:
-        raise WavecutError(f"unknown model {spec!r}; allowed: a torchvision name ({', '.join(TORCHVISION_MODELS)}, "
-                           f"...), package.module:factory, or a file saved with torch.save")
+        raise WavecutError(
+            f"unknown model {spec!r}; allowed: a torchvision name ({', '.join(TORCHVISION_MODELS)}, "
+            f"...), package.module:factory, or a file saved with torch.save"
+        )
     return model.eval()
 
 

@@ -1,8 +1,9 @@
 """Network: trace a model once, then predict it on many GPUs, batch sizes, dtypes and modes cheaply."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import networkx as nx
 import torch
@@ -75,8 +76,13 @@ class Network:
         self._lowered: dict[str, list[LoweredOp]] = {}
 
     @classmethod
-    def from_model(cls, model: nn.Module, example: torch.Tensor | Sequence[int] = DEFAULT_INPUT,
-                   name: str | None = None, strict: bool = False) -> Network:
+    def from_model(
+        cls,
+        model: nn.Module,
+        example: torch.Tensor | Sequence[int] = DEFAULT_INPUT,
+        name: str | None = None,
+        strict: bool = False,
+    ) -> Network:
         """Trace `model` (in eval mode) on `example`: a tensor or an input shape without the batch."""
         return cls(trace(model.eval(), example, strict), name or type(model).__name__)
 
@@ -102,8 +108,13 @@ class Network:
             raise WavecutError(f"--batch: must be at least 1, got {batch}")
         return [with_batch(low.op, batch) for low in self.lowered(mode)]
 
-    def predict(self, gpu: str | gpusim.GpuSpec = DEFAULT_GPU, batch: int = DEFAULT_BATCH,
-                dtype: str = DEFAULT_DTYPE, mode: str = DEFAULT_MODE) -> NetworkPrediction:
+    def predict(
+        self,
+        gpu: str | gpusim.GpuSpec = DEFAULT_GPU,
+        batch: int = DEFAULT_BATCH,
+        dtype: str = DEFAULT_DTYPE,
+        mode: str = DEFAULT_MODE,
+    ) -> NetworkPrediction:
         """Predict every launch of the network on `gpu` (one vectorised gpusim call)."""
         spec = gpusim.load_spec(gpu)
         lowered = self.lowered(mode)
@@ -112,14 +123,32 @@ class Network:
         overhead = launch_overhead_us(spec)
         layers = [_layer(k, lowered[k.op_index], batch, overhead) for k in pred.launches]
         return NetworkPrediction(
-            model=self.name, gpu=pred.gpu, dtype=dtype, batch=batch, mode=mode, layers=layers,
-            total_us=pred.total_us, flops=sum(op.flops for op in ops),
+            model=self.name,
+            gpu=pred.gpu,
+            dtype=dtype,
+            batch=batch,
+            mode=mode,
+            layers=layers,
+            total_us=pred.total_us,
+            flops=sum(op.flops for op in ops),
             macs=sum(op.flops for op in ops if op.kind in GEMM_KINDS) // 2,
-            tail_waste_us=sum(layer.tail_waste_us for layer in layers), unmapped=self.unmapped)
+            tail_waste_us=sum(layer.tail_waste_us for layer in layers),
+            unmapped=self.unmapped,
+        )
 
 
 def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:
     waste = max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves else 0.0
-    return Layer(name=k.op_name, op=k.op_kind, shape=(low.shape[0] * batch, *low.shape[1:]), kernel=k.kernel,
-                 grid=k.grid, ctas_per_sm=k.ctas_per_sm, waves=k.waves, tail_fill=k.tail_fill,
-                 latency_us=k.time_us, tail_waste_us=waste, fused=low.fused)
+    return Layer(
+        name=k.op_name,
+        op=k.op_kind,
+        shape=(low.shape[0] * batch, *low.shape[1:]),
+        kernel=k.kernel,
+        grid=k.grid,
+        ctas_per_sm=k.ctas_per_sm,
+        waves=k.waves,
+        tail_fill=k.tail_fill,
+        latency_us=k.time_us,
+        tail_waste_us=waste,
+        fused=low.fused,
+    )

@@ -1,13 +1,14 @@
 """Planning sessions: load and analyse a model once, price it for a GPU setting, and turn widths into a Plan."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -16,8 +17,7 @@ from torch import nn
 import gpusim
 from gpusim.dtypes import check_dtype
 from gpusim.errors import WavecutError
-from planner.allocate import (Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget,
-                              unreachable)
+from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget, unreachable
 from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, allowed_widths, minimum_width
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup, find_groups
@@ -69,8 +69,9 @@ def fingerprint(model: nn.Module) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def prepare(spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, importance: str = "magnitude",
-            weights: str | None = None) -> PreparedModel:
+def prepare(
+    spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, importance: str = "magnitude", weights: str | None = None
+) -> PreparedModel:
     """Load `spec`, find its channel groups, rank every group's channels and trace it."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
@@ -82,13 +83,20 @@ def prepare(spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, importance: s
         warnings.simplefilter("ignore")  # Torch-Pruning's notes on bare parameters; tracing notes repeat in predict
         groups = find_groups(model, torch.zeros(1, *shape))
         network = Network.from_model(model, shape, spec)
-    scores = [rank_channels(model, g.tp_group, importance).detach().cpu().numpy() if g.prunable
-              else np.ones(g.full_width) for g in groups]
+    scores = [
+        rank_channels(model, g.tp_group, importance).detach().cpu().numpy() if g.prunable else np.ones(g.full_width)
+        for g in groups
+    ]
     return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest)
 
 
-def problem_for(prep: PreparedModel, gpu: str = DEFAULT_GPU, batch: int = DEFAULT_BATCH, dtype: str = DEFAULT_DTYPE,
-                mode: str = DEFAULT_MODE) -> Problem:
+def problem_for(
+    prep: PreparedModel,
+    gpu: str = DEFAULT_GPU,
+    batch: int = DEFAULT_BATCH,
+    dtype: str = DEFAULT_DTYPE,
+    mode: str = DEFAULT_MODE,
+) -> Problem:
     """The allocation problem of a prepared model on one GPU, batch, dtype and mode."""
     check_dtype(dtype)
     check_mode(mode)
@@ -96,10 +104,13 @@ def problem_for(prep: PreparedModel, gpu: str = DEFAULT_GPU, batch: int = DEFAUL
         raise WavecutError(f"--batch: must be at least 1, got {batch}")
     model = WidthModel(prep.network, prep.groups, gpu, batch, dtype, mode)
     align = alignment(dtype)
-    allowed = [allowed_widths(g.full_width, align, minimum_width(g.full_width, align)) if g.prunable
-               else [g.full_width] for g in prep.groups]
-    cum = [cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1)
-           for g, s in zip(prep.groups, prep.scores)]
+    allowed = [
+        allowed_widths(g.full_width, align, minimum_width(g.full_width, align)) if g.prunable else [g.full_width]
+        for g in prep.groups
+    ]
+    cum = [
+        cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1) for g, s in zip(prep.groups, prep.scores)
+    ]
     return Problem(model, allowed, cum)
 
 
@@ -122,8 +133,10 @@ def parse_budget(text: str, baseline_us: float) -> float:
             fraction = -1.0
         if 0 < fraction <= 1:
             return fraction * baseline_us
-    raise WavecutError(f"--budget: {text!r} must be a fraction of the unpruned latency in (0, 1] (e.g. 0.7) "
-                       f"or a time (e.g. 2.5ms, 800us)")
+    raise WavecutError(
+        f"--budget: {text!r} must be a fraction of the unpruned latency in (0, 1] (e.g. 0.7) "
+        f"or a time (e.g. 2.5ms, 800us)"
+    )
 
 
 def allocate(problem: Problem, budget_us: float) -> np.ndarray:
@@ -135,8 +148,9 @@ def allocate(problem: Problem, budget_us: float) -> np.ndarray:
         options.append(grow_to_edges(problem, rounded[1]))
     options.append(problem.lowest())
     latencies = problem.model.latencies(options)
-    feasible = [(problem.importance(w), -lat, i) for i, (w, lat) in enumerate(zip(options, latencies))
-                if lat <= budget_us]
+    feasible = [
+        (problem.importance(w), -lat, i) for i, (w, lat) in enumerate(zip(options, latencies)) if lat <= budget_us
+    ]
     if not feasible:
         raise unreachable(problem, budget_us)
     return options[max(feasible)[2]]
@@ -153,15 +167,27 @@ def compare(problem: Problem, widths: np.ndarray, budget_us: float) -> list[Base
 
 def _row(problem: Problem, method: str, keep: float | None, widths: np.ndarray) -> Baseline:
     prunable = [len(a) > 1 for a in problem.allowed]
-    return Baseline(method=method, keep_ratio=keep, latency_us=problem.model.latency(widths),
-                    channels=int(widths[prunable].sum()),
-                    importance=problem.importance(widths) / max(problem.importance(problem.full), 1e-12))
+    return Baseline(
+        method=method,
+        keep_ratio=keep,
+        latency_us=problem.model.latency(widths),
+        channels=int(widths[prunable].sum()),
+        importance=problem.importance(widths) / max(problem.importance(problem.full), 1e-12),
+    )
 
 
-def make_plan(model: str, gpu: str = DEFAULT_GPU, budget: str = "0.7", batch: int = DEFAULT_BATCH,
-              dtype: str = DEFAULT_DTYPE, mode: str = DEFAULT_MODE, input_shape: Sequence[int] = DEFAULT_INPUT,
-              importance: str = "magnitude", weights: str | None = None,
-              prep: PreparedModel | None = None) -> Plan:
+def make_plan(
+    model: str,
+    gpu: str = DEFAULT_GPU,
+    budget: str = "0.7",
+    batch: int = DEFAULT_BATCH,
+    dtype: str = DEFAULT_DTYPE,
+    mode: str = DEFAULT_MODE,
+    input_shape: Sequence[int] = DEFAULT_INPUT,
+    importance: str = "magnitude",
+    weights: str | None = None,
+    prep: PreparedModel | None = None,
+) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
     prep = prep or prepare(model, input_shape, importance, weights)
@@ -170,8 +196,9 @@ def make_plan(model: str, gpu: str = DEFAULT_GPU, budget: str = "0.7", batch: in
     budget_us = parse_budget(budget, baseline_us)
     widths = allocate(problem, budget_us)
     comparison = compare(problem, widths, budget_us)
-    return build_plan(prep, problem, widths, time.perf_counter() - start, budget=budget, budget_us=budget_us,
-                      comparison=comparison)
+    return build_plan(
+        prep, problem, widths, time.perf_counter() - start, budget=budget, budget_us=budget_us, comparison=comparison
+    )
 
 
 def kept_indices(scores: np.ndarray, width: int) -> list[int]:
@@ -180,37 +207,73 @@ def kept_indices(scores: np.ndarray, width: int) -> list[int]:
     return sorted(int(i) for i in order[:width])
 
 
-def build_plan(prep: PreparedModel, problem: Problem, widths: np.ndarray, planning_s: float, kind: str = "plan",
-               **extra) -> Plan:
+def build_plan(
+    prep: PreparedModel, problem: Problem, widths: np.ndarray, planning_s: float, kind: str = "plan", **extra
+) -> Plan:
     """The Plan for `widths`: per-group kept channels, per-layer latency before and after, totals."""
     wm = problem.model
     before, after = wm.predict(problem.full), wm.predict(widths)
     prunable = np.array([len(a) > 1 for a in problem.allowed])
     total_imp = problem.importance(problem.full)
-    groups = [GroupWidth(name=g.name, full_width=g.full_width, width=int(w), kept=kept_indices(s, int(w)),
-                         producers=list(g.producers), consumers=list(g.consumers), locked=g.locked,
-                         importance_kept=float(c[w] / c[-1]) if c[-1] > 0 else 1.0)
-              for g, w, s, c in zip(prep.groups, widths, prep.scores, problem.cum)]
+    groups = [
+        GroupWidth(
+            name=g.name,
+            full_width=g.full_width,
+            width=int(w),
+            kept=kept_indices(s, int(w)),
+            producers=list(g.producers),
+            consumers=list(g.consumers),
+            locked=g.locked,
+            importance_kept=float(c[w] / c[-1]) if c[-1] > 0 else 1.0,
+        )
+        for g, w, s, c in zip(prep.groups, widths, prep.scores, problem.cum)
+    ]
     align = alignment(wm.dtype)
     return Plan(
-        kind=kind, wavecut_version=wavecut_version(), model=prep.spec, model_fingerprint=fingerprint(prep.model),
-        weights=prep.weights, weights_sha256=prep.weights_sha256, input_shape=list(prep.input_shape),
-        batch=wm.batch, dtype=wm.dtype, mode=wm.mode, gpu=wm.spec.name, gpu_spec=wm.spec.path,
-        gpu_spec_hash=wm.spec.content_hash, importance=prep.importance, alignment=align,
+        kind=kind,
+        wavecut_version=wavecut_version(),
+        model=prep.spec,
+        model_fingerprint=fingerprint(prep.model),
+        weights=prep.weights,
+        weights_sha256=prep.weights_sha256,
+        input_shape=list(prep.input_shape),
+        batch=wm.batch,
+        dtype=wm.dtype,
+        mode=wm.mode,
+        gpu=wm.spec.name,
+        gpu_spec=wm.spec.path,
+        gpu_spec_hash=wm.spec.content_hash,
+        importance=prep.importance,
+        alignment=align,
         min_width_rule=f"max({MIN_CHANNELS}, {MIN_FRACTION:.0%} of full) rounded up to {align}",
-        baseline_latency_us=before.total_us, planned_latency_us=after.total_us,
-        channels_full=int(problem.full[prunable].sum()), channels_kept=int(widths[prunable].sum()),
-        importance_kept=problem.importance(widths) / total_imp if total_imp > 0 else 1.0, planning_s=planning_s,
-        groups=groups, layers=layer_latencies(wm.names, before, after), **extra)
+        baseline_latency_us=before.total_us,
+        planned_latency_us=after.total_us,
+        channels_full=int(problem.full[prunable].sum()),
+        channels_kept=int(widths[prunable].sum()),
+        importance_kept=problem.importance(widths) / total_imp if total_imp > 0 else 1.0,
+        planning_s=planning_s,
+        groups=groups,
+        layers=layer_latencies(wm.names, before, after),
+        **extra,
+    )
 
 
 def layer_latencies(names: list[str], before: gpusim.Prediction, after: gpusim.Prediction) -> list[LayerLatency]:
     """Per op: latency before and after, and the waves and tail fill of its main (longest) launch."""
     main_b, main_a = before.main_launches(), after.main_launches()
-    return [LayerLatency(name=n, op=main_b[i].op_kind, before_us=float(before.op_times_us[i]),
-                         after_us=float(after.op_times_us[i]), waves_before=main_b[i].waves,
-                         waves_after=main_a[i].waves, tail_before=main_b[i].tail_fill, tail_after=main_a[i].tail_fill)
-            for i, n in enumerate(names)]
+    return [
+        LayerLatency(
+            name=n,
+            op=main_b[i].op_kind,
+            before_us=float(before.op_times_us[i]),
+            after_us=float(after.op_times_us[i]),
+            waves_before=main_b[i].waves,
+            waves_after=main_a[i].waves,
+            tail_before=main_b[i].tail_fill,
+            tail_after=main_a[i].tail_fill,
+        )
+        for i, n in enumerate(names)
+    ]
 
 
 def read_widths(path: str | Path) -> tuple[Plan | None, dict[str, int]]:
@@ -229,14 +292,20 @@ def read_widths(path: str | Path) -> tuple[Plan | None, dict[str, int]]:
     return None, data
 
 
-def make_snap(prep: PreparedModel, problem: Problem, mapping: dict[str, int], threshold: float = DEFAULT_THRESHOLD,
-              trade: bool = False) -> tuple[Plan, list[str]]:
+def make_snap(
+    prep: PreparedModel,
+    problem: Problem,
+    mapping: dict[str, int],
+    threshold: float = DEFAULT_THRESHOLD,
+    trade: bool = False,
+) -> tuple[Plan, list[str]]:
     """Snap the widths in `mapping` onto step edges (with `trade`, spend the freed latency on growing groups);
     the Plan (kind 'snap', with its moves) and notes."""
     start = time.perf_counter()
     widths, notes = widths_from_mapping(prep.groups, mapping)
     snapped, moves = snap(problem, widths, threshold, [g.name for g in prep.groups], trade)
     comparison = [_row(problem, "input", None, widths), _row(problem, "snapped", None, snapped)]
-    plan = build_plan(prep, problem, snapped, time.perf_counter() - start, kind="snap", comparison=comparison,
-                      moves=moves)
+    plan = build_plan(
+        prep, problem, snapped, time.perf_counter() - start, kind="snap", comparison=comparison, moves=moves
+    )
     return plan, notes

@@ -1,4 +1,5 @@
 """The plan file: a pydantic model saved as JSON (written atomically), read back by `wavecut apply` and `snap`."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -6,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from gpusim.errors import WavecutError
 from gpusim.atomic_write import write_text_atomic
+from gpusim.errors import WavecutError
 
 
 def wavecut_version() -> str:

@@ -18,6 +18,7 @@ grows to the right edge of its step again; passes repeat (at most MAX_PASSES) un
 neighbours' moves shift steps and waves. `wasted_tails` lists what a snap should leave: nothing.
 With `trade`, the latency freed is then spent on growing groups up to the input's latency (`fill`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,19 +48,27 @@ def widths_from_mapping(groups: list[ChannelGroup], mapping: dict[str, int]) -> 
             raise WavecutError(f"width of {name!r} must be a positive whole number, got {width!r}")
         g = by_layer.get(name)
         if g is None or not groups[g].prunable:
-            notes.append(f"{name}: {'locked: ' + groups[g].locked if g is not None else 'not a prunable layer'}; "
-                         f"ignored")
+            notes.append(
+                f"{name}: {'locked: ' + groups[g].locked if g is not None else 'not a prunable layer'}; ignored"
+            )
             continue
         if g in seen and seen[g][1] != width:
-            raise WavecutError(f"{name!r} ({width}) and {seen[g][0]!r} ({seen[g][1]}) share channel group "
-                               f"{groups[g].name!r} and must have one width")
+            raise WavecutError(
+                f"{name!r} ({width}) and {seen[g][0]!r} ({seen[g][1]}) share channel group "
+                f"{groups[g].name!r} and must have one width"
+            )
         seen[g] = (name, width)
         widths[g] = min(width, groups[g].full_width)
     return widths, notes
 
 
-def snap(problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
-         names: list[str] | None = None, trade: bool = False) -> tuple[np.ndarray, list[Move]]:
+def snap(
+    problem: Problem,
+    widths: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    names: list[str] | None = None,
+    trade: bool = False,
+) -> tuple[np.ndarray, list[Move]]:
     """Snapped widths and the moves made (see the module doc). With `trade`, the latency the snap frees is
     spent again on growing groups (most importance per microsecond), up to the input's latency."""
     start = widths.copy()
@@ -78,15 +87,26 @@ def snap(problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESH
     if trade:
         snapped = widths
         widths = fill(problem, snapped, problem.model.latency(start))
-        reasons.update({int(g): f"grown with latency freed elsewhere ({int(snapped[g])} after snapping)"
-                        for g in np.flatnonzero(widths != snapped)})
+        reasons.update(
+            {
+                int(g): f"grown with latency freed elsewhere ({int(snapped[g])} after snapping)"
+                for g in np.flatnonzero(widths != snapped)
+            }
+        )
     labels = names or [str(g) for g in range(len(widths))]
     moves = []
     for g in np.flatnonzero(widths != start):
         changed = problem.model.group_tables([(int(g), [int(start[g]), int(widths[g])])], _with(widths, g, start[g]))
         d_lat = float(changed[0][1] - changed[0][0])
-        moves.append(Move(group=labels[g], before=int(start[g]), after=int(widths[g]), latency_change_us=d_lat,
-                          reason=reasons.get(int(g), "neighbours moved: grown to its step's right edge")))
+        moves.append(
+            Move(
+                group=labels[g],
+                before=int(start[g]),
+                after=int(widths[g]),
+                latency_change_us=d_lat,
+                reason=reasons.get(int(g), "neighbours moved: grown to its step's right edge"),
+            )
+        )
     return widths, moves
 
 
@@ -101,8 +121,9 @@ class Tail:
     reason: str
 
 
-def wasted_tails(problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESHOLD,
-                 reach: int | None = None) -> list[Tail]:
+def wasted_tails(
+    problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESHOLD, reach: int | None = None
+) -> list[Tail]:
     """The groups whose waste moving at most `reach` channels (default: REACH_STEPS alignment steps) would fix,
     each with the others at `widths`. Empty after `snap` is the snap target."""
     reach = _reach(problem) if reach is None else reach
@@ -138,8 +159,7 @@ def _snap_group(problem: Problem, g: int, widths: np.ndarray, allowed: list[int]
     return _tail_drop(problem, g, widths, allowed, target, threshold, _reach(problem)) or (target, reason)
 
 
-def _step_target(problem: Problem, g: int, widths: np.ndarray, allowed: list[int],
-                 threshold: float) -> tuple[int, str]:
+def _step_target(problem: Problem, g: int, widths: np.ndarray, allowed: list[int], threshold: float) -> tuple[int, str]:
     """Group g's width moved to an edge of its latency step: down when the step is at most `threshold` used
     (or growing would cost latency), else up; and why."""
     w = int(widths[g])
@@ -152,8 +172,10 @@ def _step_target(problem: Problem, g: int, widths: np.ndarray, allowed: list[int
         down = max(lower)
         fill = (w - down) / (up - down)
         if fill <= threshold or not free:
-            return down, (f"drops a partly used step: {w - down} channels ({fill:.0%} of the step) "
-                          f"cost {table[w] - table[down]:.1f} us")
+            return down, (
+                f"drops a partly used step: {w - down} channels ({fill:.0%} of the step) "
+                f"cost {table[w] - table[down]:.1f} us"
+            )
     if up == w:
         return w, "already at a step edge"
     if free:
@@ -161,8 +183,9 @@ def _step_target(problem: Problem, g: int, widths: np.ndarray, allowed: list[int
     return up, f"aligns to {up} ({up - w} channels more for {table[up] - table[w]:.1f} us)"
 
 
-def _tail_drop(problem: Problem, g: int, widths: np.ndarray, allowed: list[int], width: int, threshold: float,
-               reach: int) -> tuple[int, str] | None:
+def _tail_drop(
+    problem: Problem, g: int, widths: np.ndarray, allowed: list[int], width: int, threshold: float, reach: int
+) -> tuple[int, str] | None:
     """The widest width at most `reach` channels below `width` that removes the last wave of one of group g's
     kernels whose last wave is at most `threshold` full at `width`, leaving that kernel's new last wave more
     than `threshold` full (so the waste is gone, not moved one wave down), and lowering the group's latency;
@@ -175,9 +198,16 @@ def _tail_drop(problem: Problem, g: int, widths: np.ndarray, allowed: list[int],
     launches = problem.model.group_launches(g, values, widths)
     for j in reversed(range(len(below))):
         for narrow, here in zip(launches[j], launches[-1]):
-            if (here.waves >= 2 and here.tail_fill <= threshold and narrow.waves < here.waves
-                    and narrow.tail_fill > threshold and times[j] < times[-1] - EPS_US):
-                return below[j], (f"drops a partly used wave: {width - below[j]} channels fewer remove the last "
-                                  f"wave ({here.tail_fill:.0%} full) of {here.op_name}, "
-                                  f"{times[-1] - times[j]:.1f} us")
+            if (
+                here.waves >= 2
+                and here.tail_fill <= threshold
+                and narrow.waves < here.waves
+                and narrow.tail_fill > threshold
+                and times[j] < times[-1] - EPS_US
+            ):
+                return below[j], (
+                    f"drops a partly used wave: {width - below[j]} channels fewer remove the last "
+                    f"wave ({here.tail_fill:.0%} full) of {here.op_name}, "
+                    f"{times[-1] - times[j]:.1f} us"
+                )
     return None

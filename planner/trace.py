@@ -1,10 +1,11 @@
 """Trace a torch.nn.Module into a networkx DiGraph of gpusim ops with shapes (torch.fx + shape propagation)."""
+
 from __future__ import annotations
 
 import contextlib
 import io
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import networkx as nx
 import torch
@@ -46,13 +47,15 @@ def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool 
         root = exc
         while root.__cause__ is not None:  # ShapeProp wraps the real error
             root = root.__cause__
-        raise WavecutError(f"cannot trace {type(model).__name__} on input {tuple(x.shape)}: "
-                           f"{str(root).splitlines()[0]}") from None
+        raise WavecutError(
+            f"cannot trace {type(model).__name__} on input {tuple(x.shape)}: {str(root).splitlines()[0]}"
+        ) from None
     graph = _build_graph(gm)
     unmapped = [n for n, d in graph.nodes(data=True) if d["unmapped"]]
     if unmapped:
-        message = (f"{len(unmapped)} op(s) have no gpusim equivalent and are priced as memory-bound ops: "
-                   + ", ".join(f"{n} ({graph.nodes[n]['op_type']})" for n in unmapped))
+        message = f"{len(unmapped)} op(s) have no gpusim equivalent and are priced as memory-bound ops: " + ", ".join(
+            f"{n} ({graph.nodes[n]['op_type']})" for n in unmapped
+        )
         if strict:
             raise WavecutError(message)
         warnings.warn(message, UnmappedOpWarning, stacklevel=2)
@@ -80,9 +83,17 @@ def _build_graph(gm: fx.GraphModule) -> nx.DiGraph:
         mapping = map_node(node, name, module)
         shapes = tensor_shapes(node) or _output_shapes(node)
         inputs = tuple(dict.fromkeys(names[a] for a in tensor_inputs(node)))
-        graph.add_node(name, fx_name=node.name, op_type=type(module).__name__ if module is not None else
-                       target_name(node.target), module=module, role=mapping.role, ops=mapping.ops,
-                       shape=shapes[0] if shapes else None, inputs=inputs, unmapped=mapping.unmapped)
+        graph.add_node(
+            name,
+            fx_name=node.name,
+            op_type=type(module).__name__ if module is not None else target_name(node.target),
+            module=module,
+            role=mapping.role,
+            ops=mapping.ops,
+            shape=shapes[0] if shapes else None,
+            inputs=inputs,
+            unmapped=mapping.unmapped,
+        )
         graph.add_edges_from((names[a], name) for a in node.all_input_nodes)
     return graph
 

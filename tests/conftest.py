@@ -1,4 +1,5 @@
 """Shared fixtures: where the shared measured data lives, and a CLI runner."""
+
 from __future__ import annotations
 
 import subprocess

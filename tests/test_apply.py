@@ -1,4 +1,5 @@
 """wavecut apply: the pruned model keeps its output shape and its predicted latency equals the plan's."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,12 @@ import warnings
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from gpusim.errors import WavecutError
 from planner.apply import apply_plan
 from planner.plan import make_plan
 from planner.plan_model import Plan
-from typer.testing import CliRunner
-
 from wavecut.cli import app
 
 SHAPE = (3, 64, 64)
@@ -56,8 +56,24 @@ def test_plan_for_another_model_is_refused(tmp_path) -> None:
 def test_cli_apply_then_predict_reproduces_the_plan(tmp_path) -> None:
     plan_file, pruned = tmp_path / "plan.json", tmp_path / "pruned.pt"
     runner = CliRunner()
-    made = runner.invoke(app, ["plan", "resnet18", "--gpu", "a100", "--budget", "0.7", "--batch", "32",
-                               "--input", "3x64x64", "--out", str(plan_file), "--json"])
+    made = runner.invoke(
+        app,
+        [
+            "plan",
+            "resnet18",
+            "--gpu",
+            "a100",
+            "--budget",
+            "0.7",
+            "--batch",
+            "32",
+            "--input",
+            "3x64x64",
+            "--out",
+            str(plan_file),
+            "--json",
+        ],
+    )
     assert made.exit_code == 0, made.output
     data = json.loads(made.stdout)
     assert data["planned_latency_us"] <= data["budget_us"] < data["baseline_latency_us"]
@@ -66,8 +82,9 @@ def test_cli_apply_then_predict_reproduces_the_plan(tmp_path) -> None:
     assert applied.exit_code == 0, applied.output
     report = json.loads(applied.stdout)
     assert report["matches_plan"] and report["output_shape"] == [1, 1000]
-    predicted = runner.invoke(app, ["predict", str(pruned), "--gpu", "a100", "--batch", "32", "--input", "3x64x64",
-                                    "--json"])
+    predicted = runner.invoke(
+        app, ["predict", str(pruned), "--gpu", "a100", "--batch", "32", "--input", "3x64x64", "--json"]
+    )
     assert json.loads(predicted.stdout)["total_us"] == pytest.approx(report["plan_latency_us"], rel=1e-9)
 
 

@@ -1,4 +1,5 @@
 """validation: SM clocks sampled while timing, read back, summarised, and used for scoring."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,16 @@ def test_sampler_thread_records_while_open() -> None:
     assert sampler.window(start, end) == (1234.0, 55.5)
 
 
-@pytest.mark.parametrize("text, reading", [
-    ("1590, 69.52\n", (1590.0, 69.52)), ("585, [N/A]\n", (585.0, math.nan)), ("[N/A], [N/A]\n", None), ("", None),
-    ("1590\n", None)])
+@pytest.mark.parametrize(
+    "text, reading",
+    [
+        ("1590, 69.52\n", (1590.0, 69.52)),
+        ("585, [N/A]\n", (585.0, math.nan)),
+        ("[N/A], [N/A]\n", None),
+        ("", None),
+        ("1590\n", None),
+    ],
+)
 def test_parse_nvidia_smi_line(text: str, reading) -> None:
     got = parse_smi(text)
     if reading is None or not math.isnan(reading[1]):
@@ -84,8 +92,13 @@ def test_scoring_at_the_recorded_clock(tmp_path: Path) -> None:
 
 def test_clock_summary_suggests_the_sustained_median(capsys, tmp_path: Path) -> None:
     big, small = Linear(8192, 4096, 4096), Linear(64, 256, 128)
-    rows = [_clocked(big, 60_000.0, 900.0), _clocked(big, 61_000.0, 950.0), _clocked(big, SUSTAINED_US, 1000.0),
-            _clocked(small, 40.0, 1590.0), _clocked(small, 40.0, None)]
+    rows = [
+        _clocked(big, 60_000.0, 900.0),
+        _clocked(big, 61_000.0, 950.0),
+        _clocked(big, SUSTAINED_US, 1000.0),
+        _clocked(small, 40.0, 1590.0),
+        _clocked(small, 40.0, None),
+    ]
     path = write_project_csv(tmp_path / "clocks.csv", rows)
     report = summarize_clocks(read_timings(path))
     (t4,) = report.devices

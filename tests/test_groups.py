@@ -1,4 +1,5 @@
 """Channel groups from Torch-Pruning's dependency graph: residual streams, depthwise, SE, MLPs, locked groups."""
+
 from __future__ import annotations
 
 import warnings

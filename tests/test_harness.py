@@ -1,4 +1,5 @@
 """The PyTorch 2.1 cuDNN plan-cache host cost (validation/harness.py), on hand-made rows."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,20 +16,30 @@ from validation.readers import Measurement, read_timings
 
 
 def _row(op, device: str = "Tesla T4", torch: str = "p2.1.0") -> Measurement:
-    return Measurement(op=op, device=device, dtype="fp32", latency_us=1.0, grid=None, kernel="", sweep="", row=2,
-                       torch=torch)
+    return Measurement(
+        op=op, device=device, dtype="fp32", latency_us=1.0, grid=None, kernel="", sweep="", row=2, torch=torch
+    )
 
 
-@pytest.mark.parametrize("version, hit", [("p2.1.0", True), ("2.1.2+cu121", True), ("2.2.0", False),
-                                          ("2.10.0", False), ("", False), ("1.13.1", False)])
+@pytest.mark.parametrize(
+    "version, hit",
+    [("p2.1.0", True), ("2.1.2+cu121", True), ("2.2.0", False), ("2.10.0", False), ("", False), ("1.13.1", False)],
+)
 def test_affected_versions(version: str, hit: bool) -> None:
     assert affected(version) is hit
 
 
 def test_cached_plans_count_distinct_earlier_convs_per_device() -> None:
     a, b = Conv2d(1, 8, 8, 16, 16, 3, 1, 1), Conv2d(2, 8, 8, 16, 16, 3, 1, 1)
-    rows = [_row(a), _row(Linear(4, 4, 4)), _row(b), _row(Conv2d(1, 8, 8, 16, 16, 3, 1, 1, name="again")),
-            _row(a, device="Tesla P4"), _row(b, torch="2.2.0"), _row(Conv2d(3, 8, 8, 16, 16, 3, 1, 1))]
+    rows = [
+        _row(a),
+        _row(Linear(4, 4, 4)),
+        _row(b),
+        _row(Conv2d(1, 8, 8, 16, 16, 3, 1, 1, name="again")),
+        _row(a, device="Tesla P4"),
+        _row(b, torch="2.2.0"),
+        _row(Conv2d(3, 8, 8, 16, 16, 3, 1, 1)),
+    ]
     # a: empty cache; linear: not a conv; b: a cached; a again (name ignored): a, b cached;
     # another process (P4): empty; PyTorch 2.2: no cost; a new shape: a, b cached
     assert cached_conv_plans(rows) == [0, 0, 1, 2, 0, 0, 2]

@@ -110,14 +110,23 @@ def test_most_contributing_member_represents_its_cluster() -> None:
 def test_metapruner_with_functionality_importance_prunes_and_runs() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
     )
     example = torch.randn(2, 3, 16, 16)
     pruner = tp.pruner.MetaPruner(
-        model, example, importance=FunctionalityImportance(model, calibration=synthetic_batch((3, 16, 16))),
-        pruning_ratio=0.5, ignored_layers=[model[-1]],
+        model,
+        example,
+        importance=FunctionalityImportance(model, calibration=synthetic_batch((3, 16, 16))),
+        pruning_ratio=0.5,
+        ignored_layers=[model[-1]],
     )
     pruner.step()
     assert (model[0].out_channels, model[3].out_channels, model[-1].in_features) == (4, 8, 8)
@@ -170,8 +179,9 @@ def _bn_duplicate_model(relu: bool) -> nn.Sequential:
     """conv-BN(-ReLU)-conv: channel 1 repeats channel 0 after BN (x3 with ReLU, +0.7 without), channel 2 differs."""
     torch.manual_seed(0)
     middle = [nn.ReLU()] if relu else []
-    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), *middle,
-                          nn.Conv2d(3, 4, 1, bias=False)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), *middle, nn.Conv2d(3, 4, 1, bias=False)
+    ).eval()
     conv, bn = model[0], model[1]
     with torch.no_grad():
         conv.weight[1] = -conv.weight[0]  # negated filter, undone by a negative BN scale below
@@ -222,8 +232,11 @@ def test_next_layer_tap_sees_a_repeat_that_the_layer_output_hides() -> None:
     model = _bn_duplicate_model(relu=True)
     group = _root_group(model, model[0], torch.randn(1, 2, 6, 6))
     calibration = torch.randn(16, 2, 6, 6)
-    similarity = {tap: cosine_similarity(FunctionalityImportance(model, calibration=calibration, tap=tap)
-                                         .group_signatures(group))[0, 1].item()
-                  for tap in ("next", "output")}
+    similarity = {
+        tap: cosine_similarity(
+            FunctionalityImportance(model, calibration=calibration, tap=tap).group_signatures(group)
+        )[0, 1].item()
+        for tap in ("next", "output")
+    }
     assert similarity["next"] == pytest.approx(1.0, abs=1e-5)  # post-BN-ReLU: channel 1 = 3 x channel 0
     assert similarity["output"] == pytest.approx(-1.0, abs=1e-5)  # pre-BN: negated filter

@@ -1,4 +1,5 @@
 """Tracing PyTorch models into gpusim ops: MAC counts, layer counts, fusion, attention, unmapped ops."""
+
 import warnings
 
 import pytest
@@ -43,8 +44,9 @@ def test_eager_runs_every_op_fused_folds_bn_activation_and_residual_add():
     conv2 = next(low for low in net.lowered("fused") if low.node == "layer1.0.conv2")
     assert conv2.fused == ("layer1.0.bn2", "add", "layer1.0.relu_1")
     fused_ops = net.ops(mode="fused")
-    assert sum(op.flops for op in fused_ops if op.kind == "conv2d") == \
-        sum(op.flops for op in net.ops(mode="eager") if op.kind == "conv2d")
+    assert sum(op.flops for op in fused_ops if op.kind == "conv2d") == sum(
+        op.flops for op in net.ops(mode="eager") if op.kind == "conv2d"
+    )
 
 
 def test_squeeze_excitation_scale_is_its_own_kernel_when_fused():
@@ -64,19 +66,29 @@ def test_graph_nodes_carry_module_path_ops_and_shapes():
 
 
 def test_grouped_dilated_strided_and_depthwise_convs():
-    model = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=2, dilation=2, groups=4),
-                          nn.Conv2d(32, 32, 5, padding="same", groups=32), nn.Flatten(), nn.Linear(32 * 16 * 16, 10))
+    model = nn.Sequential(
+        nn.Conv2d(16, 32, 3, stride=2, padding=2, dilation=2, groups=4),
+        nn.Conv2d(32, 32, 5, padding="same", groups=32),
+        nn.Flatten(),
+        nn.Linear(32 * 16 * 16, 10),
+    )
     ops = Network.from_model(model, (16, 32, 32)).ops(batch=3, mode="eager")
     grouped, depthwise, linear = ops
-    assert (grouped.groups, grouped.dilation, grouped.stride, grouped.out_hw, grouped.batch) == \
-        (4, (2, 2), (2, 2), (16, 16), 3)
+    assert (grouped.groups, grouped.dilation, grouped.stride, grouped.out_hw, grouped.batch) == (
+        4,
+        (2, 2),
+        (2, 2),
+        (16, 16),
+        3,
+    )
     assert depthwise.is_depthwise and depthwise.padding == (2, 2) and depthwise.out_hw == (16, 16)
     assert (linear.batch, linear.in_features, linear.out_features) == (3, 8192, 10)
 
 
 def test_vision_transformer_attention_is_linear_bmm_softmax():
-    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
-                                                 hidden_dim=64, mlp_dim=128, num_classes=10)
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
     net = Network.from_model(model, (3, 32, 32))
     ops = {op.name: op for op in net.ops(batch=2, mode="eager")}
     path = "encoder.layers.encoder_layer_0.self_attention"
@@ -100,8 +112,10 @@ def test_scaled_dot_product_attention():
             q = x.view(1, 2, 10, 8)
             return nn.functional.scaled_dot_product_attention(q, q, q)
 
-    kinds = [(op.kind, op.batch if op.kind == "bmm" else None) for op in
-             Network.from_model(Sdpa(), (2, 10, 8)).ops(mode="eager")]
+    kinds = [
+        (op.kind, op.batch if op.kind == "bmm" else None)
+        for op in Network.from_model(Sdpa(), (2, 10, 8)).ops(mode="eager")
+    ]
     assert kinds == [("bmm", 2), ("softmax", None), ("bmm", 2)]
 
 

@@ -1,4 +1,5 @@
 """`wavecut predict` from the command line: JSON keys, the table, unmapped ops and --strict."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """wavecut plan: budgets, comparison with uniform pruning, unreachable budgets, exact latency bookkeeping."""
+
 from __future__ import annotations
 
 import warnings
@@ -77,8 +78,9 @@ def test_uniform_widths_are_clipped_to_the_allowed_range(resnet18) -> None:
 
 
 def test_unreachable_budget_is_one_line(tmp_path) -> None:
-    result = run_cli("plan", "resnet18", "--gpu", "t4", "--budget", "5us", "--input", "3x32x32",
-                     "--out", str(tmp_path / "p.json"))
+    result = run_cli(
+        "plan", "resnet18", "--gpu", "t4", "--budget", "5us", "--input", "3x32x32", "--out", str(tmp_path / "p.json")
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "budget 5.0 us cannot be reached: the lowest predicted latency is" in result.stderr

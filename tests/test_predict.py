@@ -1,4 +1,5 @@
 """Ops, lowering and predictions: shapes, FLOPs, grids by hand, impossible shapes, no torch import."""
+
 import subprocess
 import sys
 
@@ -37,13 +38,16 @@ def test_tensor_cores_used_only_where_they_exist():
     assert gpusim.predict(gpusim.Linear(512, 512, 512), "p100", "fp16").launches[0].kernel.startswith("maxwell_sgemm")
 
 
-@pytest.mark.parametrize("make,field", [
-    (lambda: gpusim.Conv2d(1, 0, 8, 8, 8), "in_channels"),
-    (lambda: gpusim.Conv2d(1, 6, 8, 8, 8, groups=4), "groups"),
-    (lambda: gpusim.Conv2d(1, 8, 8, 2, 2, kernel_size=5), "kernel"),
-    (lambda: gpusim.Linear(1, 8, -1), "out_features"),
-    (lambda: gpusim.MemoryOp("bogus", 1, 1), "allowed"),
-])
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda: gpusim.Conv2d(1, 0, 8, 8, 8), "in_channels"),
+        (lambda: gpusim.Conv2d(1, 6, 8, 8, 8, groups=4), "groups"),
+        (lambda: gpusim.Conv2d(1, 8, 8, 2, 2, kernel_size=5), "kernel"),
+        (lambda: gpusim.Linear(1, 8, -1), "out_features"),
+        (lambda: gpusim.MemoryOp("bogus", 1, 1), "allowed"),
+    ],
+)
 def test_impossible_shapes_are_clear_errors(make, field):
     with pytest.raises(gpusim.OpError, match=field):
         make()
@@ -62,32 +66,40 @@ def test_staircase_edges_are_strictly_cheaper_than_everything_wider():
         assert all(p.latency_us > e.latency_us * (1 - 1e-6) for p in points if p.value > e.value)
     # inside a step, fewer channels save nothing: latency equals the edge's
     first = edges[0]
-    assert all(p.latency_us == pytest.approx(first.latency_us, rel=1e-6) or p.latency_us < first.latency_us
-               for p in points if p.value <= first.value)
+    assert all(
+        p.latency_us == pytest.approx(first.latency_us, rel=1e-6) or p.latency_us < first.latency_us
+        for p in points
+        if p.value <= first.value
+    )
 
 
 def test_gpusim_imports_without_torch():
-    code = ("import sys, gpusim; gpusim.predict(gpusim.Linear(64, 64, 64), 't4', 'fp16'); "
-            "assert 'torch' not in sys.modules, 'gpusim imported torch'")
+    code = (
+        "import sys, gpusim; gpusim.predict(gpusim.Linear(64, 64, 64), 't4', 'fp16'); "
+        "assert 'torch' not in sys.modules, 'gpusim imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # Recorded rows of ../shared/data/measured/neusight (kernel name and grid x*y*z), reproduced by the
 # per-architecture kernel lists in gpusim/kernels.py.
-@pytest.mark.parametrize("op,gpu,kernel,grid", [
-    # bmm B=128 M=1024 N=128 K=1024 on A100: ampere_sgemm_128x128_nn, grid 8 x 8 x 128
-    (gpusim.Matmul(128, m=1024, n=1024, k=128), "a100-pcie-40gb", "ampere_sgemm_128x128_nn", 8 * 8 * 128),
-    # bmm B=40 M=512 N=256 K=512 on P100: maxwell_sgemm_128x64_nn, grid 4 x 8 x 40
-    (gpusim.Matmul(40, m=512, n=512, k=256), "p100", "maxwell_sgemm_128x64_nn", 4 * 8 * 40),
-    # linear rows=4096 in=8192 out=1024 on P4: sgemm_128x128x8_NT_vec, grid 4 x 4 x 16 (= 8 x 32 tiles)
-    (gpusim.Linear(4096, 8192, 1024), "p4", "sgemm_128x128x8_NT_vec", 256),
-    # linear rows=8192 in=4096 out=4096 on P100: maxwell_sgemm_32x128_tn, grid 128 x 64
-    (gpusim.Linear(8192, 4096, 4096), "p100", "maxwell_sgemm_32x128_tn", 128 * 64),
-    # deep K on A100 (K = 32768 > 32 x 6 x 6 tiles of 128x128): ampere_sgemm_64x32_sliced1x4_tn, grid 12 x 24
-    (gpusim.Linear(768, 32768, 768), "a100-pcie-40gb", "ampere_sgemm_64x32_sliced1x4_tn", 12 * 24),
-    # and shallow K: rows=2048 in=2560 out=50272, ampere_sgemm_128x64_tn, grid 393 x 32
-    (gpusim.Linear(2048, 2560, 50272), "a100-pcie-40gb", "ampere_sgemm_128x64_tn", 393 * 32),
-])
+@pytest.mark.parametrize(
+    "op,gpu,kernel,grid",
+    [
+        # bmm B=128 M=1024 N=128 K=1024 on A100: ampere_sgemm_128x128_nn, grid 8 x 8 x 128
+        (gpusim.Matmul(128, m=1024, n=1024, k=128), "a100-pcie-40gb", "ampere_sgemm_128x128_nn", 8 * 8 * 128),
+        # bmm B=40 M=512 N=256 K=512 on P100: maxwell_sgemm_128x64_nn, grid 4 x 8 x 40
+        (gpusim.Matmul(40, m=512, n=512, k=256), "p100", "maxwell_sgemm_128x64_nn", 4 * 8 * 40),
+        # linear rows=4096 in=8192 out=1024 on P4: sgemm_128x128x8_NT_vec, grid 4 x 4 x 16 (= 8 x 32 tiles)
+        (gpusim.Linear(4096, 8192, 1024), "p4", "sgemm_128x128x8_NT_vec", 256),
+        # linear rows=8192 in=4096 out=4096 on P100: maxwell_sgemm_32x128_tn, grid 128 x 64
+        (gpusim.Linear(8192, 4096, 4096), "p100", "maxwell_sgemm_32x128_tn", 128 * 64),
+        # deep K on A100 (K = 32768 > 32 x 6 x 6 tiles of 128x128): ampere_sgemm_64x32_sliced1x4_tn, grid 12 x 24
+        (gpusim.Linear(768, 32768, 768), "a100-pcie-40gb", "ampere_sgemm_64x32_sliced1x4_tn", 12 * 24),
+        # and shallow K: rows=2048 in=2560 out=50272, ampere_sgemm_128x64_tn, grid 393 x 32
+        (gpusim.Linear(2048, 2560, 50272), "a100-pcie-40gb", "ampere_sgemm_128x64_tn", 393 * 32),
+    ],
+)
 def test_recorded_library_kernel_and_grid_are_reproduced(op, gpu, kernel, grid):
     k = gpusim.predict(op, gpu, "fp32").main_launches()[0]
     assert (k.kernel, k.grid) == (kernel, grid)
@@ -101,6 +113,7 @@ def test_sm80_cublas_sgemm_never_splits_k():
 
 def test_kernel_lists_differ_by_use():
     from gpusim.kernels import USE_BATCHED, USE_LINEAR, gemm_tiles
+
     tiles, table = gemm_tiles(gpusim.load_spec("a100-pcie-40gb"), "fp32")
     batched = [(t.bm, t.bn) for t in tiles if t.uses & USE_BATCHED]
     assert batched == [(128, 128)]
@@ -125,8 +138,21 @@ def test_fused_winograd_ctas_carry_fixed_work_in_channel_units():
 
     def time_us(fixed: float) -> float:
         consts[CONSTANT_NAMES.index("winograd_fused_fixed_channels")] = fixed
-        out = gemm_select(one * 80 * 128, one * 128, one * 64, one, np.zeros(1), np.ones(1), 4, table, limits,
-                          device, consts, False, one * USE_FUSED_WINOGRAD)
+        out = gemm_select(
+            one * 80 * 128,
+            one * 128,
+            one * 64,
+            one,
+            np.zeros(1),
+            np.ones(1),
+            4,
+            table,
+            limits,
+            device,
+            consts,
+            False,
+            one * USE_FUSED_WINOGRAD,
+        )
         assert out[2][0] == 80  # one CTA per SM: one wave
         return float(out[-1][0])
 
@@ -140,7 +166,6 @@ def test_operand_strip_traffic_hand_computed():
     # not 16-byte aligned: the traffic grows by unaligned_row_extra.
     from gpusim.calibration import CONSTANT_NAMES
     from gpusim.engine import operand_strip_time
-
     from gpusim.predict import engine_inputs
 
     consts = engine_inputs(gpusim.load_spec("v100-pcie"), "fp32")[3].copy()
@@ -166,8 +191,19 @@ def test_ffma_share_of_sgemm_kernels_hand_computed():
     assert ffma_share(128, 32, 1, 256) == pytest.approx(16 / (16 + 2 + 0.4375 + 1))
 
 
-@pytest.mark.parametrize("gpu, ratio", [("p100", 2.0), ("p4", 2.0), ("v100-pcie", 2.0), ("t4", 2.0),
-                                        ("a100-pcie-40gb", 2.0), ("rtx3090", 1.0), ("l4", 1.0), ("h100-sxm", 1.0)])
+@pytest.mark.parametrize(
+    "gpu, ratio",
+    [
+        ("p100", 2.0),
+        ("p4", 2.0),
+        ("v100-pcie", 2.0),
+        ("t4", 2.0),
+        ("a100-pcie-40gb", 2.0),
+        ("rtx3090", 1.0),
+        ("l4", 1.0),
+        ("h100-sxm", 1.0),
+    ],
+)
 def test_fp32_issue_ratio_from_whitepaper_facts(gpu, ratio):
     # 32 threads x warp instructions per clock x sub-partitions / FP32 lanes per SM
     assert gpusim.load_spec(gpu).fp32_issue_ratio == ratio
@@ -186,8 +222,9 @@ def test_single_issue_128_lane_sms_lose_the_non_ffma_issue_slots():
     real, ideal = (LoweredOps([op], s, "fp32").predict().main_launches()[0] for s in (spec, dual))
     assert real.kernel == ideal.kernel == "ampere_sgemm_128x64_tn" and real.grid == ideal.grid
     overhead = launch_overhead_us(spec)
-    assert (real.time_us - overhead) / (ideal.time_us - overhead) == pytest.approx(1 / ffma_share(128, 64, 1, 128),
-                                                                                 rel=0.02)
+    assert (real.time_us - overhead) / (ideal.time_us - overhead) == pytest.approx(
+        1 / ffma_share(128, 64, 1, 128), rel=0.02
+    )
 
 
 def test_large_tensor_core_gemm_runs_near_what_an_h100_measured():

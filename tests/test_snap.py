@@ -1,4 +1,5 @@
 """wavecut snap: widths from other pruners moved onto step edges."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from gpusim.errors import WavecutError
 from planner.allocate import EPS_US, uniform_widths
 from planner.plan import make_snap, prepare, problem_for
 from planner.snap import snap, wasted_tails, widths_from_mapping
-from typer.testing import CliRunner
-
 from wavecut.cli import app
 
 
@@ -98,7 +98,22 @@ def test_snap_plan_records_moves_and_totals(setting) -> None:
 def test_cli_snap_prints_moves(tmp_path) -> None:
     widths = tmp_path / "tp.json"
     widths.write_text(json.dumps({"conv1": 50, "layer3.0.conv1": 100}))
-    result = CliRunner().invoke(app, ["snap", str(widths), "--model", "resnet18", "--gpu", "a100", "--batch", "32",
-                                      "--input", "3x64x64", "--out", str(tmp_path / "s.json")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "snap",
+            str(widths),
+            "--model",
+            "resnet18",
+            "--gpu",
+            "a100",
+            "--batch",
+            "32",
+            "--input",
+            "3x64x64",
+            "--out",
+            str(tmp_path / "s.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "conv1" in result.stdout and "latency" in result.stdout and "channels" in result.stdout

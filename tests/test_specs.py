@@ -1,4 +1,5 @@
 """Spec files: every shipped GPU loads, aliases resolve, limits are inherited, bad files fail in one line."""
+
 import json
 from pathlib import Path
 
@@ -9,12 +10,30 @@ import gpusim
 from gpusim.spec import DEVICE_DIR, load_spec_file
 from tests.conftest import run_cli
 
-REQUIRED = ["Tesla P4", "Tesla P100-PCIE-16GB", "Tesla V100-PCIE-32GB", "Tesla V100-PCIE-16GB", "Tesla V100-SXM2-16GB",
-            "Tesla V100-SXM2-32GB", "Tesla T4",
-            "NVIDIA A10", "NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-40GB",
-            "NVIDIA A100-SXM4-80GB", "NVIDIA L4",
-            "NVIDIA L40S", "NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3",
-            "NVIDIA H100 PCIe", "NVIDIA H200", "Orin", "NVIDIA GeForce GTX 1080 Ti", "NVIDIA TITAN Xp"]
+REQUIRED = [
+    "Tesla P4",
+    "Tesla P100-PCIE-16GB",
+    "Tesla V100-PCIE-32GB",
+    "Tesla V100-PCIE-16GB",
+    "Tesla V100-SXM2-16GB",
+    "Tesla V100-SXM2-32GB",
+    "Tesla T4",
+    "NVIDIA A10",
+    "NVIDIA A100-PCIE-40GB",
+    "NVIDIA A100 80GB PCIe",
+    "NVIDIA A100-SXM4-40GB",
+    "NVIDIA A100-SXM4-80GB",
+    "NVIDIA L4",
+    "NVIDIA L40S",
+    "NVIDIA GeForce RTX 3090",
+    "NVIDIA GeForce RTX 4090",
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA H100 PCIe",
+    "NVIDIA H200",
+    "Orin",
+    "NVIDIA GeForce GTX 1080 Ti",
+    "NVIDIA TITAN Xp",
+]
 
 
 @pytest.mark.parametrize("device_name", REQUIRED)
@@ -58,14 +77,17 @@ def _write(tmp_path: Path, **changes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"sm_count": None}, "field 'sm_count': missing field"),
-    ({"sm_count": -4}, "field 'sm_count'"),
-    ({"warp_speed": 9}, "field 'warp_speed': unknown field"),
-    ({"architecture": "kepler2"}, "field 'architecture'"),
-    ({"compute_capability": "4.2"}, "compute capability '4.2' has no limits file"),
-    ({"sources": {}}, "sources: no source given"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"sm_count": None}, "field 'sm_count': missing field"),
+        ({"sm_count": -4}, "field 'sm_count'"),
+        ({"warp_speed": 9}, "field 'warp_speed': unknown field"),
+        ({"architecture": "kepler2"}, "field 'architecture'"),
+        ({"compute_capability": "4.2"}, "compute capability '4.2' has no limits file"),
+        ({"sources": {}}, "sources: no source given"),
+    ],
+)
 def test_bad_spec_file_is_one_clear_line(tmp_path, changes, message):
     path = _write(tmp_path, **changes)
     with pytest.raises(gpusim.SpecError, match=message):

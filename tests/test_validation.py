@@ -1,4 +1,5 @@
 """validation: readers, scoring, report and `wavecut validate score`."""
+
 from __future__ import annotations
 
 import csv
@@ -17,15 +18,21 @@ from validation.readers import Measurement, read_timings
 from validation.staircases import find_staircases
 
 SHARED = MEASURED / "neusight"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"recorded GPU timings not found at {SHARED} "
-                                  "(../shared is absent in this checkout)")
-CONV_ROWS = {"Tesla_V100-PCIE-32GB.csv": 4958, "Tesla_P4.csv": 4996, "Tesla_T4.csv": 4969,
-             "Tesla_P100-PCIE-16GB.csv": 4952}
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"recorded GPU timings not found at {SHARED} (../shared is absent in this checkout)"
+)
+CONV_ROWS = {
+    "Tesla_V100-PCIE-32GB.csv": 4958,
+    "Tesla_P4.csv": 4996,
+    "Tesla_T4.csv": 4969,
+    "Tesla_P100-PCIE-16GB.csv": 4952,
+}
 
 
 def cli_in_process(capsys, *args: str) -> tuple[int, str, str]:
     """Run `wavecut ARGS` in-process; (exit code, stdout, stderr)."""
     from wavecut.cli import main
+
     with patch.object(sys, "argv", ["wavecut", *map(str, args)]), pytest.raises(SystemExit) as exc:
         main()
     out, err = capsys.readouterr()
@@ -60,8 +67,11 @@ def hand_csv(tmp_path: Path) -> Path:
     # measured = pred / (1 + e) gives |pred - m| / m = e for the first and third row; pred / (1 - e) for the second.
     measured = [pred.isolated_us[0] / 1.1, pred.isolated_us[1] / 0.8, pred.isolated_us[2] / 1.5]
     grid0 = pred.launches[0].grid
-    rows = [project_row(OPS[0], measured[0], grid=(grid0, 1, 1)), project_row(OPS[1], measured[1], grid=(1, 1, 1)),
-            project_row(OPS[2], measured[2], device="t4")]
+    rows = [
+        project_row(OPS[0], measured[0], grid=(grid0, 1, 1)),
+        project_row(OPS[1], measured[1], grid=(1, 1, 1)),
+        project_row(OPS[2], measured[2], device="t4"),
+    ]
     return write_project_csv(tmp_path / "hand.csv", rows)
 
 
@@ -74,8 +84,10 @@ def test_hand_computed_metrics(capsys, hand_csv: Path) -> None:
     assert m["median_ape"] == pytest.approx(20.0, rel=1e-6)
     assert m["p90_ape"] == pytest.approx(20 + 0.8 * 30, rel=1e-6)  # numpy's linear interpolation
     assert m["spearman"] == pytest.approx(1.0)
-    assert m["by_device"] == {"Tesla T4": {"rows": 2, "mape": pytest.approx(15.0), "median_ape": pytest.approx(15.0)},
-                              "t4": {"rows": 1, "mape": pytest.approx(50.0), "median_ape": pytest.approx(50.0)}}
+    assert m["by_device"] == {
+        "Tesla T4": {"rows": 2, "mape": pytest.approx(15.0), "median_ape": pytest.approx(15.0)},
+        "t4": {"rows": 1, "mape": pytest.approx(50.0), "median_ape": pytest.approx(50.0)},
+    }
     assert m["by_op"]["linear"]["rows"] == 3
     assert m["grid_match"] == pytest.approx(50.0) and m["grid_rows"] == 2
 
@@ -100,7 +112,8 @@ def test_neusight_reader_mapping(tmp_path: Path) -> None:
         "Kernel_Szie,Input_Size,Stride,Padding\n"
         "linear,1.5e-1,Tesla T4,0,20,16,1,volta_sgemm_128x64_tn,2,512,2560,1024,,,,,,\n"
         "bmm,2E0,Tesla P4,,4,1,384,,384,128,64,96,,,,,,\n"
-        "conv,0.25,Tesla T4,,,,,,8,,,,3,64,3,32,1,1\n")
+        "conv,0.25,Tesla T4,,,,,,8,,,,3,64,3,32,1,1\n"
+    )
     t = read_timings(path)
     assert t.format == "neusight"
     lin, bmm, conv = t.measurements
@@ -110,19 +123,24 @@ def test_neusight_reader_mapping(tmp_path: Path) -> None:
     assert conv.op == Conv2d(8, 3, 64, 32, 32, 3, 1, 1) and conv.grid is None and conv.row == 4
 
 
-@pytest.mark.parametrize("text, where", [
-    ("", "row 1"),
-    ("OPName,Latency,Device,B,M,N,K\n", "row 2"),
-    ("OPName,Device,B,M,N,K\nlinear,Tesla T4,1,2,3,4\n", "row 1, column 'Latency'"),
-    ("OPName,Latency,Device,B,M,N\nlinear,1.0,Tesla T4,1,2,3\n", "row 2, column 'K'"),
-    ("OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla T4,1,2,3,4\nlinear,fast,Tesla T4,1,2,3,4\n",
-     "row 3, column 'Latency'"),
-    ("OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla T4,1,2.5,3,4\n", "row 2, column 'M'"),
-    ("OPName,Latency,Device,B,M,N,K\nsoftmax,1.0,Tesla T4,1,2,3,4\n", "row 2, column 'OPName'"),
-    ("OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla K80,1,2,3,4\n", "unknown GPU 'Tesla K80'"),
-    ("op,median_us,device\nlinear,3,Tesla T4\n", "row 1, column 'dtype'"),
-    ("a,b\n1,2\n", "row 1, column 'OPName' or 'op'"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("", "row 1"),
+        ("OPName,Latency,Device,B,M,N,K\n", "row 2"),
+        ("OPName,Device,B,M,N,K\nlinear,Tesla T4,1,2,3,4\n", "row 1, column 'Latency'"),
+        ("OPName,Latency,Device,B,M,N\nlinear,1.0,Tesla T4,1,2,3\n", "row 2, column 'K'"),
+        (
+            "OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla T4,1,2,3,4\nlinear,fast,Tesla T4,1,2,3,4\n",
+            "row 3, column 'Latency'",
+        ),
+        ("OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla T4,1,2.5,3,4\n", "row 2, column 'M'"),
+        ("OPName,Latency,Device,B,M,N,K\nsoftmax,1.0,Tesla T4,1,2,3,4\n", "row 2, column 'OPName'"),
+        ("OPName,Latency,Device,B,M,N,K\nlinear,1.0,Tesla K80,1,2,3,4\n", "unknown GPU 'Tesla K80'"),
+        ("op,median_us,device\nlinear,3,Tesla T4\n", "row 1, column 'dtype'"),
+        ("a,b\n1,2\n", "row 1, column 'OPName' or 'op'"),
+    ],
+)
 def test_bad_files_one_line_exit_2(capsys, tmp_path: Path, text: str, where: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -143,7 +161,10 @@ def test_unknown_device_says_how_to_add_a_spec(capsys, tmp_path: Path) -> None:
 
 def test_staircases_found_including_depthwise() -> None:
     def m(op) -> Measurement:
-        return Measurement(op=op, device="Tesla T4", dtype="fp16", latency_us=1.0, grid=None, kernel="", sweep="s", row=2)
+        return Measurement(
+            op=op, device="Tesla T4", dtype="fp16", latency_us=1.0, grid=None, kernel="", sweep="s", row=2
+        )
+
     ms = [m(Conv2d(32, 64, c, 14, 14, 3, 1, 1)) for c in range(1, 11)]
     ms += [m(Conv2d(32, c, c, 7, 7, 3, 1, 1, groups=c)) for c in range(8, 80, 8)]
     ms += [m(Linear(64, 128, n)) for n in (1, 2, 3)]  # too short to be a sweep
@@ -163,8 +184,12 @@ def test_shared_files_read_and_score(capsys) -> None:
     assert code == 0 and m["rows"] == 5134 and m["grid_rows"] == 5134
     assert {"mape", "median_ape", "p90_ape", "spearman", "by_op", "grid_match"} <= set(m)
     assert {k: v["rows"] for k, v in m["by_device"].items()} == {
-        "Tesla V100-PCIE-32GB": 1040, "NVIDIA A100-PCIE-40GB": 1040, "Tesla P100-PCIE-16GB": 1040,
-        "Tesla T4": 1040, "Tesla P4": 974}
+        "Tesla V100-PCIE-32GB": 1040,
+        "NVIDIA A100-PCIE-40GB": 1040,
+        "Tesla P100-PCIE-16GB": 1040,
+        "Tesla T4": 1040,
+        "Tesla P4": 974,
+    }
 
 
 @needs_shared

@@ -1,4 +1,5 @@
 """validation: sweeps, the timing harness (CPU dry run; CUDA when present) and `wavecut specs new`."""
+
 from __future__ import annotations
 
 import json
@@ -41,18 +42,38 @@ def test_case_expansion() -> None:
 
 
 def test_kernels_from_trace_and_cells() -> None:
-    trace = {"traceEvents": [
-        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 1},
-        {"cat": "kernel", "name": "ampere_sgemm_128x64_tn", "ts": 20, "dur": 40.0,
-         "args": {"grid": [20, 16, 1], "block": [128, 1, 1]}},
-        {"cat": "kernel", "name": "splitKreduce_kernel", "ts": 70, "dur": 3.0,
-         "args": {"grid": [8, 1, 1], "block": [256, 1, 1]}},
-        {"cat": "gpu_memset", "name": "Memset", "ts": 5, "dur": 1.0}]}
+    trace = {
+        "traceEvents": [
+            {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 1},
+            {
+                "cat": "kernel",
+                "name": "ampere_sgemm_128x64_tn",
+                "ts": 20,
+                "dur": 40.0,
+                "args": {"grid": [20, 16, 1], "block": [128, 1, 1]},
+            },
+            {
+                "cat": "kernel",
+                "name": "splitKreduce_kernel",
+                "ts": 70,
+                "dur": 3.0,
+                "args": {"grid": [8, 1, 1], "block": [256, 1, 1]},
+            },
+            {"cat": "gpu_memset", "name": "Memset", "ts": 5, "dur": 1.0},
+        ]
+    }
     kernels = measure.kernels_from_trace(trace)
     assert [(k.name, k.grid, k.block) for k in kernels] == [
-        ("ampere_sgemm_128x64_tn", (20, 16, 1), (128, 1, 1)), ("splitKreduce_kernel", (8, 1, 1), (256, 1, 1))]
+        ("ampere_sgemm_128x64_tn", (20, 16, 1), (128, 1, 1)),
+        ("splitKreduce_kernel", (8, 1, 1), (256, 1, 1)),
+    ]
     cells = measure.kernel_cells(kernels)
-    assert (cells["kernel"], cells["grid_x"], cells["grid_y"], cells["block_x"]) == ("ampere_sgemm_128x64_tn", "20", "16", "128")
+    assert (cells["kernel"], cells["grid_x"], cells["grid_y"], cells["block_x"]) == (
+        "ampere_sgemm_128x64_tn",
+        "20",
+        "16",
+        "128",
+    )
     assert cells["kernels"] == "ampere_sgemm_128x64_tn;splitKreduce_kernel"
     assert set(measure.kernel_cells([]).values()) == {""}
 
@@ -65,6 +86,7 @@ def test_repeats_adapt_within_bounds() -> None:
 
 def test_network_layers() -> None:
     from validation.sweeps import NetworkCase
+
     ops = measure.network_ops(NetworkCase(model="resnet18", batch=4, size=64))
     assert len(ops) == 21  # 17 3x3/7x7 convs + 3 downsample 1x1 convs + fc
     assert ops[0] == Conv2d(4, 3, 64, 64, 64, (7, 7), (2, 2), (3, 3), (1, 1), 1, name="resnet18.conv1")
@@ -74,17 +96,43 @@ def test_network_layers() -> None:
 def test_measure_dry_run_on_cpu(capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(measure, "TARGET_TIMED_US", 2_000.0)
     sweep = tmp_path / "tiny.yaml"
-    sweep.write_text(yaml.safe_dump({"name": "tiny", "description": "test", "dtypes": ["fp32"], "cases": [
-        {"op": "conv2d", "batch": 1, "in_channels": 4, "out_channels": [4, 8], "size": 8, "kernel_size": 3, "padding": 1},
-        {"op": "linear", "batch": 8, "in_features": 16, "out_features": 32},
-        {"op": "bmm", "batch": 2, "m": 4, "n": 8, "k": 16}]}))
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "description": "test",
+                "dtypes": ["fp32"],
+                "cases": [
+                    {
+                        "op": "conv2d",
+                        "batch": 1,
+                        "in_channels": 4,
+                        "out_channels": [4, 8],
+                        "size": 8,
+                        "kernel_size": 3,
+                        "padding": 1,
+                    },
+                    {"op": "linear", "batch": 8, "in_features": 16, "out_features": 32},
+                    {"op": "bmm", "batch": 2, "m": 4, "n": 8, "k": 16},
+                ],
+            }
+        )
+    )
     out = tmp_path / "out.csv"
-    code, _, _ = cli_in_process(capsys, "validate", "measure", "--sweep", sweep, "--out", out, "--device", "cpu", "--l2-flush")
+    code, _, _ = cli_in_process(
+        capsys, "validate", "measure", "--sweep", sweep, "--out", out, "--device", "cpu", "--l2-flush"
+    )
     assert code == 0
     t = read_timings(out)
     assert t.format == "project" and len(t.measurements) == 4
-    assert [m.op for m in t.measurements][1:] == [Conv2d(1, 4, 8, 8, 8, 3, 1, 1), Linear(8, 16, 32), Matmul(2, 4, 8, 16)]
-    assert {(m.device, m.dtype, m.sweep, m.kernel, m.grid) for m in t.measurements} == {("cpu", "fp32", "tiny", "", None)}
+    assert [m.op for m in t.measurements][1:] == [
+        Conv2d(1, 4, 8, 8, 8, 3, 1, 1),
+        Linear(8, 16, 32),
+        Matmul(2, 4, 8, 16),
+    ]
+    assert {(m.device, m.dtype, m.sweep, m.kernel, m.grid) for m in t.measurements} == {
+        ("cpu", "fp32", "tiny", "", None)
+    }
     rows = out.read_text().splitlines()
     cells = dict(zip(rows[0].split(","), rows[1].split(",")))
     assert int(cells["repeats"]) >= 50 and cells["l2_flush"] == "1" and cells["torch"] == torch.__version__
@@ -115,10 +163,21 @@ def test_measure_on_cuda(capsys, tmp_path: Path) -> None:
 
 def a100_facts() -> DeviceFacts:
     """What torch reports on an A100 PCIe 40GB."""
-    return DeviceFacts(name="NVIDIA A100-PCIE-40GB", major=8, minor=0, multi_processor_count=108,
-                       total_memory=42505273344, L2_cache_size=41943040, clock_rate=1410000, memory_clock_rate=1215000,
-                       memory_bus_width=5120, max_threads_per_multi_processor=2048, regs_per_multiprocessor=65536,
-                       max_threads_per_block=1024, warp_size=32)
+    return DeviceFacts(
+        name="NVIDIA A100-PCIE-40GB",
+        major=8,
+        minor=0,
+        multi_processor_count=108,
+        total_memory=42505273344,
+        L2_cache_size=41943040,
+        clock_rate=1410000,
+        memory_clock_rate=1215000,
+        memory_bus_width=5120,
+        max_threads_per_multi_processor=2048,
+        regs_per_multiprocessor=65536,
+        max_threads_per_block=1024,
+        warp_size=32,
+    )
 
 
 def test_draft_spec_from_facts(tmp_path: Path) -> None:
@@ -146,8 +205,21 @@ def test_draft_spec_unknown_clock_and_capability() -> None:
 
 def test_run_dry_on_cpu_writes_data_report_and_says_no_clocks(capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(measure, "TARGET_TIMED_US", 2_000.0)
-    code, out, _ = cli_in_process(capsys, "validate", "run", "--device", "cpu", "--gpu", "t4", "--sweeps", "smoke",
-                                  "--dtype", "fp32", "--out-dir", tmp_path)
+    code, out, _ = cli_in_process(
+        capsys,
+        "validate",
+        "run",
+        "--device",
+        "cpu",
+        "--gpu",
+        "t4",
+        "--sweeps",
+        "smoke",
+        "--dtype",
+        "fp32",
+        "--out-dir",
+        tmp_path,
+    )
     assert code == 0 and "no SM clock was recorded" in out
     assert len(read_timings(tmp_path / "measurements.csv").measurements) == 7
     assert (tmp_path / "report" / "report.md").is_file() and not (tmp_path / "report" / "clocks.json").exists()
@@ -161,8 +233,14 @@ def test_device_session_script_dry_run(tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OUT": str(tmp_path), "WAVECUT_RUN_ARGS": "--device cpu --gpu t4"}
-    subprocess.run(["bash", "validation/device_session.sh", "fp32", "smoke"], cwd=repo, env=env, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["bash", "validation/device_session.sh", "fp32", "smoke"],
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     with tarfile.open(tmp_path / "run-fp32.tgz") as archive:
         assert {"./measurements.csv", "./report/report.md"} <= set(archive.getnames())
     assert "predicted CTA count" in (tmp_path / "run-fp32.log").read_text()

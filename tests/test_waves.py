@@ -1,4 +1,5 @@
 """Waves and time: NVIDIA's wave-quantisation example and invariants of the engine (hypothesis)."""
+
 import math
 
 import numpy as np
@@ -31,8 +32,12 @@ def test_nvidia_wave_quantisation_example():
 
 
 @settings(max_examples=200, deadline=None)
-@given(grid=st.integers(1, 100_000), threads=st.sampled_from([32, 64, 128, 256, 512]),
-       regs=st.integers(16, 255), smem=st.integers(0, 160_000))
+@given(
+    grid=st.integers(1, 100_000),
+    threads=st.sampled_from([32, 64, 128, 256, 512]),
+    regs=st.integers(16, 255),
+    smem=st.integers(0, 160_000),
+)
 def test_waves_is_ceil_of_grid_over_capacity(grid, threads, regs, smem):
     b, _, waves, tail, t = _launch(grid, threads, regs, smem)
     if b == 0:
@@ -53,11 +58,20 @@ def test_time_is_monotone_in_grid_for_a_fixed_kernel(grid, threads, regs):
 
 
 @settings(max_examples=60, deadline=None)
-@given(batch=st.integers(1, 64), cin=st.integers(1, 512), cout=st.integers(1, 512), size=st.integers(1, 56),
-       dtype=st.sampled_from(gpusim.DTYPES), gpu=st.sampled_from(["t4", "a100", "h100", "p4", "v100"]))
+@given(
+    batch=st.integers(1, 64),
+    cin=st.integers(1, 512),
+    cout=st.integers(1, 512),
+    size=st.integers(1, 56),
+    dtype=st.sampled_from(gpusim.DTYPES),
+    gpu=st.sampled_from(["t4", "a100", "h100", "p4", "v100"]),
+)
 def test_time_never_below_launch_overhead(batch, cin, cout, size, dtype, gpu):
-    ops = [gpusim.Conv2d(batch, cin, cout, size, size, 3, 1, 1), gpusim.Linear(batch, cin, cout),
-           gpusim.elementwise(batch * cin * size * size)]
+    ops = [
+        gpusim.Conv2d(batch, cin, cout, size, size, 3, 1, 1),
+        gpusim.Linear(batch, cin, cout),
+        gpusim.elementwise(batch * cin * size * size),
+    ]
     pred = gpusim.predict(ops, gpu, dtype)
     assert all(k.time_us >= launch_overhead_us(gpu) for k in pred.launches)
     assert pred.total_us == pytest.approx(sum(k.time_us for k in pred.launches))

@@ -8,6 +8,7 @@ family's (validation/crossval.py measures exactly that case, one GPU left out at
     python3 -m validation.calibrate            # fit on ../shared/data/measured, print the constants
     python3 -m validation.calibrate --write    # ... and write hw_specs/calibration/*.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,28 @@ from validation.score import resolve_specs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEASURED = REPO.parent / "shared" / "data" / "measured"
-NEUSIGHT_FILES = ("neusight/linear.csv", "neusight/bmm.csv", "neusight/conv/Tesla_P100-PCIE-16GB.csv",
-                  "neusight/conv/Tesla_P4.csv", "neusight/conv/Tesla_T4.csv", "neusight/conv/Tesla_V100-PCIE-32GB.csv")
+NEUSIGHT_FILES = (
+    "neusight/linear.csv",
+    "neusight/bmm.csv",
+    "neusight/conv/Tesla_P100-PCIE-16GB.csv",
+    "neusight/conv/Tesla_P4.csv",
+    "neusight/conv/Tesla_T4.csv",
+    "neusight/conv/Tesla_V100-PCIE-32GB.csv",
+)
 # Constants fitted on all GPUs together, and those refined per family.
-SHARED_FIT = ("simt_efficiency", "tile_intensity_half", "warps_to_saturate", "dram_efficiency",
-              "wave_latency_us", "winograd_fused_efficiency", "winograd_fused_fixed_channels",
-              "winograd_nonfused_efficiency", "host_overhead_conv_us", "host_overhead_gemm_us",
-              "cudnn_plan_cache_us_per_entry")
+SHARED_FIT = (
+    "simt_efficiency",
+    "tile_intensity_half",
+    "warps_to_saturate",
+    "dram_efficiency",
+    "wave_latency_us",
+    "winograd_fused_efficiency",
+    "winograd_fused_fixed_channels",
+    "winograd_nonfused_efficiency",
+    "host_overhead_conv_us",
+    "host_overhead_gemm_us",
+    "cudnn_plan_cache_us_per_entry",
+)
 # The operand-strip traffic of deep-K linear GEMMs (gpusim.engine.operand_strip_time), shared by all
 # GPUs and fitted on the linear sets after the constants above.
 STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra")
@@ -46,8 +62,12 @@ STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2
 # the four hosts' own slopes are 0.054-0.158) and the family's cuDNN efficiencies absorbed the rest:
 # fitted with them, leave-one-GPU-out conv MAPE P100 16.0 -> 10.5, P4 15.4 -> 13.4, T4 10.2 -> 11.9,
 # V100 22.6 -> 13.1. It never enters `wavecut predict`.
-FAMILY_FIT = ("winograd_fused_efficiency", "winograd_nonfused_efficiency", "implicit_gemm_efficiency",
-              "cudnn_plan_cache_us_per_entry")
+FAMILY_FIT = (
+    "winograd_fused_efficiency",
+    "winograd_nonfused_efficiency",
+    "implicit_gemm_efficiency",
+    "cudnn_plan_cache_us_per_entry",
+)
 # They are cuDNN kernel efficiencies and its measuring host's cost, so a family gets its own only where
 # the training data has its convolutions; any other family uses the nearest family that has them
 # (Ampere: Turing's).
@@ -59,13 +79,27 @@ FAMILY_FIT_OP = "conv2d"
 # overhead of the call (fitting both traded one for the other and gave 14 us per kernel, which
 # would charge a 100-kernel network 1.4 ms of launches).
 STARTING_POINT = {
-    "launch_overhead_us": 4.0, "simt_efficiency": 0.85, "tensor_efficiency": 0.8, "tile_intensity_half": 12.0,
-    "warps_to_saturate": 8.0, "dram_efficiency": 0.85, "sm_bandwidth_cap": 4.0,
-    "wave_latency_us": 1.0, "winograd_fused_efficiency": 0.6, "winograd_fused_fixed_channels": 16.0,
-    "winograd_nonfused_efficiency": 0.8, "implicit_gemm_efficiency": 1.0,
-    "host_overhead_conv_us": 40.0, "host_overhead_gemm_us": 20.0, "host_overhead_memory_us": 10.0,
-    "cudnn_plan_cache_us_per_entry": 0.05, "strided_dram_efficiency": 0.4, "cta_drift_fraction": 0.005,
-    "drift_waves": 30.0, "l2_miss_sharpness": 3.0, "unaligned_row_extra": 0.2,
+    "launch_overhead_us": 4.0,
+    "simt_efficiency": 0.85,
+    "tensor_efficiency": 0.8,
+    "tile_intensity_half": 12.0,
+    "warps_to_saturate": 8.0,
+    "dram_efficiency": 0.85,
+    "sm_bandwidth_cap": 4.0,
+    "wave_latency_us": 1.0,
+    "winograd_fused_efficiency": 0.6,
+    "winograd_fused_fixed_channels": 16.0,
+    "winograd_nonfused_efficiency": 0.8,
+    "implicit_gemm_efficiency": 1.0,
+    "host_overhead_conv_us": 40.0,
+    "host_overhead_gemm_us": 20.0,
+    "host_overhead_memory_us": 10.0,
+    "cudnn_plan_cache_us_per_entry": 0.05,
+    "strided_dram_efficiency": 0.4,
+    "cta_drift_fraction": 0.005,
+    "drift_waves": 30.0,
+    "l2_miss_sharpness": 3.0,
+    "unaligned_row_extra": 0.2,
 }
 # Nelder-Mead restarts: in 12 dimensions (before the L2 factor went) one run stopped in a collapsed simplex (MAPE
 # 13.3%); one restart reaches 12.6%, a second changes nothing; Powell's method reached 12.8%.
@@ -108,15 +142,25 @@ def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
     for (device, op, dtype), pairs in sorted(groups.items()):
         rows = [m for m, _ in pairs[::stride]]
         lowered = LoweredOps([m.op for m in rows], specs[device], dtype, cached_plans=[p for _, p in pairs[::stride]])
-        sets.append(DataSet(device, specs[device], op, lowered, np.array([m.latency_us for m in rows]),
-                            np.array([-1 if m.grid is None else m.grid for m in rows])))
+        sets.append(
+            DataSet(
+                device,
+                specs[device],
+                op,
+                lowered,
+                np.array([m.latency_us for m in rows]),
+                np.array([-1 if m.grid is None else m.grid for m in rows]),
+            )
+        )
     return sets
 
 
 def mape(sets: list[DataSet], consts_for: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
     """MAPE in percent per (device, op) with each family's constants."""
-    return {(s.device, s.op): float(np.mean(np.abs(s.predicted(consts_for[s.family]) / s.measured_us - 1)) * 100)
-            for s in sets}
+    return {
+        (s.device, s.op): float(np.mean(np.abs(s.predicted(consts_for[s.family]) / s.measured_us - 1)) * 100)
+        for s in sets
+    }
 
 
 def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -141,8 +185,9 @@ def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.n
     for _ in range(RESTARTS):  # a fresh simplex around the result escapes the collapsed one
         result = minimize(objective, result.x, method="Nelder-Mead", options=search)
         evaluations += result.nfev
-    print(f"fit {len(names)} constants on {len(sets)} sets: {evaluations} evaluations, "
-          f"mean MAPE {100 * result.fun:.1f}%")
+    print(
+        f"fit {len(names)} constants on {len(sets)} sets: {evaluations} evaluations, mean MAPE {100 * result.fun:.1f}%"
+    )
     return consts(result.x)
 
 
@@ -164,19 +209,28 @@ def constants_by_family(shared: np.ndarray, families: dict[str, np.ndarray], wan
 
 def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataSet]) -> None:
     from gpusim.atomic_write import write_text_atomic
+
     files = sorted({f"../shared/data/measured/{f}" for f in NEUSIGHT_FILES})
     command = "python3 -m validation.calibrate --write"
     header = "# Written by validation/calibrate.py: do not edit by hand.\n"
-    doc = {"family": "default", "fitted_on": files + sorted({s.device for s in sets}), "fit_command": command,
-           "constants": {n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, shared)}}
+    doc = {
+        "family": "default",
+        "fitted_on": files + sorted({s.device for s in sets}),
+        "fit_command": command,
+        "constants": {n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, shared)},
+    }
     write_text_atomic(CALIBRATION_DIR / "default.yaml", header + yaml.safe_dump(doc, sort_keys=False))
     for stale in CALIBRATION_DIR.glob("*.yaml"):  # a family no longer fitted falls back to its nearest
         if stale.stem not in {"default", "families", *families}:
             stale.unlink()
     for family, c in families.items():
         devices = sorted({s.device for s in sets if s.family == family})
-        doc = {"family": family, "fitted_on": files + devices, "fit_command": command,
-               "constants": {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT}}
+        doc = {
+            "family": family,
+            "fitted_on": files + devices,
+            "fit_command": command,
+            "constants": {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT},
+        }
         write_text_atomic(CALIBRATION_DIR / f"{family}.yaml", header + yaml.safe_dump(doc, sort_keys=False))
 
 

@@ -5,6 +5,7 @@ its repeats back to back, while shorter ones leave the GPU idle between launches
 host's share of each call, and a power-limited card clocks higher when it idles. The
 suggested clock is the median over those rows, per device in the file.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -51,16 +52,25 @@ class ClockReport(BaseModel):
 
 
 def _group(device: str, dtype: str, op: str, clocks: list[float]) -> ClockGroup:
-    return ClockGroup(device=device, dtype=dtype, op=op, rows=len(clocks), median_mhz=statistics.median(clocks),
-                      p10_mhz=float(np.percentile(clocks, 10)), p90_mhz=float(np.percentile(clocks, 90)))
+    return ClockGroup(
+        device=device,
+        dtype=dtype,
+        op=op,
+        rows=len(clocks),
+        median_mhz=statistics.median(clocks),
+        p10_mhz=float(np.percentile(clocks, 10)),
+        p90_mhz=float(np.percentile(clocks, 90)),
+    )
 
 
 def summarize_clocks(timings: Timings, gpu: str | None = None) -> ClockReport:
     """The recorded clocks of a project timing file against each device's spec (`gpu`: one spec for all)."""
     clocked = [m for m in timings.measurements if m.sm_clock_mhz is not None]
     if not clocked:
-        raise DataError(f"{timings.path}: no row records sm_clock_mhz; rows timed by `wavecut validate measure` "
-                        f"on a GPU with NVML (nvidia-ml-py) or nvidia-smi record it")
+        raise DataError(
+            f"{timings.path}: no row records sm_clock_mhz; rows timed by `wavecut validate measure` "
+            f"on a GPU with NVML (nvidia-ml-py) or nvidia-smi record it"
+        )
     specs = resolve_specs(timings, gpu)
     sustained: dict[str, list[Measurement]] = defaultdict(list)
     by_group: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -71,8 +81,14 @@ def summarize_clocks(timings: Timings, gpu: str | None = None) -> ClockReport:
     devices = []
     for device in dict.fromkeys(m.device for m in clocked):
         spec, rows = specs[device], sustained[device]
-        devices.append(DeviceClocks(
-            device=device, spec_path=spec.path, boost_mhz=spec.device.boost_clock_mhz,
-            spec_sustained_mhz=spec.device.sustained_clock_mhz, sustained_rows=len(rows),
-            suggested_sustained_mhz=statistics.median(m.sm_clock_mhz for m in rows) if rows else None))
+        devices.append(
+            DeviceClocks(
+                device=device,
+                spec_path=spec.path,
+                boost_mhz=spec.device.boost_clock_mhz,
+                spec_sustained_mhz=spec.device.sustained_clock_mhz,
+                sustained_rows=len(rows),
+                suggested_sustained_mhz=statistics.median(m.sm_clock_mhz for m in rows) if rows else None,
+            )
+        )
     return ClockReport(devices=devices, groups=[_group(*key, clocks) for key, clocks in sorted(by_group.items())])

@@ -10,6 +10,7 @@ NVML is read through `pynvml` (the nvidia-ml-py package, in the `torch` extra) w
 loads, else through `nvidia-smi --query-gpu` (a process per sample, every 0.1 s,
 so rows timed for less than that may get no sample and an empty cell). No torch here.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,7 @@ import statistics
 import subprocess
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 Reading = tuple[float, float]  # SM clock in MHz, board power in W (nan where the board does not report it)
 Reader = Callable[[], "Reading | None"]
@@ -39,7 +40,7 @@ class ClockSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="clock-sampler", daemon=True)
 
-    def __enter__(self) -> "ClockSampler":
+    def __enter__(self) -> ClockSampler:
         self._thread.start()
         return self
 
@@ -112,6 +113,7 @@ def nvml_reader(gpu_id: str) -> Reader | None:
             return clock, pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
         except pynvml.NVMLError:  # boards without power readings
             return clock, math.nan
+
     return read
 
 
@@ -127,6 +129,7 @@ def smi_reader(gpu_id: str) -> Reader | None:
         except (OSError, subprocess.SubprocessError):
             return None
         return parse_smi(out)
+
     return read
 
 

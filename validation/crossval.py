@@ -5,6 +5,7 @@ else from the nearest family (exactly what a new GPU with only a spec file gets)
 
     python3 -m validation.crossval [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,15 @@ import json
 import numpy as np
 
 from gpusim.calibration import nearest_family
-from validation.calibrate import NEUSIGHT_FILES, ROW_STRIDE, SHARED_MEASURED, DataSet, constants_by_family, fit, load_datasets
+from validation.calibrate import (
+    NEUSIGHT_FILES,
+    ROW_STRIDE,
+    SHARED_MEASURED,
+    DataSet,
+    constants_by_family,
+    fit,
+    load_datasets,
+)
 
 # Targets of issue 4, per GPU left out.
 TARGETS = {"linear": 10.0, "conv2d": 15.0, "grid": 80.0}
@@ -47,13 +56,17 @@ def main() -> None:
     paths = [SHARED_MEASURED / f for f in NEUSIGHT_FILES]
     train, test = load_datasets(paths, ROW_STRIDE), load_datasets(paths)
     rows = [fold(gpu, train, test) for gpu in sorted({s.device for s in test})]
-    print(f"{'GPU left out':26s}{'family':8s}{'consts from':12s}{'linear %':>9s}{'bmm %':>8s}{'conv3x3 %':>10s}"
-          f"{'GEMM grid %':>12s}")
+    print(
+        f"{'GPU left out':26s}{'family':8s}{'consts from':12s}{'linear %':>9s}{'bmm %':>8s}{'conv3x3 %':>10s}"
+        f"{'GEMM grid %':>12s}"
+    )
     for r in rows:
         cells = [r.get(k) for k in ("linear_mape", "bmm_mape", "conv2d_mape", "gemm_grid_match")]
         text = ["-" if c is None else f"{c:.1f}" for c in cells]
-        print(f"{r['gpu']:26s}{r['family']:8s}{r['constants_from']:12s}{text[0]:>9s}{text[1]:>8s}{text[2]:>10s}"
-              f"{text[3]:>12s}")
+        print(
+            f"{r['gpu']:26s}{r['family']:8s}{r['constants_from']:12s}{text[0]:>9s}{text[1]:>8s}{text[2]:>10s}"
+            f"{text[3]:>12s}"
+        )
     print(f"targets: linear <= {TARGETS['linear']}%, conv 3x3 <= {TARGETS['conv2d']}%, GEMM grid >= {TARGETS['grid']}%")
     if args.json:
         print(json.dumps({"folds": rows, "targets": TARGETS}))

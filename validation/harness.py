@@ -11,10 +11,11 @@ The simulator prices it as `cudnn_plan_cache_us_per_entry` x plans in the cache:
 walking one list node on the measuring host, fitted per architecture family with the family's
 cuDNN efficiencies (each family's convolutions in the shared data were measured on its own hosts).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from gpusim.ops import Conv2d
 from validation.readers import Measurement

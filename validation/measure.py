@@ -4,6 +4,7 @@ On CUDA: CUDA events around every repeat, kernel names, grids and blocks from th
 profiler. With device "cpu" the same plumbing runs as a dry run (time.perf_counter, kernel
 fields empty). The only module of the package that imports torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ import math
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -75,24 +76,44 @@ def network_ops(case: NetworkCase) -> list[Op]:
     try:
         model = torchvision.models.get_model(case.model, weights=None).eval()
     except ValueError:
-        raise SweepError(f"networks: unknown torchvision model {case.model!r}; see torchvision.models.list_models()") from None
+        raise SweepError(
+            f"networks: unknown torchvision model {case.model!r}; see torchvision.models.list_models()"
+        ) from None
     ops: list[Op] = []
 
     def record(name: str):
         def hook(module, inputs, _output) -> None:
             shape = inputs[0].shape
             if isinstance(module, torch.nn.Linear):
-                ops.append(Linear(case.batch * math.prod(shape[:-1]), module.in_features, module.out_features, name=name))
+                ops.append(
+                    Linear(case.batch * math.prod(shape[:-1]), module.in_features, module.out_features, name=name)
+                )
             elif isinstance(module.padding, str):
                 raise SweepError(f"networks: {case.model}.{name}: padding {module.padding!r} is not supported")
             else:
-                ops.append(Conv2d(case.batch, module.in_channels, module.out_channels, shape[2], shape[3],
-                                  module.kernel_size, module.stride, module.padding, module.dilation, module.groups,
-                                  name=f"{case.model}.{name}"))
+                ops.append(
+                    Conv2d(
+                        case.batch,
+                        module.in_channels,
+                        module.out_channels,
+                        shape[2],
+                        shape[3],
+                        module.kernel_size,
+                        module.stride,
+                        module.padding,
+                        module.dilation,
+                        module.groups,
+                        name=f"{case.model}.{name}",
+                    )
+                )
+
         return hook
 
-    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [
+        m.register_forward_hook(record(n))
+        for n, m in model.named_modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.inference_mode():
         model(torch.zeros(1, 3, case.size, case.size))
     for h in handles:
@@ -128,8 +149,13 @@ def device_name(device: str) -> str:
 
 def _driver_version() -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.strip().splitlines()[0] if out.strip() else ""
@@ -140,8 +166,12 @@ def environment(device: str) -> dict[str, str]:
     import torch
 
     cuda = device != "cpu"
-    return {"driver": _driver_version() if cuda else "", "cuda": (torch.version.cuda or "") if cuda else "",
-            "torch": torch.__version__, "cudnn": str(torch.backends.cudnn.version() or "") if cuda else ""}
+    return {
+        "driver": _driver_version() if cuda else "",
+        "cuda": (torch.version.cuda or "") if cuda else "",
+        "torch": torch.__version__,
+        "cudnn": str(torch.backends.cudnn.version() or "") if cuda else "",
+    }
 
 
 def build_call(op: Op, dtype: str, device: str) -> Callable[[], object]:
@@ -150,8 +180,17 @@ def build_call(op: Op, dtype: str, device: str) -> Callable[[], object]:
 
     kw = {"device": device, "dtype": getattr(torch, TORCH_DTYPES[dtype])}
     if isinstance(op, Conv2d):
-        conv = torch.nn.Conv2d(op.in_channels, op.out_channels, op.kernel_size, op.stride, op.padding, op.dilation,
-                               op.groups, bias=False, **kw)
+        conv = torch.nn.Conv2d(
+            op.in_channels,
+            op.out_channels,
+            op.kernel_size,
+            op.stride,
+            op.padding,
+            op.dilation,
+            op.groups,
+            bias=False,
+            **kw,
+        )
         x = torch.randn(op.batch, op.in_channels, op.height, op.width, **kw)
         return lambda: conv(x)
     if isinstance(op, Linear):
@@ -201,16 +240,28 @@ def time_call(fn: Callable[[], object], device: str, flush: Callable[[], object]
     estimate = float(np.median(samples(fn, WARMUP_CALLS, flush)))
     start = time.monotonic()
     times = np.array(samples(fn, repeats_for(estimate), flush))  # returns once the device has finished
-    return Timing(float(np.median(times)), float(np.percentile(times, 10)), float(np.percentile(times, 90)), len(times),
-                  start, time.monotonic())
+    return Timing(
+        float(np.median(times)),
+        float(np.percentile(times, 10)),
+        float(np.percentile(times, 90)),
+        len(times),
+        start,
+        time.monotonic(),
+    )
 
 
 def kernels_from_trace(trace: dict) -> list[KernelRecord]:
     """The GPU kernels in a torch profiler Chrome trace, in launch order."""
     events = sorted((e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel"), key=lambda e: e.get("ts", 0))
-    return [KernelRecord(name=e["name"], grid=tuple(e.get("args", {}).get("grid", (0, 0, 0))),
-                         block=tuple(e.get("args", {}).get("block", (0, 0, 0))), duration_us=float(e.get("dur", 0.0)))
-            for e in events]
+    return [
+        KernelRecord(
+            name=e["name"],
+            grid=tuple(e.get("args", {}).get("grid", (0, 0, 0))),
+            block=tuple(e.get("args", {}).get("block", (0, 0, 0))),
+            duration_us=float(e.get("dur", 0.0)),
+        )
+        for e in events
+    ]
 
 
 def profile_kernels(fn: Callable[[], object]) -> list[KernelRecord]:
@@ -230,11 +281,23 @@ def profile_kernels(fn: Callable[[], object]) -> list[KernelRecord]:
 def kernel_cells(kernels: list[KernelRecord]) -> dict[str, str]:
     """The main (longest) kernel's name, grid and block, and every kernel's name; empty without kernels."""
     if not kernels:
-        return {"kernel": "", "grid_x": "", "grid_y": "", "grid_z": "", "block_x": "", "block_y": "", "block_z": "",
-                "kernels": ""}
+        return {
+            "kernel": "",
+            "grid_x": "",
+            "grid_y": "",
+            "grid_z": "",
+            "block_x": "",
+            "block_y": "",
+            "block_z": "",
+            "kernels": "",
+        }
     main = max(kernels, key=lambda k: k.duration_us)
-    return {"kernel": main.name, **{f"grid_{a}": str(v) for a, v in zip("xyz", main.grid)},
-            **{f"block_{a}": str(v) for a, v in zip("xyz", main.block)}, "kernels": ";".join(k.name for k in kernels)}
+    return {
+        "kernel": main.name,
+        **{f"grid_{a}": str(v) for a, v in zip("xyz", main.grid)},
+        **{f"block_{a}": str(v) for a, v in zip("xyz", main.block)},
+        "kernels": ";".join(k.name for k in kernels),
+    }
 
 
 @contextmanager
@@ -248,15 +311,16 @@ def _backend_flags(dtype: str):
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.benchmark) = saved
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = saved
 
 
 def _flusher(device: str) -> Callable[[], object]:
     """Zero a buffer twice the L2 size (CPU dry run: 8 MiB) so each repeat starts with a cold cache."""
     import torch
 
-    size = CPU_FLUSH_BYTES if device == "cpu" else 2 * torch.cuda.get_device_properties(torch.device(device)).L2_cache_size
+    size = (
+        CPU_FLUSH_BYTES if device == "cpu" else 2 * torch.cuda.get_device_properties(torch.device(device)).L2_cache_size
+    )
     buf = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device=device)
     return buf.zero_
 
@@ -305,7 +369,17 @@ def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> 
                 fn = build_call(task.op, task.dtype, device)
                 timing = time_call(fn, device, flush)
                 kernels = [] if device == "cpu" else profile_kernels(fn)
-            yield {**op_cells(task.op), "sweep": task.sweep, "dtype": task.dtype, "device": name,
-                   "median_us": f"{timing.median_us:.3f}", "p10_us": f"{timing.p10_us:.3f}",
-                   "p90_us": f"{timing.p90_us:.3f}", "repeats": str(timing.repeats), "l2_flush": str(int(l2_flush)),
-                   **clock_cells(sampler, timing), **kernel_cells(kernels), **env}
+            yield {
+                **op_cells(task.op),
+                "sweep": task.sweep,
+                "dtype": task.dtype,
+                "device": name,
+                "median_us": f"{timing.median_us:.3f}",
+                "p10_us": f"{timing.p10_us:.3f}",
+                "p90_us": f"{timing.p90_us:.3f}",
+                "repeats": str(timing.repeats),
+                "l2_flush": str(int(l2_flush)),
+                **clock_cells(sampler, timing),
+                **kernel_cells(kernels),
+                **env,
+            }

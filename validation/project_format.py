@@ -1,4 +1,5 @@
 """The project's own timing CSV (documented in validation/README.md): columns and op <-> cells."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -9,7 +10,8 @@ OP_CLASSES: dict[str, type[Op]] = {"conv2d": Conv2d, "linear": Linear, "bmm": Ma
 
 # The shape columns of each op kind: exactly the gpusim op's fields, so a row rebuilds the op.
 SHAPE_COLUMNS: dict[str, tuple[str, ...]] = {
-    kind: tuple(f.name for f in fields(cls) if f.name != "name") for kind, cls in OP_CLASSES.items()}
+    kind: tuple(f.name for f in fields(cls) if f.name != "name") for kind, cls in OP_CLASSES.items()
+}
 
 # Conv parameters that may differ along height and width; written "HxW" when they do.
 PAIR_COLUMNS = frozenset({"kernel_size", "stride", "padding", "dilation"})
@@ -20,8 +22,16 @@ KERNEL_COLUMNS = ("kernel", "grid_x", "grid_y", "grid_z", "block_x", "block_y", 
 ENVIRONMENT_COLUMNS = ("driver", "cuda", "torch", "cudnn")
 
 _SHAPES = tuple(dict.fromkeys(c for cols in SHAPE_COLUMNS.values() for c in cols))
-COLUMNS: tuple[str, ...] = ("op", "name", "sweep", *_SHAPES, *TIMING_COLUMNS, *CLOCK_COLUMNS, *KERNEL_COLUMNS,
-                             *ENVIRONMENT_COLUMNS)
+COLUMNS: tuple[str, ...] = (
+    "op",
+    "name",
+    "sweep",
+    *_SHAPES,
+    *TIMING_COLUMNS,
+    *CLOCK_COLUMNS,
+    *KERNEL_COLUMNS,
+    *ENVIRONMENT_COLUMNS,
+)
 
 
 def build_op(kind: str, values: dict[str, int | tuple[int, int]], name: str) -> Op:
@@ -40,7 +50,9 @@ def op_kind(op: Op) -> str:
     for kind, cls in OP_CLASSES.items():
         if isinstance(op, cls):
             return kind
-    raise ValueError(f"{type(op).__name__} has no row form; allowed: {', '.join(c.__name__ for c in OP_CLASSES.values())}")
+    raise ValueError(
+        f"{type(op).__name__} has no row form; allowed: {', '.join(c.__name__ for c in OP_CLASSES.values())}"
+    )
 
 
 def op_cells(op: Op) -> dict[str, str]:

@@ -3,13 +3,14 @@
 Both formats are described as data (`CsvFormat`) and read by one parser. Rows are
 numbered as in a spreadsheet (the header is row 1); every error names file, row and column.
 """
+
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import OpError, WavecutError
@@ -83,27 +84,60 @@ def _neusight_op(op: str, v: dict[str, Value], name: str) -> Op:
     ceil(K / BM), Grid y = ceil(M / BN) and Grid z = B on every row, so K is the output's
     column count and N the contracted dimension."""
     if op == "conv":
-        return Conv2d(v["B"], v["Input_Channel"], v["Output_Channel"], v["Input_Size"], v["Input_Size"],
-                      v["Kernel_Szie"], v["Stride"], v["Padding"], name=name)
+        return Conv2d(
+            v["B"],
+            v["Input_Channel"],
+            v["Output_Channel"],
+            v["Input_Size"],
+            v["Input_Size"],
+            v["Kernel_Szie"],
+            v["Stride"],
+            v["Padding"],
+            name=name,
+        )
     if op == "linear":
         return Linear(v["B"] * v["M"], v["N"], v["K"], name=name)
     return Matmul(v["B"], m=v["M"], n=v["K"], k=v["N"], name=name)
 
 
 NEUSIGHT = CsvFormat(
-    name="neusight", op_column="OPName", latency_column="Latency", latency_to_us=1000.0, device_column="Device",
-    dtype_column="dtype", default_dtype="fp32",
-    shape_columns={"conv": ("B", "Input_Channel", "Output_Channel", "Kernel_Szie", "Input_Size", "Stride", "Padding"),
-                   "linear": ("B", "M", "N", "K"), "bmm": ("B", "M", "N", "K")},
-    pair_columns=frozenset(), build=_neusight_op, grid_columns=("Grid x", "Grid y", "Grid z"),
-    kernel_column="Kernel Name", torch_column="Torch Version")
+    name="neusight",
+    op_column="OPName",
+    latency_column="Latency",
+    latency_to_us=1000.0,
+    device_column="Device",
+    dtype_column="dtype",
+    default_dtype="fp32",
+    shape_columns={
+        "conv": ("B", "Input_Channel", "Output_Channel", "Kernel_Szie", "Input_Size", "Stride", "Padding"),
+        "linear": ("B", "M", "N", "K"),
+        "bmm": ("B", "M", "N", "K"),
+    },
+    pair_columns=frozenset(),
+    build=_neusight_op,
+    grid_columns=("Grid x", "Grid y", "Grid z"),
+    kernel_column="Kernel Name",
+    torch_column="Torch Version",
+)
 
 PROJECT = CsvFormat(
-    name="project", op_column="op", latency_column="median_us", latency_to_us=1.0, device_column="device",
-    dtype_column="dtype", default_dtype=None, shape_columns=project_format.SHAPE_COLUMNS,
-    pair_columns=project_format.PAIR_COLUMNS, build=project_format.build_op,
-    grid_columns=("grid_x", "grid_y", "grid_z"), kernel_column="kernel", name_column="name", sweep_column="sweep",
-    torch_column="torch", clock_column="sm_clock_mhz")
+    name="project",
+    op_column="op",
+    latency_column="median_us",
+    latency_to_us=1.0,
+    device_column="device",
+    dtype_column="dtype",
+    default_dtype=None,
+    shape_columns=project_format.SHAPE_COLUMNS,
+    pair_columns=project_format.PAIR_COLUMNS,
+    build=project_format.build_op,
+    grid_columns=("grid_x", "grid_y", "grid_z"),
+    kernel_column="kernel",
+    name_column="name",
+    sweep_column="sweep",
+    torch_column="torch",
+    clock_column="sm_clock_mhz",
+)
 
 
 def _fail(path: Path, row: int, column: str, message: str) -> DataError:
@@ -137,8 +171,12 @@ def detect_format(path: Path, header: list[str]) -> CsvFormat:
         return NEUSIGHT
     if PROJECT.op_column in header:
         return PROJECT
-    raise _fail(path, 1, "OPName' or 'op", "missing from the header: neither NeuSight's format nor the "
-                "project's (validation/README.md)")
+    raise _fail(
+        path,
+        1,
+        "OPName' or 'op",
+        "missing from the header: neither NeuSight's format nor the project's (validation/README.md)",
+    )
 
 
 class _RowReader:
@@ -151,8 +189,14 @@ class _RowReader:
             if col not in self.index:
                 raise _fail(path, 1, col, "missing from the header")
 
-    def cell(self, cells: list[str], row: int, column: str, parse: Callable[[str], object] | None = None,
-             optional: bool = False):
+    def cell(
+        self,
+        cells: list[str],
+        row: int,
+        column: str,
+        parse: Callable[[str], object] | None = None,
+        optional: bool = False,
+    ):
         """The cell of `column`, parsed; None when optional and absent or empty."""
         i = self.index.get(column)
         if i is None:
@@ -160,8 +204,9 @@ class _RowReader:
                 return None
             raise _fail(self.path, row, column, "missing from the header")
         if i >= len(cells):
-            raise _fail(self.path, row, column, f"missing cell (the row has {len(cells)} cells, "
-                                                f"the header {len(self.index)})")
+            raise _fail(
+                self.path, row, column, f"missing cell (the row has {len(cells)} cells, the header {len(self.index)})"
+            )
         text = cells[i].strip()
         if not text:
             if optional:
@@ -179,10 +224,13 @@ class _RowReader:
         fmt = self.fmt
         op_value = self.cell(cells, row, fmt.op_column)
         if op_value not in fmt.shape_columns:
-            raise _fail(self.path, row, fmt.op_column,
-                        f"unknown op {op_value!r}; allowed: {', '.join(fmt.shape_columns)}")
-        shape = {c: self.cell(cells, row, c, _pair_or_int if c in fmt.pair_columns else _integer)
-                 for c in fmt.shape_columns[op_value]}
+            raise _fail(
+                self.path, row, fmt.op_column, f"unknown op {op_value!r}; allowed: {', '.join(fmt.shape_columns)}"
+            )
+        shape = {
+            c: self.cell(cells, row, c, _pair_or_int if c in fmt.pair_columns else _integer)
+            for c in fmt.shape_columns[op_value]
+        }
         name = (self.cell(cells, row, fmt.name_column, optional=True) or "") if fmt.name_column else ""
         try:
             op = fmt.build(op_value, shape, name)
@@ -199,13 +247,17 @@ class _RowReader:
         if clock is not None and clock <= 0:
             raise _fail(self.path, row, fmt.clock_column, f"must be positive, got {clock}")
         return Measurement(
-            op=op, device=self.cell(cells, row, fmt.device_column), dtype=dtype,
+            op=op,
+            device=self.cell(cells, row, fmt.device_column),
+            dtype=dtype,
             latency_us=latency * fmt.latency_to_us,
             grid=None if None in grid else grid[0] * grid[1] * grid[2],
             kernel=self.cell(cells, row, fmt.kernel_column, optional=True) or "",
             sweep=(self.cell(cells, row, fmt.sweep_column, optional=True) or "") if fmt.sweep_column else "",
-            row=row, torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "",
-            sm_clock_mhz=clock)
+            row=row,
+            torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "",
+            sm_clock_mhz=clock,
+        )
 
 
 def read_timings(path: str | Path) -> Timings:
@@ -223,7 +275,9 @@ def read_timings(path: str | Path) -> Timings:
     header = [c.strip() for c in records[0]]
     fmt = detect_format(path, header)
     reader = _RowReader(path, fmt, header)
-    rows = [reader.measurement(cells, i) for i, cells in enumerate(records[1:], start=2) if any(c.strip() for c in cells)]
+    rows = [
+        reader.measurement(cells, i) for i, cells in enumerate(records[1:], start=2) if any(c.strip() for c in cells)
+    ]
     if not rows:
         raise DataError(f"{path}: row 2, column (all): no data rows after the header")
     return Timings(path=path, format=fmt.name, measurements=rows)

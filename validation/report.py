@@ -2,6 +2,7 @@
 
 Builds matplotlib Figures (no pyplot, no global state); the caller writes them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,15 @@ def scatter_figure(scored: Scored) -> Figure:
     line = np.array([lo, hi])
     ax.plot(line, line, "k-", lw=0.8, label="predicted = measured")
     ax.fill_between(line, line / 1.25, line * 1.25, color="grey", alpha=0.15, label="within 25%")
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel="measured latency (us)",
-           ylabel="predicted latency (us)", title=f"{scored.timings.path.name}: predicted vs measured")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=(lo, hi),
+        ylim=(lo, hi),
+        xlabel="measured latency (us)",
+        ylabel="predicted latency (us)",
+        title=f"{scored.timings.path.name}: predicted vs measured",
+    )
     ax.grid(alpha=0.3, which="both", lw=0.4)
     ax.legend(fontsize=7, markerscale=3, loc="upper left")
     fig.tight_layout()
@@ -57,8 +65,11 @@ def histogram_figure(scored: Scored) -> Figure:
     ax.hist(np.clip(err, *HIST_RANGE), bins=75, range=HIST_RANGE, color="tab:blue", alpha=0.8)
     ax.axvline(0, color="k", lw=0.8)
     note = f"; {clipped} rows outside the range drawn at its edges" if clipped else ""
-    ax.set(xlabel="error (%): (predicted - measured) / measured", ylabel="rows",
-           title=f"{scored.timings.path.name}: signed error, {len(err)} rows{note}")
+    ax.set(
+        xlabel="error (%): (predicted - measured) / measured",
+        ylabel="rows",
+        title=f"{scored.timings.path.name}: signed error, {len(err)} rows{note}",
+    )
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -102,38 +113,69 @@ def _short(text: str, width: int = 60) -> str:
 
 def _worst_rows(scored: Scored) -> list[str]:
     err = scored.error_pct
-    lines = ["## Worst rows", "", "| row | device | dtype | op | measured us | predicted us | error | "
-             "recorded kernel | predicted kernel |", "|---:|---|---|---|---:|---:|---:|---|---|"]
+    lines = [
+        "## Worst rows",
+        "",
+        "| row | device | dtype | op | measured us | predicted us | error | recorded kernel | predicted kernel |",
+        "|---:|---|---|---|---:|---:|---:|---|---|",
+    ]
     for i in np.argsort(-np.abs(err))[:WORST_ROWS]:
         m = scored.timings.measurements[i]
         shape = " ".join(f"{k}={v}" for k, v in shape_of(m.op).items())
-        lines.append(f"| {m.row} | {m.device} | {m.dtype} | {m.op.kind} {shape} | {m.latency_us:.1f} | "
-                     f"{scored.predicted_us[i]:.1f} | {err[i]:+.0f}% | {_short(m.kernel) or '-'} | {scored.predicted_kernel[i]} |")
+        lines.append(
+            f"| {m.row} | {m.device} | {m.dtype} | {m.op.kind} {shape} | {m.latency_us:.1f} | "
+            f"{scored.predicted_us[i]:.1f} | {err[i]:+.0f}% | {_short(m.kernel) or '-'} | {scored.predicted_kernel[i]} |"
+        )
     return lines + [""]
 
 
 def build_report(scored: Scored) -> Report:
     """report.md (metrics, breakdowns, plots, worst rows) and its figures."""
     s = scored.summary
-    figures: dict[str, Figure] = {"predicted_vs_measured.png": scatter_figure(scored),
-                                  "error_histogram.png": histogram_figure(scored)}
-    grid = (f"{_pct(s.grid_match)} of {s.grid_rows} rows with a recorded grid" if s.grid_match is not None
-            else "no grids recorded")
-    lines = [f"# Validation report: {scored.timings.path.name}", "",
-             f"{s.rows} rows from `{scored.timings.path}` ({scored.timings.format} format), predicted by gpusim on "
-             f"{', '.join(sorted(set(scored.gpu)))}. APE = |predicted - measured| / measured.", "",
-             "| metric | value |", "|---|---:|", f"| rows | {s.rows} |", f"| MAPE | {_pct(s.mape)} |",
-             f"| median APE | {_pct(s.median_ape)} |", f"| p90 APE | {_pct(s.p90_ape)} |",
-             f"| Spearman rank correlation | {'-' if s.spearman is None else f'{s.spearman:.3f}'} |",
-             f"| predicted CTA count = recorded grid | {grid} |", "",
-             *_group_table("By device", "device (as in the file)", s.by_device),
-             *_group_table("By op", "op", s.by_op),
-             "## Predicted vs measured", "", "![predicted vs measured](predicted_vs_measured.png)", "",
-             "## Error histogram", "", "![error histogram](error_histogram.png)", "", "## Staircases", ""]
+    figures: dict[str, Figure] = {
+        "predicted_vs_measured.png": scatter_figure(scored),
+        "error_histogram.png": histogram_figure(scored),
+    }
+    grid = (
+        f"{_pct(s.grid_match)} of {s.grid_rows} rows with a recorded grid"
+        if s.grid_match is not None
+        else "no grids recorded"
+    )
+    lines = [
+        f"# Validation report: {scored.timings.path.name}",
+        "",
+        f"{s.rows} rows from `{scored.timings.path}` ({scored.timings.format} format), predicted by gpusim on "
+        f"{', '.join(sorted(set(scored.gpu)))}. APE = |predicted - measured| / measured.",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| rows | {s.rows} |",
+        f"| MAPE | {_pct(s.mape)} |",
+        f"| median APE | {_pct(s.median_ape)} |",
+        f"| p90 APE | {_pct(s.p90_ape)} |",
+        f"| Spearman rank correlation | {'-' if s.spearman is None else f'{s.spearman:.3f}'} |",
+        f"| predicted CTA count = recorded grid | {grid} |",
+        "",
+        *_group_table("By device", "device (as in the file)", s.by_device),
+        *_group_table("By op", "op", s.by_op),
+        "## Predicted vs measured",
+        "",
+        "![predicted vs measured](predicted_vs_measured.png)",
+        "",
+        "## Error histogram",
+        "",
+        "![error histogram](error_histogram.png)",
+        "",
+        "## Staircases",
+        "",
+    ]
     stairs = find_staircases(scored.timings.measurements)
     if not stairs:
-        lines += ["No sweeps in this file (a sweep is 8 or more rows of one device, dtype and op that differ in "
-                  "one shape parameter only).", ""]
+        lines += [
+            "No sweeps in this file (a sweep is 8 or more rows of one device, dtype and op that differ in "
+            "one shape parameter only).",
+            "",
+        ]
     for n, stair in enumerate(stairs[:MAX_STAIRCASES], start=1):
         name = f"staircase_{n}.png"
         figures[name] = staircase_figure(scored, stair)

@@ -2,6 +2,7 @@
 
 gpusim.predict is called once per (GPU, dtype) with every op of that group (it is vectorised).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -65,9 +66,11 @@ class Scored:
 
 def unknown_device(timings: Timings, m: Measurement) -> DataError:
     """The one-line error for a device name that no spec answers to."""
-    return DataError(f"{timings.path}: row {m.row}: unknown GPU {m.device!r}: add a spec whose aliases include "
-                     f"{m.device!r} (run `wavecut specs new --from-device` on that GPU, or copy a file in "
-                     f"hw_specs/devices/; see hw_specs/README.md), or pass --gpu NAME to score every row on one spec")
+    return DataError(
+        f"{timings.path}: row {m.row}: unknown GPU {m.device!r}: add a spec whose aliases include "
+        f"{m.device!r} (run `wavecut specs new --from-device` on that GPU, or copy a file in "
+        f"hw_specs/devices/; see hw_specs/README.md), or pass --gpu NAME to score every row on one spec"
+    )
 
 
 def resolve_specs(timings: Timings, gpu: str | None = None) -> dict[str, GpuSpec]:
@@ -94,6 +97,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:  # a constant side has no rank order
         return None
     from scipy.stats import spearmanr
+
     rho = float(spearmanr(a, b).statistic)
     return None if np.isnan(rho) else rho
 
@@ -110,11 +114,17 @@ def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.nda
         by_op[m.op.kind].append(i)
     with_grid = [i for i, m in enumerate(ms) if m.grid is not None]
     match = sum(int(predicted_grid[i]) == ms[i].grid for i in with_grid)
-    return Summary(rows=len(ms), mape=float(ape.mean()), median_ape=float(np.median(ape)),
-                   p90_ape=float(np.percentile(ape, 90)), spearman=_spearman(predicted_us, measured),
-                   by_device={k: _group(ape, v) for k, v in by_device.items()},
-                   by_op={k: _group(ape, v) for k, v in by_op.items()},
-                   grid_match=100.0 * match / len(with_grid) if with_grid else None, grid_rows=len(with_grid))
+    return Summary(
+        rows=len(ms),
+        mape=float(ape.mean()),
+        median_ape=float(np.median(ape)),
+        p90_ape=float(np.percentile(ape, 90)),
+        spearman=_spearman(predicted_us, measured),
+        by_device={k: _group(ape, v) for k, v in by_device.items()},
+        by_op={k: _group(ape, v) for k, v in by_op.items()},
+        grid_match=100.0 * match / len(with_grid) if with_grid else None,
+        grid_rows=len(with_grid),
+    )
 
 
 def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False) -> Scored:
@@ -133,10 +143,20 @@ def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False
     plans = cached_conv_plans(ms)
     for (_, dtype, clock), rows in groups.items():
         spec = specs[ms[rows[0]].device]
-        pred = LoweredOps([ms[i].op for i in rows], spec if clock is None else spec.at_clock(clock), dtype,
-                          cached_plans=[plans[i] for i in rows]).predict()
+        pred = LoweredOps(
+            [ms[i].op for i in rows],
+            spec if clock is None else spec.at_clock(clock),
+            dtype,
+            cached_plans=[plans[i] for i in rows],
+        ).predict()
         predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
         for row, launch in zip(rows, pred.main_launches()):
             grid[row], kernel[row] = launch.grid, launch.kernel
-    return Scored(timings=timings, predicted_us=predicted, predicted_grid=grid, predicted_kernel=kernel,
-                  gpu=[specs[m.device].name for m in ms], summary=summarize(timings, predicted, grid))
+    return Scored(
+        timings=timings,
+        predicted_us=predicted,
+        predicted_grid=grid,
+        predicted_kernel=kernel,
+        gpu=[specs[m.device].name for m in ms],
+        summary=summarize(timings, predicted, grid),
+    )

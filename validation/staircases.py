@@ -1,4 +1,5 @@
 """Find latency staircases in measurements: rows that differ in exactly one shape parameter."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -5,12 +5,13 @@ a number, a list, or a range "A:B" / "A:B:STEP" (inclusive), and a case expands 
 product of its fields. `size` sets height = width; depthwise takes `channels`.
 Whole networks are listed under `networks` and are expanded by the timing harness.
 """
+
 from __future__ import annotations
 
 import itertools
 from dataclasses import fields
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +22,7 @@ from validation.project_format import OP_CLASSES
 
 SWEEP_DIR = Path(__file__).resolve().parent / "sweeps"
 MeasureDtype = Literal["fp32", "tf32", "fp16", "bf16"]
-FieldValue = Union[int, str, list[int]]
+FieldValue = int | str | list[int]
 
 
 class SweepError(WavecutError):
@@ -58,7 +59,9 @@ def load_sweep(name_or_path: str | Path) -> Sweep:
     path = Path(name_or_path)
     if not path.exists():
         if path.suffix in (".yaml", ".yml") or str(name_or_path) not in shipped_sweeps():
-            raise SweepError(f"--sweep: no sweep named or at {str(name_or_path)!r}; shipped: {', '.join(shipped_sweeps())}")
+            raise SweepError(
+                f"--sweep: no sweep named or at {str(name_or_path)!r}; shipped: {', '.join(shipped_sweeps())}"
+            )
         path = SWEEP_DIR / f"{name_or_path}.yaml"
     try:
         return Sweep.model_validate(yaml.safe_load(path.read_text()))
@@ -87,10 +90,17 @@ def expand_values(value: FieldValue, where: str) -> list[int]:
 def _fields_of(op: str) -> tuple[type[Op], dict[str, tuple[str, ...]]]:
     """The op class for a case's op, and which class fields each case key sets."""
     if op == "depthwise":
-        return Conv2d, {"batch": ("batch",), "channels": ("in_channels", "out_channels", "groups"),
-                        "size": ("height", "width"), "height": ("height",), "width": ("width",),
-                        "kernel_size": ("kernel_size",), "stride": ("stride",), "padding": ("padding",),
-                        "dilation": ("dilation",)}
+        return Conv2d, {
+            "batch": ("batch",),
+            "channels": ("in_channels", "out_channels", "groups"),
+            "size": ("height", "width"),
+            "height": ("height",),
+            "width": ("width",),
+            "kernel_size": ("kernel_size",),
+            "stride": ("stride",),
+            "padding": ("padding",),
+            "dilation": ("dilation",),
+        }
     cls = OP_CLASSES[op]
     keys = {f.name: (f.name,) for f in fields(cls) if f.name != "name"}
     return cls, keys | ({"size": ("height", "width")} if cls is Conv2d else {})

@@ -1,4 +1,5 @@
 """Printing shared by the commands (files are written with gpusim.atomic_write)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`wavecut plan`, `wavecut snap` and `wavecut apply`: channel widths under a latency budget, and pruning with them."""
+
 from __future__ import annotations
 
 import warnings
@@ -37,8 +38,18 @@ def plan(
     from planner.plan import make_plan
     from wavecut.predict_cmd import parse_input
 
-    result = _quiet(make_plan, model, gpu, budget, batch, dtype, mode, parse_input(input_shape), importance,
-                    str(weights) if weights else None)
+    result = _quiet(
+        make_plan,
+        model,
+        gpu,
+        budget,
+        batch,
+        dtype,
+        mode,
+        parse_input(input_shape),
+        importance,
+        str(weights) if weights else None,
+    )
     result.save(out)
     if as_json:
         print_json(result.model_dump())
@@ -62,11 +73,15 @@ def quickstart(
 
 def print_plan(result, layers: bool = False) -> None:
     """Tables of a plan: the comparison with uniform pruning, the groups and (optionally) the per-layer waves."""
-    title = (f"{result.model} on {result.gpu}, {result.dtype}, batch {result.batch}, {result.mode}, "
-             f"input {'x'.join(map(str, result.input_shape))}")
-    console.print(f"[bold]{title}[/bold]: unpruned {result.baseline_latency_us:.1f} us, budget "
-                  f"{result.budget_us:.1f} us ({result.budget}), planned {result.planned_latency_us:.1f} us "
-                  f"in {result.planning_s:.1f} s")
+    title = (
+        f"{result.model} on {result.gpu}, {result.dtype}, batch {result.batch}, {result.mode}, "
+        f"input {'x'.join(map(str, result.input_shape))}"
+    )
+    console.print(
+        f"[bold]{title}[/bold]: unpruned {result.baseline_latency_us:.1f} us, budget "
+        f"{result.budget_us:.1f} us ({result.budget}), planned {result.planned_latency_us:.1f} us "
+        f"in {result.planning_s:.1f} s"
+    )
     table = Table(title="at the same budget")
     for col in ("method", "keep ratio", "latency us", "channels", "importance kept"):
         table.add_column(col, justify="left" if col == "method" else "right")
@@ -74,15 +89,26 @@ def print_plan(result, layers: bool = False) -> None:
         if row.latency_us is None:
             table.add_row(row.method, "-", "cannot meet the budget", "-", "-")
         else:
-            table.add_row(row.method, "-" if row.keep_ratio is None else f"{row.keep_ratio:.2f}",
-                          f"{row.latency_us:.1f}", str(row.channels), f"{row.importance:.1%}")
+            table.add_row(
+                row.method,
+                "-" if row.keep_ratio is None else f"{row.keep_ratio:.2f}",
+                f"{row.latency_us:.1f}",
+                str(row.channels),
+                f"{row.importance:.1%}",
+            )
     console.print(table)
     groups = Table(title="channel groups")
     for col in ("group", "layers", "width", "of", "importance kept", "note"):
         groups.add_column(col, justify="left" if col in ("group", "note") else "right")
     for g in result.groups:
-        groups.add_row(g.name, str(len(g.producers) + len(g.consumers)), str(g.width), str(g.full_width),
-                       f"{g.importance_kept:.1%}", g.locked)
+        groups.add_row(
+            g.name,
+            str(len(g.producers) + len(g.consumers)),
+            str(g.width),
+            str(g.full_width),
+            f"{g.importance_kept:.1%}",
+            g.locked,
+        )
     console.print(groups)
     if layers:
         print_layers(result)
@@ -94,9 +120,14 @@ def print_layers(result) -> None:
     for col in ("layer", "op", "us before", "us after", "waves", "tail fill"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for layer in result.layers:
-        table.add_row(layer.name, layer.op, f"{layer.before_us:.1f}", f"{layer.after_us:.1f}",
-                      f"{layer.waves_before} -> {layer.waves_after}",
-                      f"{layer.tail_before:.2f} -> {layer.tail_after:.2f}")
+        table.add_row(
+            layer.name,
+            layer.op,
+            f"{layer.before_us:.1f}",
+            f"{layer.after_us:.1f}",
+            f"{layer.waves_before} -> {layer.waves_after}",
+            f"{layer.tail_before:.2f} -> {layer.tail_after:.2f}",
+        )
     console.print(table)
 
 
@@ -139,10 +170,12 @@ def snap(
         table.add_row(m.group, f"{m.before} -> {m.after}", f"{m.latency_change_us:+.1f}", m.reason)
     console.print(table)
     before, after = result.comparison
-    console.print(f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
-                  f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
-                  f"({after.channels - before.channels:+d}); importance kept {before.importance:.1%} -> "
-                  f"{after.importance:.1%}")
+    console.print(
+        f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
+        f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
+        f"({after.channels - before.channels:+d}); importance kept {before.importance:.1%} -> "
+        f"{after.importance:.1%}"
+    )
     console.print(f"wrote {out}")
 
 
@@ -162,16 +195,25 @@ def apply(
     plan_obj = Plan.load(plan_file)
     shape = parse_input(input_shape) if input_shape else None
     applied = apply_plan(plan_obj, str(weights) if weights else None, out, model, shape)
-    report = {"model": plan_obj.model, "out": str(out), "output_shape": list(applied.output_shape),
-              "parameters_before": applied.parameters_before, "parameters_after": applied.parameters_after,
-              "predicted_latency_us": applied.predicted_us, "plan_latency_us": plan_obj.planned_latency_us,
-              "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us)
-              <= 1e-6 * plan_obj.planned_latency_us}
+    report = {
+        "model": plan_obj.model,
+        "out": str(out),
+        "output_shape": list(applied.output_shape),
+        "parameters_before": applied.parameters_before,
+        "parameters_after": applied.parameters_after,
+        "predicted_latency_us": applied.predicted_us,
+        "plan_latency_us": plan_obj.planned_latency_us,
+        "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us) <= 1e-6 * plan_obj.planned_latency_us,
+    }
     if as_json:
         print_json(report)
         return
-    console.print(f"pruned {plan_obj.model}: parameters {applied.parameters_before:,} -> {applied.parameters_after:,}, "
-                  f"output shape {tuple(applied.output_shape)} unchanged")
-    console.print(f"predicted {applied.predicted_us:.1f} us on {plan_obj.gpu} "
-                  f"(plan: {plan_obj.planned_latency_us:.1f} us"
-                  f"{', equal' if report['matches_plan'] else ', DIFFERENT: please report this'}); wrote {out}")
+    console.print(
+        f"pruned {plan_obj.model}: parameters {applied.parameters_before:,} -> {applied.parameters_after:,}, "
+        f"output shape {tuple(applied.output_shape)} unchanged"
+    )
+    console.print(
+        f"predicted {applied.predicted_us:.1f} us on {plan_obj.gpu} "
+        f"(plan: {plan_obj.planned_latency_us:.1f} us"
+        f"{', equal' if report['matches_plan'] else ', DIFFERENT: please report this'}); wrote {out}"
+    )

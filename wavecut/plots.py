@@ -1,16 +1,17 @@
 """PNG plots for the CLI (matplotlib, headless)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gpusim.staircase import StairPoint, step_edges  # noqa: E402
 from gpusim.atomic_write import write_atomic  # noqa: E402
+from gpusim.staircase import StairPoint, step_edges  # noqa: E402
 
 
 def plot_staircase(points: Sequence[StairPoint], title: str, path: Path) -> None:

@@ -1,4 +1,5 @@
 """`wavecut predict`: per-layer latency, waves and tail waste of a whole PyTorch model on a GPU."""
+
 from __future__ import annotations
 
 import sys
@@ -9,11 +10,18 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from gpusim.errors import WavecutError
 from gpusim.dtypes import check_dtype
+from gpusim.errors import WavecutError
 from gpusim.spec import load_spec
-from planner.defaults import (DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, DEFAULT_MODEL,
-                              check_mode)
+from planner.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GPU,
+    DEFAULT_INPUT,
+    DEFAULT_MODE,
+    DEFAULT_MODEL,
+    check_mode,
+)
 from wavecut.output import console, print_json
 
 
@@ -55,16 +63,39 @@ def predict(
         print_json(result.to_dict())
         return
     table = Table(title=f"{model} on {result.gpu}, {dtype}, batch {batch}, {mode}, input {input_shape}")
-    for col in ("layer", "op", "shape", "kernel", "grid", "CTAs/SM", "waves", "tail fill", "us", "share",
-                "tail waste us"):
+    for col in (
+        "layer",
+        "op",
+        "shape",
+        "kernel",
+        "grid",
+        "CTAs/SM",
+        "waves",
+        "tail fill",
+        "us",
+        "share",
+        "tail waste us",
+    ):
         table.add_column(col, justify="left" if col in ("layer", "op", "kernel") else "right", no_wrap=True)
     for layer in result.layers:
         name = layer.name + (f" +{len(layer.fused)}" if layer.fused else "")
-        table.add_row(name, layer.op, "x".join(map(str, layer.shape)), layer.kernel, str(layer.grid),
-                      str(layer.ctas_per_sm), str(layer.waves), f"{layer.tail_fill:.2f}", f"{layer.latency_us:.1f}",
-                      f"{layer.latency_us / result.total_us:.1%}", f"{layer.tail_waste_us:.1f}")
+        table.add_row(
+            name,
+            layer.op,
+            "x".join(map(str, layer.shape)),
+            layer.kernel,
+            str(layer.grid),
+            str(layer.ctas_per_sm),
+            str(layer.waves),
+            f"{layer.tail_fill:.2f}",
+            f"{layer.latency_us:.1f}",
+            f"{layer.latency_us / result.total_us:.1%}",
+            f"{layer.tail_waste_us:.1f}",
+        )
     wide = Measurement.get(console, console.options.update_width(1000), table).maximum
     Console(width=max(console.width, wide)).print(table)  # never truncate layer or kernel names
-    console.print(f"total {result.total_us:.1f} us in {len(result.layers)} launches; "
-                  f"{result.flops / 1e9:.2f} GFLOPs ({result.macs / 1e9:.3f} GMACs in conv/linear/bmm); "
-                  f"tail waste {result.tail_waste_us:.1f} us ({result.tail_waste_us / result.total_us:.1%})")
+    console.print(
+        f"total {result.total_us:.1f} us in {len(result.layers)} launches; "
+        f"{result.flops / 1e9:.2f} GFLOPs ({result.macs / 1e9:.3f} GMACs in conv/linear/bmm); "
+        f"tail waste {result.tail_waste_us:.1f} us ({result.tail_waste_us / result.total_us:.1%})"
+    )

@@ -1,4 +1,5 @@
 """`wavecut specs`: list, show and check GPU spec files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,10 +18,18 @@ app.command("new")(new)
 
 def _summary(spec: GpuSpec) -> dict:
     d = spec.device
-    return {"name": d.name, "aliases": d.aliases, "sm_count": d.sm_count, "architecture": d.architecture,
-            "compute_capability": d.compute_capability, "boost_clock_mhz": d.boost_clock_mhz,
-            "sustained_clock_mhz": d.sustained_clock_mhz, "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
-            "peak_tflops": d.peak_tflops.model_dump(exclude_none=True), "file": Path(spec.path).name}
+    return {
+        "name": d.name,
+        "aliases": d.aliases,
+        "sm_count": d.sm_count,
+        "architecture": d.architecture,
+        "compute_capability": d.compute_capability,
+        "boost_clock_mhz": d.boost_clock_mhz,
+        "sustained_clock_mhz": d.sustained_clock_mhz,
+        "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
+        "peak_tflops": d.peak_tflops.model_dump(exclude_none=True),
+        "file": Path(spec.path).name,
+    }
 
 
 @app.callback()
@@ -37,19 +46,30 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         table.add_column(col)
     for r in rows:
         p = r["peak_tflops"]
-        table.add_row(r["file"], r["name"], r["compute_capability"], str(r["sm_count"]),
-                      f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
-                      f"{p['fp32']}/{p.get('fp16', '-')}", f"{r['memory_bandwidth_gbs']:.0f}")
+        table.add_row(
+            r["file"],
+            r["name"],
+            r["compute_capability"],
+            str(r["sm_count"]),
+            f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
+            f"{p['fp32']}/{p.get('fp16', '-')}",
+            f"{r['memory_bandwidth_gbs']:.0f}",
+        )
     console.print(table)
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="GPU name, alias or spec file"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+def show(
+    name: str = typer.Argument(..., help="GPU name, alias or spec file"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Show one spec with its per-SM limits, the clock used and the sources."""
     spec = load_spec(name)
-    data = {"device": spec.device.model_dump(), "limits": spec.limits.model_dump(), "file": spec.path,
-            "content_hash": spec.content_hash}
+    data = {
+        "device": spec.device.model_dump(),
+        "limits": spec.limits.model_dump(),
+        "file": spec.path,
+        "content_hash": spec.content_hash,
+    }
     if as_json:
         print_json(data)
     else:
@@ -60,5 +80,8 @@ def show(name: str = typer.Argument(..., help="GPU name, alias or spec file"),
 def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
     spec = load_spec_file(path)
-    console.print(f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
-                  f"clock used {spec.device.sustained_clock_mhz:.0f} MHz", highlight=False)
+    console.print(
+        f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
+        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz",
+        highlight=False,
+    )

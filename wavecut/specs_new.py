@@ -4,6 +4,7 @@ Everything CUDA reports goes in with its source; every number it cannot report i
 "TODO: ...", which fails `wavecut specs check` until someone fills it in from a datasheet or a
 measurement. So a new GPU starts from facts, never from a copied neighbour's numbers.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,24 +14,53 @@ import typer
 import yaml
 from pydantic import BaseModel
 
+from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import SpecError, WavecutError
 from gpusim.spec import load_limits
-from gpusim.atomic_write import write_text_atomic
 from wavecut.output import console
 
 READ = "torch.cuda.get_device_properties on the device"
-ARCHITECTURE_BY_CC = {"5": "maxwell", "6": "pascal", "7.0": "volta", "7.2": "volta", "7.5": "turing", "8.0": "ampere",
-                      "8.6": "ampere", "8.7": "ampere", "8.9": "ada", "9": "hopper", "10": "blackwell",
-                      "12": "blackwell"}
+ARCHITECTURE_BY_CC = {
+    "5": "maxwell",
+    "6": "pascal",
+    "7.0": "volta",
+    "7.2": "volta",
+    "7.5": "turing",
+    "8.0": "ampere",
+    "8.6": "ampere",
+    "8.7": "ampere",
+    "8.9": "ada",
+    "9": "hopper",
+    "10": "blackwell",
+    "12": "blackwell",
+}
 # FP32 lanes per SM: CUDA C++ Programming Guide, "Arithmetic Instructions" throughput table.
-FP32_CORES_BY_CC = {"5": 128, "6.0": 64, "6.1": 128, "6.2": 128, "7.0": 64, "7.2": 64, "7.5": 64, "8.0": 64,
-                    "8.6": 128, "8.7": 128, "8.9": 128, "9.0": 128, "10.0": 128, "12.0": 128}
+FP32_CORES_BY_CC = {
+    "5": 128,
+    "6.0": 64,
+    "6.1": 128,
+    "6.2": 128,
+    "7.0": 64,
+    "7.2": 64,
+    "7.5": 64,
+    "8.0": 64,
+    "8.6": 128,
+    "8.7": 128,
+    "8.9": 128,
+    "9.0": 128,
+    "10.0": 128,
+    "12.0": 128,
+}
 CORES_SOURCE = "CUDA C++ Programming Guide, 'Arithmetic Instructions' throughput table (FP32 results per clock per SM)"
 # SmLimits field -> the cudaDeviceProp (torch) field that reports it.
-LIMIT_FACTS = {"max_threads_per_sm": "max_threads_per_multi_processor", "registers_per_sm": "regs_per_multiprocessor",
-               "shared_memory_per_sm": "shared_memory_per_multiprocessor",
-               "max_shared_memory_per_block": "shared_memory_per_block_optin",
-               "max_threads_per_block": "max_threads_per_block", "warp_size": "warp_size"}
+LIMIT_FACTS = {
+    "max_threads_per_sm": "max_threads_per_multi_processor",
+    "registers_per_sm": "regs_per_multiprocessor",
+    "shared_memory_per_sm": "shared_memory_per_multiprocessor",
+    "max_shared_memory_per_block": "shared_memory_per_block_optin",
+    "max_threads_per_block": "max_threads_per_block",
+    "warp_size": "warp_size",
+}
 
 
 class DeviceFacts(BaseModel):
@@ -74,8 +104,11 @@ def _limit_overrides(facts: DeviceFacts) -> tuple[dict[str, int], str]:
     except SpecError:
         read = ", ".join(f"{k}={getattr(facts, v)}" for k, v in LIMIT_FACTS.items())
         return {}, f"compute_capability/sm_{facts.major}{facts.minor}.yaml does not exist yet: create it ({read})"
-    overrides = {k: getattr(facts, v) for k, v in LIMIT_FACTS.items()
-                 if getattr(facts, v) and getattr(facts, v) != getattr(limits, k)}
+    overrides = {
+        k: getattr(facts, v)
+        for k, v in LIMIT_FACTS.items()
+        if getattr(facts, v) and getattr(facts, v) != getattr(limits, k)
+    }
     return overrides, ""
 
 
@@ -84,19 +117,25 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
     todo = "TODO: fill in from the datasheet, then add its source"
     cores = _by_cc(FP32_CORES_BY_CC, facts.cc)
     boost = facts.clock_rate / 1000 if facts.clock_rate else None
-    bandwidth = 2 * facts.memory_clock_rate * 1e3 * facts.memory_bus_width / 8 / 1e9 if facts.memory_clock_rate else None
+    bandwidth = (
+        2 * facts.memory_clock_rate * 1e3 * facts.memory_bus_width / 8 / 1e9 if facts.memory_clock_rate else None
+    )
     fp32 = round(facts.multi_processor_count * cores * 2 * boost / 1e6, 2) if cores and boost else None
     has_tc = facts.major >= 8
-    peaks = {"fp32": fp32 or f"{todo} (dense FP32 TFLOPS at the boost clock)",
-             **({"tf32": f"{todo} (dense TF32 tensor TFLOPS)"} if has_tc else {}),
-             "fp16": f"{todo} (dense FP16 TFLOPS; delete this line if the GPU has no FP16 rate of its own)",
-             **({"bf16": f"{todo} (dense BF16 tensor TFLOPS)"} if has_tc else {}),
-             "int8": f"{todo} (dense INT8 TOPS; delete this line if the GPU has no INT8 rate of its own)"}
+    peaks = {
+        "fp32": fp32 or f"{todo} (dense FP32 TFLOPS at the boost clock)",
+        **({"tf32": f"{todo} (dense TF32 tensor TFLOPS)"} if has_tc else {}),
+        "fp16": f"{todo} (dense FP16 TFLOPS; delete this line if the GPU has no FP16 rate of its own)",
+        **({"bf16": f"{todo} (dense BF16 tensor TFLOPS)"} if has_tc else {}),
+        "int8": f"{todo} (dense INT8 TOPS; delete this line if the GPU has no INT8 rate of its own)",
+    }
     overrides, note = _limit_overrides(facts)
     spec = {
-        "name": facts.name, "aliases": [facts.name, slug(facts.name)],
+        "name": facts.name,
+        "aliases": [facts.name, slug(facts.name)],
         "architecture": _by_cc(ARCHITECTURE_BY_CC, facts.cc) or f"TODO: architecture of compute capability {facts.cc}",
-        "compute_capability": facts.cc, "sm_count": facts.multi_processor_count,
+        "compute_capability": facts.cc,
+        "sm_count": facts.multi_processor_count,
         "fp32_cores_per_sm": cores or f"TODO: FP32 lanes per SM of compute capability {facts.cc}",
         "boost_clock_mhz": boost or f"{todo} (boost clock, MHz)",
         "sustained_clock_mhz": "TODO: the clock held under a long dense GEMM (hw_specs/README.md, step 4)",
@@ -110,15 +149,24 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
     sources = {
         "sm_count": f"{READ} (multi_processor_count)",
         "fp32_cores_per_sm": CORES_SOURCE if cores else "TODO",
-        "boost_clock_mhz": f"{READ} (clock_rate, the maximum SM clock); check against the datasheet" if boost else "TODO",
+        "boost_clock_mhz": f"{READ} (clock_rate, the maximum SM clock); check against the datasheet"
+        if boost
+        else "TODO",
         "sustained_clock_mhz": "TODO",
-        "memory_bandwidth_gbs": (f"derived: 2 x memory_clock_rate {facts.memory_clock_rate / 1000:.0f} MHz x "
-                                 f"{facts.memory_bus_width}-bit bus / 8 ({READ}); check against the datasheet"
-                                 if bandwidth else "TODO"),
+        "memory_bandwidth_gbs": (
+            f"derived: 2 x memory_clock_rate {facts.memory_clock_rate / 1000:.0f} MHz x "
+            f"{facts.memory_bus_width}-bit bus / 8 ({READ}); check against the datasheet"
+            if bandwidth
+            else "TODO"
+        ),
         "memory_gb": f"{READ} (total_memory, GiB as CUDA reports it; the datasheet figure may be rounder)",
         "l2_cache_mb": f"{READ} (L2_cache_size)" if facts.L2_cache_size else "TODO",
-        "peak_tflops": (f"fp32 derived: {facts.multi_processor_count} SMs x {cores} FP32 lanes x 2 x {boost:.0f} MHz; "
-                        "TODO: the others from the datasheet (dense)" if fp32 else "TODO"),
+        "peak_tflops": (
+            f"fp32 derived: {facts.multi_processor_count} SMs x {cores} FP32 lanes x 2 x {boost:.0f} MHz; "
+            "TODO: the others from the datasheet (dense)"
+            if fp32
+            else "TODO"
+        ),
         **{f"sm_limits.{k}": f"{READ} ({LIMIT_FACTS[k]})" for k in overrides},
     }
     return {**spec, "sources": sources}, note
@@ -140,13 +188,16 @@ def read_device_facts(index: int) -> DeviceFacts:
     except ImportError:
         raise WavecutError("specs new --from-device: torch is not installed (pip install 'wavecut[torch]')") from None
     if not torch.cuda.is_available():
-        raise WavecutError("specs new --from-device: no CUDA GPU is visible to torch (torch.cuda.is_available() is "
-                           "False); run it on the machine that has the GPU")
+        raise WavecutError(
+            "specs new --from-device: no CUDA GPU is visible to torch (torch.cuda.is_available() is "
+            "False); run it on the machine that has the GPU"
+        )
     if not 0 <= index < torch.cuda.device_count():
         raise WavecutError(f"--index: {index} out of range; this machine has {torch.cuda.device_count()} CUDA devices")
     props = torch.cuda.get_device_properties(index)
-    return DeviceFacts(**{f: getattr(props, f, 0) or 0 for f in DeviceFacts.model_fields if f != "name"},
-                       name=props.name)
+    return DeviceFacts(
+        **{f: getattr(props, f, 0) or 0 for f in DeviceFacts.model_fields if f != "name"}, name=props.name
+    )
 
 
 def new(
@@ -163,10 +214,15 @@ def new(
     out = out or Path(f"{slug(facts.name)}.yaml")
     if out.exists() and not force:
         raise WavecutError(f"{out}: already exists; pass --force to overwrite or --out to choose another file")
-    header = [f"# {facts.name}: drafted by `wavecut specs new --from-device`.",
-              "# Every 'TODO: ...' is a number CUDA does not report: fill it in from the datasheet or a",
-              f"# measurement (hw_specs/README.md), then run `wavecut specs check {out}`."]
+    header = [
+        f"# {facts.name}: drafted by `wavecut specs new --from-device`.",
+        "# Every 'TODO: ...' is a number CUDA does not report: fill it in from the datasheet or a",
+        f"# measurement (hw_specs/README.md), then run `wavecut specs check {out}`.",
+    ]
     header += [f"# {note}"] if note else []
     write_text_atomic(out, "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False, width=110))
-    console.print(f"wrote {out}: {count_todos({k: v for k, v in spec.items() if k != 'sources'})} values marked TODO; fill them in, then "
-                  f"`wavecut specs check {out}`", highlight=False)
+    console.print(
+        f"wrote {out}: {count_todos({k: v for k, v in spec.items() if k != 'sources'})} values marked TODO; fill them in, then "
+        f"`wavecut specs check {out}`",
+        highlight=False,
+    )

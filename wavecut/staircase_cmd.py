@@ -1,4 +1,5 @@
 """`wavecut staircase`: sweep one dimension of one op and show the latency steps."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,10 +42,17 @@ def _template(op: str, batch: int, cin: int, cout: int, size: int, kernel: int, 
 
 # Which op field each CLI option sweeps, per op.
 _FIELDS = {
-    "conv2d": {"--batch": "batch", "--in-channels": "in_channels", "--out-channels": "out_channels",
-               "--size": ("height", "width")},
-    "depthwise": {"--batch": "batch", "--in-channels": ("in_channels", "out_channels", "groups"),
-                  "--size": ("height", "width")},
+    "conv2d": {
+        "--batch": "batch",
+        "--in-channels": "in_channels",
+        "--out-channels": "out_channels",
+        "--size": ("height", "width"),
+    },
+    "depthwise": {
+        "--batch": "batch",
+        "--in-channels": ("in_channels", "out_channels", "groups"),
+        "--size": ("height", "width"),
+    },
     "linear": {"--batch": "batch", "--in-channels": "in_features", "--out-channels": "out_features"},
     "bmm": {"--batch": "batch", "--in-channels": "k", "--out-channels": "n", "--size": "m"},
 }
@@ -52,6 +60,7 @@ _FIELDS = {
 
 def _plot(points: list[StairPoint], title: str, path: Path) -> None:
     from wavecut.plots import plot_staircase
+
     plot_staircase(points, title, path)
 
 
@@ -83,15 +92,28 @@ def staircase(
     if option not in _FIELDS[op]:
         raise WavecutError(f"{option}: cannot be swept for --op {op}; allowed: {', '.join(_FIELDS[op])}")
     fixed = {k: v[0] for k, v in ranges.items()}
-    template = _template(op, fixed["--batch"], fixed["--in-channels"], fixed["--out-channels"], fixed["--size"],
-                         kernel, stride, padding)
+    template = _template(
+        op, fixed["--batch"], fixed["--in-channels"], fixed["--out-channels"], fixed["--size"], kernel, stride, padding
+    )
     field = _FIELDS[op][option]
     values = ranges[option]
     points = sweep(template, field, values, gpu, dtype)
     key = option.lstrip("-").replace("-", "_")
     if as_json:
-        print_json([{key: p.value, "latency_us": p.latency_us, "kernel": p.kernel, "grid": p.grid,
-                     "ctas_per_sm": p.ctas_per_sm, "waves": p.waves, "tail_fill": p.tail_fill} for p in points])
+        print_json(
+            [
+                {
+                    key: p.value,
+                    "latency_us": p.latency_us,
+                    "kernel": p.kernel,
+                    "grid": p.grid,
+                    "ctas_per_sm": p.ctas_per_sm,
+                    "waves": p.waves,
+                    "tail_fill": p.tail_fill,
+                }
+                for p in points
+            ]
+        )
     else:
         _print_steps(points, key)
     if plot is not None:
@@ -105,6 +127,13 @@ def _print_steps(points: list[StairPoint], key: str) -> None:
     for col in (key, "latency us", "kernel", "grid", "CTAs/SM", "waves", "tail fill"):
         table.add_column(col)
     for p in step_edges(points):
-        table.add_row(str(p.value), f"{p.latency_us:.1f}", p.kernel, str(p.grid), str(p.ctas_per_sm),
-                      str(p.waves), f"{p.tail_fill:.2f}")
+        table.add_row(
+            str(p.value),
+            f"{p.latency_us:.1f}",
+            p.kernel,
+            str(p.grid),
+            str(p.ctas_per_sm),
+            str(p.waves),
+            f"{p.tail_fill:.2f}",
+        )
     console.print(table)

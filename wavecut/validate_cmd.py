@@ -1,4 +1,5 @@
 """`wavecut validate`: score the simulator on recorded timings, time sweeps on a GPU, or both at once."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gpusim.errors import WavecutError
 from gpusim.atomic_write import write_atomic, write_text_atomic
+from gpusim.errors import WavecutError
 from wavecut.output import console, print_json
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ def _print_summary(summary: Summary) -> None:
     s = summary
     grid = f"{_pct(s.grid_match)} of {s.grid_rows} rows" if s.grid_match is not None else "not recorded"
     rho = "-" if s.spearman is None else f"{s.spearman:.3f}"
-    console.print(f"[bold]{s.rows}[/bold] rows: MAPE {_pct(s.mape)}, median APE {_pct(s.median_ape)}, "
-                  f"p90 APE {_pct(s.p90_ape)}, Spearman {rho}, predicted CTA count = recorded grid: {grid}",
-                  highlight=False)
+    console.print(
+        f"[bold]{s.rows}[/bold] rows: MAPE {_pct(s.mape)}, median APE {_pct(s.median_ape)}, "
+        f"p90 APE {_pct(s.p90_ape)}, Spearman {rho}, predicted CTA count = recorded grid: {grid}",
+        highlight=False,
+    )
     for title, groups in (("device (as in the file)", s.by_device), ("op", s.by_op)):
         table = Table()
         for col in (title, "rows", "MAPE", "median APE"):
@@ -70,12 +73,15 @@ def _score_file(data: Path, gpu: str | None, as_json: bool, report: Path | None,
 
 @app.command("score")
 def score(
-    data: Path = typer.Option(..., "--data", help="timings CSV: NeuSight's format or the project's (validation/README.md)"),
+    data: Path = typer.Option(
+        ..., "--data", help="timings CSV: NeuSight's format or the project's (validation/README.md)"
+    ),
     gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     report: Path = typer.Option(None, "--report", help="write report.md and PNG plots into this folder"),
     at_recorded_clock: bool = typer.Option(
-        False, "--at-recorded-clock", help="predict rows that recorded their SM clock at that clock, not the spec's"),
+        False, "--at-recorded-clock", help="predict rows that recorded their SM clock at that clock, not the spec's"
+    ),
 ) -> None:
     """Predict every row of a timings file and print MAPE, median/p90 APE, Spearman and grid agreement."""
     _score_file(data, gpu, as_json, report, at_recorded_clock)
@@ -90,14 +96,17 @@ def _print_clocks(report: ClockReport) -> None:
         table.add_column(col, justify="left" if col in ("device (as in the file)", "spec") else "right")
     for d in report.devices:
         suggested = "-" if d.suggested_sustained_mhz is None else f"{d.suggested_sustained_mhz:.0f}"
-        table.add_row(d.device, d.spec_path, f"{d.boost_mhz:.0f}", f"{d.spec_sustained_mhz:.0f}", str(d.sustained_rows),
-                      suggested)
+        table.add_row(
+            d.device, d.spec_path, f"{d.boost_mhz:.0f}", f"{d.spec_sustained_mhz:.0f}", str(d.sustained_rows), suggested
+        )
     console.print(table)
     groups = Table()
     for col in ("device", "dtype", "op", "rows", "median", "p10", "p90"):
         groups.add_column(col, justify="left" if col in ("device", "dtype", "op") else "right")
     for g in report.groups:
-        groups.add_row(g.device, g.dtype, g.op, str(g.rows), f"{g.median_mhz:.0f}", f"{g.p10_mhz:.0f}", f"{g.p90_mhz:.0f}")
+        groups.add_row(
+            g.device, g.dtype, g.op, str(g.rows), f"{g.median_mhz:.0f}", f"{g.p10_mhz:.0f}", f"{g.p90_mhz:.0f}"
+        )
     console.print(groups)
 
 
@@ -151,6 +160,7 @@ def _measure_to_csv(tasks: list[Task], device: str, l2_flush: bool, out: Path) -
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
+
     return write_atomic(out, write)
 
 
@@ -195,8 +205,10 @@ def run(
     except SpecError:
         if gpu:
             raise
-        raise WavecutError(f"no spec answers to this device's name {name!r}: run `wavecut specs new --from-device`, "
-                           f"fill it in and add {name!r} to its aliases, or pass --gpu NAME") from None
+        raise WavecutError(
+            f"no spec answers to this device's name {name!r}: run `wavecut specs new --from-device`, "
+            f"fill it in and add {name!r} to its aliases, or pass --gpu NAME"
+        ) from None
     dtypes = _parse_dtypes(dtype)
     tasks = [t for sweep in sweeps.split(",") if sweep.strip() for t in plan_tasks(load_sweep(sweep.strip()), dtypes)]
     out_dir = out_dir or Path(validation.__file__).resolve().parent / "data" / Path(spec.path).stem
@@ -219,6 +231,8 @@ def _clocks_of_run(data: Path, gpu: str | None, out: Path) -> None:
     report = summarize_clocks(timings, gpu)
     _print_clocks(report)
     at_clock = score_timings(timings, gpu, recorded_clock=True).summary
-    console.print(f"predicted at the recorded clocks: MAPE {_pct(at_clock.mape)}, median APE {_pct(at_clock.median_ape)}")
+    console.print(
+        f"predicted at the recorded clocks: MAPE {_pct(at_clock.mape)}, median APE {_pct(at_clock.median_ape)}"
+    )
     path = write_text_atomic(out, report.model_dump_json(indent=2) + "\n")
     console.print(f"wrote {path}")

@@ -27,7 +27,9 @@ from .signatures import capture
 from .slots import Slot, consumer_slots
 
 
-def _consumer_inputs(model: nn.Module, modules: Sequence[nn.Module], calibration: torch.Tensor) -> dict[nn.Module, torch.Tensor]:
+def _consumer_inputs(
+    model: nn.Module, modules: Sequence[nn.Module], calibration: torch.Tensor
+) -> dict[nn.Module, torch.Tensor]:
     """Input of every module on ``calibration`` (eval mode), ``[N, C, *spatial]`` or ``[N, F]``."""
     was_training = model.training
     model.eval()
@@ -42,8 +44,11 @@ def _responses(inputs: torch.Tensor, slot: Slot) -> dict[int, torch.Tensor]:
     return {root: inputs[:, cols].transpose(0, 1).reshape(-1) for root, cols in slot.columns().items()}
 
 
-def _nearest_partners(responses: list[dict[int, torch.Tensor]], kept: Sequence[int], pruned: Sequence[int]) -> dict[int, int]:
+def _nearest_partners(
+    responses: list[dict[int, torch.Tensor]], kept: Sequence[int], pruned: Sequence[int]
+) -> dict[int, int]:
     """For each pruned channel, the kept channel whose response explains most of its variance (max r^2)."""
+
     def centred(channels: Sequence[int]) -> torch.Tensor:
         rows = torch.stack([torch.cat([r[c] for r in responses]) for c in channels]).double()
         rows = rows - rows.mean(dim=1, keepdim=True)

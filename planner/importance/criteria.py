@@ -100,8 +100,9 @@ class FunctionalityImportance(tp.importance.Importance):
             self._fingerprint = fingerprint
         if any((m, at) not in self._cache for m in modules):
             to_compute = prunable_modules(self.model) if self.signature == "response" else modules
-            computed = compute_signatures(self.model, to_compute, self.signature, self.calibration,
-                                          self.input_shape, self.progress, at)
+            computed = compute_signatures(
+                self.model, to_compute, self.signature, self.calibration, self.input_shape, self.progress, at
+            )
             self._cache.update({(m, at): rows for m, rows in computed.items()})
         return {m: self._cache[m, at] for m in modules}
 

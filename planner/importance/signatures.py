@@ -199,8 +199,7 @@ def actmax_signatures(
         task = bar.add_task("activation maximisation", total=total)
         for module in modules:
             patterns = [
-                _ascend(model, module, channels, start, steps, lr, weight_decay, blur_every,
-                        lambda: bar.advance(task))
+                _ascend(model, module, channels, start, steps, lr, weight_decay, blur_every, lambda: bar.advance(task))
                 for channels in torch.arange(out_channels(module)).split(chunk)
             ]
             result[module] = _centre_and_normalise(torch.cat(patterns).flatten(1)).cpu()
