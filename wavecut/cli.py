@@ -1,16 +1,20 @@
 """The `wavecut` command: subcommands are registered here and import their heavy modules lazily."""
+
 from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from gpusim.errors import WavecutError
 from wavecut import plan_cmd, predict_cmd, specs_cmd, staircase_cmd, validate_cmd
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Wave-aware GPU latency prediction and channel planning.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Wave-aware GPU latency prediction and channel planning.",
+)
 app.add_typer(specs_cmd.app, name="specs")
 app.add_typer(validate_cmd.app, name="validate")
 app.command("staircase")(staircase_cmd.staircase)
@@ -22,18 +26,16 @@ app.command("apply")(plan_cmd.apply)
 
 
 def main() -> None:
-    """Entry point: user mistakes print one line on stderr and exit with code 2, no traceback."""
+    """Entry point: user mistakes print one line on stderr and exit with code 2, no traceback.
+
+    Typer's own standalone mode reports usage errors (exit 2) and Ctrl-C; only wavecut's own
+    errors are caught here, so no click import is needed (typer >= 0.2x vendors its own click).
+    """
     try:
-        code = app(standalone_mode=False)
+        app()
     except WavecutError as exc:
         print(f"wavecut: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
