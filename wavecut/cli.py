@@ -36,6 +36,13 @@ def main() -> None:
     except WavecutError as exc:
         print(f"wavecut: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional extra is missing (the core install has no torch)
+        print(
+            f"wavecut: error: this command needs the Python module '{exc.name}', which is not installed; "
+            "commands that trace or measure PyTorch models need the torch extra: pip install 'wavecut[torch]'",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":
