@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpusim.errors import SpecError
-from hw_specs import CALIBRATION_DIR
+from gpusim.spec import load_arch
+from hw_specs import CALIBRATION_DIR, CC_DIR
 
 
 class Constants(BaseModel):
@@ -79,9 +80,19 @@ def family_order() -> tuple[str, ...]:
     return tuple(_families()["order"])
 
 
-def family_cc_major(family: str) -> int | None:
-    """The compute-capability major of a family's GPUs (None for an unknown family)."""
-    return _families()["cc_major"].get(family)
+@lru_cache(maxsize=1)
+def _family_majors() -> dict[str, frozenset[int]]:
+    majors: dict[str, set[int]] = {}
+    for path in CC_DIR.glob("sm_*.yaml"):
+        cc = f"{path.stem[3:-1]}.{path.stem[-1]}"
+        majors.setdefault(load_arch(cc).family, set()).add(int(path.stem[3:-1]))
+    return {f: frozenset(m) for f, m in majors.items()}
+
+
+def family_cc_majors(family: str) -> frozenset[int]:
+    """The compute-capability majors of a family's GPUs, read off hw_specs/compute_capability (empty when
+    no compute-capability file names the family)."""
+    return _family_majors().get(family, frozenset())
 
 
 def _read(family: str) -> Calibration | None:
@@ -105,9 +116,9 @@ def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
     if family not in order:
         return "default"
     i = order.index(family)
-    major = family_cc_major(family)
+    majors = family_cc_majors(family)
     near = sorted(
-        (abs(order.index(f) - i), family_cc_major(f) != major, order.index(f) > i, f) for f in have if f in order
+        (abs(order.index(f) - i), not (family_cc_majors(f) & majors), order.index(f) > i, f) for f in have if f in order
     )
     return near[0][-1] if near else "default"
 

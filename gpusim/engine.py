@@ -13,13 +13,89 @@ partial last wave (the tail) is cheaper per CTA than a full one but never free.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from gpusim.calibration import CONSTANT_NAMES
-from gpusim.kernels import SLICED_K_GATE, USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
+
+# What a kernel is launched for (bit mask): the library's kernel lists differ per use.
+USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
+USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
+USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
+USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
+USE_ANY = 31
+
+# Columns of the int64 tile table (one row per kernel; built by gpusim.kernels.gemm_tiles).
+TILE_COLUMNS: tuple[str, ...] = (
+    "bm",
+    "bn",
+    "bk",
+    "threads",
+    "regs",
+    "smem",
+    "k_slices",
+    "tensor",
+    "uses",
+    "split_k",
+    "default",
+)
+T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = (
+    TILE_COLUMNS.index(c) for c in TILE_COLUMNS
+)
+# Columns of the float64 per-GPU vector (built by gpusim.predict.device_vector with these names).
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "sms",  # streaming multiprocessors
+    "simt_rate",  # CUDA-core FLOP/us at the sustained clock
+    "tensor_rate",  # tensor-core FLOP/us for the dtype (0 without tensor cores)
+    "dram_bw",  # peak DRAM bytes/us
+    "l2_bytes",  # L2 size
+    "issue",  # FP32 issue ratio (GpuSpec.fp32_issue_ratio)
+)
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = (DEVICE_COLUMNS.index(c) for c in DEVICE_COLUMNS)
+
+
+def device_array(**values: float) -> np.ndarray:
+    """The per-GPU vector from named values (every DEVICE_COLUMNS name, no other)."""
+    if set(values) != set(DEVICE_COLUMNS):
+        raise ValueError(f"device vector needs exactly {', '.join(DEVICE_COLUMNS)}; got {', '.join(values)}")
+    return np.array([float(values[c]) for c in DEVICE_COLUMNS], dtype=np.float64)
+
+
+# cuBLAS (sm80+, FP32) launches a sliced1x4 kernel for nn.Linear when K exceeds this many times the
+# count of 128x128 output tiles, and a plain one otherwise: the rule holds on 86% of the recorded
+# A100 rows (sliced share by K / tiles: 0% up to 2, 12-34% at 4-32, 40% at 32-64, 68% at 64-128,
+# 87% beyond); a fastest-kernel choice picked the plain 128x64 for most deep-K rows. It applies to
+# every kernel table whose linear kernels include sliced ones that never split K (read off the table).
+SLICED_K_GATE = 32.0
+
+
+class GemmLaunches(NamedTuple):
+    """Per GEMM: the chosen kernel (row of the tile table), split-K factor, and its launch."""
+
+    tile: np.ndarray
+    split: np.ndarray
+    grid: np.ndarray
+    ctas_per_sm: np.ndarray
+    limiter: np.ndarray
+    waves: np.ndarray
+    tail: np.ndarray
+    time_us: np.ndarray
+
+
+class StreamLaunches(NamedTuple):
+    """Per memory-bound kernel: its launch."""
+
+    grid: np.ndarray
+    ctas_per_sm: np.ndarray
+    limiter: np.ndarray
+    waves: np.ndarray
+    tail: np.ndarray
+    time_us: np.ndarray
+
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
 (C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_DRAM_EFF, C_SM_BW_CAP, C_WAVE_LATENCY) = (
@@ -48,12 +124,8 @@ C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (
         "unaligned_row_extra",
     )
 )
-# Indices into the per-GPU vector built by gpusim.predict.device_vector.
-D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = range(6)
 # Split-K factors the GEMM selection considers.
 SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
-# Columns of the tile table (gpusim.kernels.TILE_COLUMNS order).
-T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = range(11)
 # A kernel that is not the library's default for its use, or a split-K launch, is chosen only when
 # predicted faster than the default by this fraction (cuBLAS heuristics keep their default kernel).
 PREFERENCE_MARGIN = 0.10
@@ -197,19 +269,33 @@ def gemm_select(
     consts: np.ndarray,
     allow_split: bool,
     use: np.ndarray | None = None,
-):
+) -> GemmLaunches:
     """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
     use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
 
     rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
 
-    Returns arrays: tile index, split, grid, CTAs per SM, limiter, waves, tail fill, time (us).
+    The tile table and device vector must have the engine's layouts (TILE_COLUMNS, DEVICE_COLUMNS)
+    and at least one row: checked here, since the compiled loop does not check bounds.
     """
     if use is None:
-        use = np.ones(m.shape[0], np.int64)  # USE_LINEAR
-    return _gemm_select(
-        m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
+        use = np.full(m.shape[0], USE_LINEAR, np.int64)
+    _check_layouts(tiles, device)
+    return GemmLaunches(
+        *_gemm_select(
+            m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
+        )
     )
+
+
+def _check_layouts(tiles: np.ndarray | None, device: np.ndarray) -> None:
+    """Guard the compiled code's indexing at the Python boundary."""
+    if tiles is not None and (tiles.ndim != 2 or tiles.shape[0] == 0 or tiles.shape[1] != len(TILE_COLUMNS)):
+        raise ValueError(f"tile table must be a non-empty (kernels, {len(TILE_COLUMNS)}) array, got {tiles.shape}")
+    if device.shape != (len(DEVICE_COLUMNS),):
+        raise ValueError(
+            f"device vector must have {len(DEVICE_COLUMNS)} entries ({DEVICE_COLUMNS}), got {device.shape}"
+        )
 
 
 @njit(cache=True)
@@ -258,7 +344,7 @@ def _gemm_select(
     # for deep-K problems (gpusim.kernels.SLICED_K_GATE), so there the choice is among those only
     sliced_arch = False
     for j in range(tiles.shape[0]):  # all of these depend on the kernel only
-        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
+        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, T_THREADS], tiles[j, T_REGS], tiles[j, T_SMEM])
         if tiles[j, T_TENSOR]:
             tile_rate[j] = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] / sms
         else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
@@ -277,8 +363,8 @@ def _gemm_select(
             and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * ((n[i] + 127) // 128)
         )
         for j in range(tiles.shape[0]):
-            bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
-            slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
+            bm, bn, bk, threads = tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_BK], tiles[j, T_THREADS]
+            slices, tensor, b, lim = tiles[j, T_SLICES], tiles[j, T_TENSOR], tile_b[j], tile_lim[j]
             if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
                 continue
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
@@ -330,7 +416,6 @@ def _gemm_select(
     return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time
 
 
-@njit(cache=True)
 def stream_launch(
     work: np.ndarray,
     bytes_moved: np.ndarray,
@@ -341,11 +426,27 @@ def stream_launch(
     limits: np.ndarray,
     device: np.ndarray,
     consts: np.ndarray,
-):
-    """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs.
+) -> StreamLaunches:
+    """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs."""
+    _check_layouts(None, device)
+    return StreamLaunches(
+        *_stream_launch(work, bytes_moved, flops, threads, work_per_thread, regs, limits, device, consts)
+    )
 
-    Returns arrays: grid, CTAs per SM, limiter, waves, tail fill, time (us).
-    """
+
+@njit(cache=True)
+def _stream_launch(
+    work: np.ndarray,
+    bytes_moved: np.ndarray,
+    flops: np.ndarray,
+    threads: np.ndarray,
+    work_per_thread: np.ndarray,
+    regs: int,
+    limits: np.ndarray,
+    device: np.ndarray,
+    consts: np.ndarray,
+):
+    """stream_launch's compiled loop: (grid, CTAs per SM, limiter, waves, tail fill, time) arrays."""
     count = work.shape[0]
     out_grid, out_b, out_lim, out_waves, out_tail, out_time = _launch_arrays(count)
     sms = int(device[D_SMS])

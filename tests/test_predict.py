@@ -54,8 +54,18 @@ def test_impossible_shapes_are_clear_errors(make, field):
 
 
 def test_unknown_dtype_lists_allowed_values():
-    with pytest.raises(gpusim.OpError, match="allowed: fp32, tf32, fp16, bf16, int8"):
+    with pytest.raises(gpusim.OpError, match="allowed: fp32, tf32, fp16, bf16, int8, fp8"):
+        gpusim.predict(gpusim.Linear(8, 8, 8), "a100", "fp4")
+
+
+def test_fp8_without_fp8_tensor_cores_is_one_line():
+    # A100 (sm_80) has no FP8 MMA (PTX ISA: e4m3/e5m2 mma from sm_89); H100 does
+    with pytest.raises(
+        gpusim.OpError, match=r"fp8 needs FP8 tensor cores.*allowed on it: fp32, tf32, fp16, bf16, int8$"
+    ):
         gpusim.predict(gpusim.Linear(8, 8, 8), "a100", "fp8")
+    launch = gpusim.predict(gpusim.Linear(4096, 4096, 4096), "h100", "fp8").launches[0]
+    assert launch.kernel.startswith("sm90_e16832gemm_")
 
 
 def test_staircase_edges_are_strictly_cheaper_than_everything_wider():

@@ -8,6 +8,7 @@ import typer
 import yaml
 from rich.table import Table
 
+from gpusim.kernels import kernel_table
 from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
@@ -22,7 +23,7 @@ def _summary(spec: GpuSpec) -> dict:
         "name": d.name,
         "aliases": d.aliases,
         "sm_count": d.sm_count,
-        "architecture": d.architecture,
+        "architecture": spec.architecture,
         "compute_capability": d.compute_capability,
         "boost_clock_mhz": d.boost_clock_mhz,
         "sustained_clock_mhz": d.sustained_clock_mhz,
@@ -64,8 +65,11 @@ def show(
 ) -> None:
     """Show one spec with its per-SM limits, the clock used and the sources."""
     spec = load_spec(name)
+    table = kernel_table(spec)
     data = {
-        "device": spec.device.model_dump(),
+        "device": spec.device.model_dump(exclude_none=True),
+        "architecture": spec.arch.model_dump(),
+        "kernel_table": {"sm": table.cc, "fallback": table.fallback},
         "limits": spec.limits.model_dump(),
         "file": spec.path,
         "content_hash": spec.content_hash,
@@ -80,8 +84,10 @@ def show(
 def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
     spec = load_spec_file(path)
+    table = kernel_table(spec)
+    kernels = f"kernel table sm_{table.cc}" + (f" (fallback: {table.fallback})" if table.fallback else "")
     console.print(
-        f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
-        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz",
+        f"{path}: ok: {spec.name}, CC {spec.device.compute_capability} ({spec.architecture}), {spec.sm_count} SMs, "
+        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz, {kernels}",
         highlight=False,
     )
