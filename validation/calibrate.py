@@ -19,7 +19,17 @@ import numpy as np
 import yaml
 from scipy.optimize import minimize
 
-from gpusim.calibration import CONSTANT_NAMES, nearest_family
+from gpusim.calibration import (
+    CONSTANT_NAMES,
+    FAMILY,
+    SHARED,
+    STRIP,
+    Constants,
+    bounds,
+    fit_group,
+    nearest_family,
+    starting_point,
+)
 from gpusim.predict import LoweredOps
 from gpusim.spec import GpuSpec
 from hw_specs import CALIBRATION_DIR
@@ -37,23 +47,9 @@ NEUSIGHT_FILES = (
     "neusight/conv/Tesla_T4.csv",
     "neusight/conv/Tesla_V100-PCIE-32GB.csv",
 )
-# Constants fitted on all GPUs together, and those refined per family.
-SHARED_FIT = (
-    "simt_efficiency",
-    "tile_intensity_half",
-    "warps_to_saturate",
-    "dram_efficiency",
-    "wave_latency_us",
-    "winograd_fused_efficiency",
-    "winograd_fused_fixed_channels",
-    "winograd_nonfused_efficiency",
-    "host_overhead_conv_us",
-    "host_overhead_gemm_us",
-    "cudnn_plan_cache_us_per_entry",
-)
-# The operand-strip traffic of deep-K linear GEMMs (gpusim.engine.operand_strip_time), shared by all
-# GPUs and fitted on the linear sets after the constants above.
-STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra")
+# Constants fitted on all GPUs together, then the operand-strip traffic of deep-K linear GEMMs
+# (gpusim.engine.operand_strip_time) on the linear sets, then those refined per family: the groups,
+# bounds and starting points are in gpusim.calibration.Constants.
 # The SIMT (GEMM) efficiency is shared: fitted per family it did not transfer to a GPU left out
 # (leave-one-GPU-out linear MAPE: T4 20.5 -> 13.8, A100 7.7 -> 6.0, P4 15.0 -> 14.5; P100 19.3 -> 22.0,
 # V100 13.5 -> 14.0; bmm better on every GPU); cuDNN's Winograd kernels do differ per family.
@@ -62,45 +58,13 @@ STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2
 # the four hosts' own slopes are 0.054-0.158) and the family's cuDNN efficiencies absorbed the rest:
 # fitted with them, leave-one-GPU-out conv MAPE P100 16.0 -> 10.5, P4 15.4 -> 13.4, T4 10.2 -> 11.9,
 # V100 22.6 -> 13.1. It never enters `wavecut predict`.
-FAMILY_FIT = (
-    "winograd_fused_efficiency",
-    "winograd_nonfused_efficiency",
-    "implicit_gemm_efficiency",
-    "cudnn_plan_cache_us_per_entry",
-)
-# They are cuDNN kernel efficiencies and its measuring host's cost, so a family gets its own only where
-# the training data has its convolutions; any other family uses the nearest family that has them
-# (Ampere: Turing's).
+SHARED_FIT, STRIP_FIT, FAMILY_FIT = fit_group(SHARED), fit_group(STRIP), fit_group(FAMILY)
+# The family constants are cuDNN kernel efficiencies and its measuring host's cost, so a family gets its
+# own only where the training data has its convolutions; any other family uses the nearest family that
+# has them (Ampere: Turing's).
 FAMILY_FIT_OP = "conv2d"
-# Where every fit starts (so a refit never depends on the files it overwrites): GPU_FACTS.md's
-# round numbers (85% of DRAM peak, ~80-90% of math peak, 3-6 us launch overhead); the
-# constants no data constrains keep these: tensor-core efficiency (the shared data is FP32) and
-# the per-kernel launch overhead, which single-op timings cannot tell apart from the host
-# overhead of the call (fitting both traded one for the other and gave 14 us per kernel, which
-# would charge a 100-kernel network 1.4 ms of launches).
-STARTING_POINT = {
-    "launch_overhead_us": 4.0,
-    "simt_efficiency": 0.85,
-    "tensor_efficiency": 0.8,
-    "tile_intensity_half": 12.0,
-    "warps_to_saturate": 8.0,
-    "dram_efficiency": 0.85,
-    "sm_bandwidth_cap": 4.0,
-    "wave_latency_us": 1.0,
-    "winograd_fused_efficiency": 0.6,
-    "winograd_fused_fixed_channels": 16.0,
-    "winograd_nonfused_efficiency": 0.8,
-    "implicit_gemm_efficiency": 1.0,
-    "host_overhead_conv_us": 40.0,
-    "host_overhead_gemm_us": 20.0,
-    "host_overhead_memory_us": 10.0,
-    "cudnn_plan_cache_us_per_entry": 0.05,
-    "strided_dram_efficiency": 0.4,
-    "cta_drift_fraction": 0.005,
-    "drift_waves": 30.0,
-    "l2_miss_sharpness": 3.0,
-    "unaligned_row_extra": 0.2,
-}
+# Where every fit starts (so a refit never depends on the files it overwrites).
+STARTING_POINT = starting_point()
 # Nelder-Mead restarts: in 12 dimensions (before the L2 factor went) one run stopped in a collapsed simplex (MAPE
 # 13.3%); one restart reaches 12.6%, a second changes nothing; Powell's method reached 12.8%.
 RESTARTS = 1
@@ -168,11 +132,11 @@ def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.n
     objective piecewise, so a derivative-free search), restarted RESTARTS times; deterministic from `start`."""
     search = {"maxfev": 80 * len(names), "xatol": 1e-3, "fatol": 1e-5}
     idx = np.array([CONSTANT_NAMES.index(n) for n in names])
-    caps = np.array([1.0 if n == "dram_efficiency" else 1.5 if "efficiency" in n else np.inf for n in names])
+    low, high = np.array([bounds(n) for n in names]).T  # the schema's: a fit never leaves what loading accepts
 
     def consts(x: np.ndarray) -> np.ndarray:
         c = start.copy()
-        c[idx] = np.minimum(np.exp(x), caps)
+        c[idx] = np.clip(np.exp(x), low, high)
         return c
 
     def objective(x: np.ndarray) -> float:
@@ -209,6 +173,9 @@ def constants_by_family(shared: np.ndarray, families: dict[str, np.ndarray], wan
 
 def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataSet]) -> None:
     from gpusim.atomic_write import write_text_atomic
+
+    for c in (shared, *families.values()):  # what is written must load (gpusim.calibration.constants_for)
+        Constants(**{n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, c)})
 
     files = sorted({f"../shared/data/measured/{f}" for f in NEUSIGHT_FILES})
     command = "python3 -m validation.calibrate --write"
