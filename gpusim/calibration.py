@@ -19,8 +19,9 @@ from gpusim.spec import load_arch
 from hw_specs import CALIBRATION_DIR, CC_DIR
 
 # Fit groups (validation/calibrate.py): shared by all GPUs, then the deep-K operand strips on the linear
-# sets, then refined per architecture family.
-SHARED, STRIP, FAMILY = "shared", "strip", "family"
+# sets, then refined per architecture family (cuDNN's kernels on conv data; tensor-core GEMMs on
+# tensor-core data).
+SHARED, STRIP, FAMILY, TENSOR = "shared", "strip", "family", "tensor"
 
 
 def _constant(start: float, description: str, fit: tuple[str, ...] = (), **bounds: float) -> Any:
@@ -40,7 +41,14 @@ class Constants(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     launch_overhead_us: float = _constant(4.0, "framework + launch time added to every kernel", ge=0)
     simt_efficiency: float = _constant(0.85, "sustained fraction of FP32 CUDA-core peak", (SHARED,), gt=0, le=1.5)
-    tensor_efficiency: float = _constant(0.8, "sustained fraction of tensor-core peak", gt=0, le=1.5)
+    tensor_efficiency: float = _constant(0.8, "sustained fraction of tensor-core peak", (TENSOR,), gt=0, le=1.5)
+    tensor_dram_efficiency: float = _constant(
+        0.85,
+        "fraction of DRAM peak a tensor-core GEMM streams its operands at (its DRAM floor: small-M GEMMs)",
+        (TENSOR,),
+        gt=0,
+        le=1.0,
+    )
     tile_intensity_half: float = _constant(
         12.0, "tile efficiency = I / (I + this), I = 2*BM*BN/(BM+BN)", (SHARED,), ge=0
     )
@@ -172,16 +180,25 @@ def nearest_family(family: str, available: Iterable[str] | None = None) -> str:
     return near[0][-1] if near else "default"
 
 
+def merge_families(base: dict[str, float], fitted: dict[str, dict[str, float]], family: str) -> dict[str, float]:
+    """The constants `family` uses: `base` (default.yaml), each constant replaced by the value of the
+    nearest family that fitted it (nearest_family over the families in `fitted` that have it), so a
+    family with tensor-core data but no conv data keeps the nearest conv family's cuDNN constants."""
+    values = dict(base)
+    for name in {n for c in fitted.values() for n in c}:
+        chosen = nearest_family(family, [f for f, c in fitted.items() if name in c])
+        if chosen != "default":
+            values[name] = fitted[chosen][name]
+    return values
+
+
 @cache
 def constants_for(family: str) -> Constants:
     """Calibrated constants for an architecture family, defaults filled in from default.yaml."""
     base = _read("default")
     assert base is not None, "hw_specs/calibration/default.yaml is missing"
-    values = dict(base.constants)
-    chosen = nearest_family(family)
-    if chosen != "default":
-        values.update(_read(chosen).constants)  # type: ignore[union-attr]
-    return Constants(**values)
+    fitted = {f: c.constants for f in family_order() if (c := _read(f)) is not None}
+    return Constants(**merge_families(base.constants, fitted, family))
 
 
 def constants_vector(family: str) -> np.ndarray:

@@ -111,6 +111,7 @@ class StreamLaunches(NamedTuple):
         "wave_latency_us",
     )
 )
+C_TENSOR_DRAM = CONSTANT_NAMES.index("tensor_dram_efficiency")
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
@@ -355,8 +356,10 @@ def _gemm_select(
             tile_rate[j] = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * issue / sms
         if tiles[j, T_SLICES] > 1 and tiles[j, T_SPLIT] == 0 and tiles[j, T_USES] & USE_LINEAR:
             sliced_arch = True
+    tensor_bw = device[D_DRAM_BW] * consts[C_TENSOR_DRAM]  # multistage tensor-core kernels stream closer to peak
     for i in range(count):
-        floor_us = dram_bytes[i] / dram_bw
+        simt_floor_us = dram_bytes[i] / dram_bw
+        tensor_floor_us = dram_bytes[i] / tensor_bw
         deep = (
             sliced_arch
             and use[i] == USE_LINEAR
@@ -387,7 +390,7 @@ def _gemm_select(
                 waves, tail, busy = resident_waves(
                     grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, sms, consts
                 )
-                t = max(busy, floor_us) + overhead
+                t = max(busy, tensor_floor_us if tensor else simt_floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
                 score = t

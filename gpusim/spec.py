@@ -20,6 +20,10 @@ from gpusim.errors import SpecError
 from hw_specs import CC_DIR, DEVICE_DIR
 
 DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
+# What a device file's sustained clock rests on, and how far to trust it: a recorded timing on that GPU
+# checks it; NVIDIA's datasheet peaks imply it; the rated boost (the card is not known to be power
+# limited, but nothing measured it); an estimate for a power-limited card.
+CLOCK_CONFIDENCE: dict[str, str] = {"data": "high", "datasheet": "medium", "boost": "medium", "estimate": "low"}
 ARCHITECTURES = ("maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell")
 
 
@@ -141,6 +145,9 @@ class DeviceFile(_Sourced):
     )
     boost_clock_mhz: float = Field(gt=0)
     sustained_clock_mhz: float = Field(gt=0, description="clock the simulator uses")
+    clock_basis: Literal[tuple(CLOCK_CONFIDENCE)] = Field(  # type: ignore[valid-type]
+        default="boost", description="what the sustained clock rests on (CLOCK_CONFIDENCE)"
+    )
     clock_note: str = Field(min_length=1, description="why the sustained clock is what it is")
     memory_bandwidth_gbs: float = Field(gt=0)
     memory_gb: float = Field(gt=0)

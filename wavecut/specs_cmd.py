@@ -9,7 +9,7 @@ import yaml
 from rich.table import Table
 
 from gpusim.kernels import kernel_table
-from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
+from gpusim.spec import CLOCK_CONFIDENCE, GpuSpec, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
 
@@ -27,6 +27,8 @@ def _summary(spec: GpuSpec) -> dict:
         "compute_capability": d.compute_capability,
         "boost_clock_mhz": d.boost_clock_mhz,
         "sustained_clock_mhz": d.sustained_clock_mhz,
+        "clock_basis": d.clock_basis,
+        "clock_confidence": CLOCK_CONFIDENCE[d.clock_basis],
         "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
         "peak_tflops": d.peak_tflops.model_dump(exclude_none=True),
         "file": Path(spec.path).name,
@@ -43,7 +45,7 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         print_json(rows)
         return
     table = Table(title="GPU specs")
-    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "FP32/FP16 TFLOPS", "GB/s"):
+    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "clock confidence", "FP32/FP16 TFLOPS", "GB/s"):
         table.add_column(col)
     for r in rows:
         p = r["peak_tflops"]
@@ -53,6 +55,7 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
             r["compute_capability"],
             str(r["sm_count"]),
             f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
+            f"{r['clock_confidence']} ({r['clock_basis']})",
             f"{p['fp32']}/{p.get('fp16', '-')}",
             f"{r['memory_bandwidth_gbs']:.0f}",
         )
@@ -70,6 +73,7 @@ def show(
         "device": spec.device.model_dump(exclude_none=True),
         "architecture": spec.arch.model_dump(),
         "kernel_table": {"sm": table.cc, "fallback": table.fallback},
+        "clock_confidence": CLOCK_CONFIDENCE[spec.device.clock_basis],
         "limits": spec.limits.model_dump(),
         "file": spec.path,
         "content_hash": spec.content_hash,
