@@ -233,7 +233,10 @@ def operand_strip_time(
     """DRAM time (us) of the operand strips of a linear ("tn") GEMM launch: both operands are read
     along K in 32-byte sectors from rows K x elem_bytes apart.
 
-    CTAs of one wave that share a strip reuse it through L2 only while they stay close along K;
+    A wave reads its CTAs' distinct strips once; later waves read them again from DRAM as far as they
+    do not stay in L2 (the miss curve below in their size over the L2 size: on GPUs with a large L2 the
+    re-reads of weights that fit are L2 hits). CTAs of one wave that share a strip reuse it through L2
+    only while they stay close along K;
     they drift apart as the launch goes on, so the footprint that must stay in L2 is a fraction
     of the wave's strips, growing over the first waves. The share of traffic beyond one read per
     wave that misses L2 rises with that footprint over the L2 size; misses are read at the
@@ -247,7 +250,10 @@ def operand_strip_time(
     gx = (m + bm - 1) // bm
     c = min(conc, grid // split)
     strips_m, strips_n = (gx, (c + gx - 1) // gx) if c >= gx else (c, 1)
-    per_wave = waves * (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
+    wave_strips = (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
+    # later waves re-read those strips from DRAM only as far as they do not stay in L2 (same miss curve)
+    reread_miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(wave_strips, 1.0)) ** consts[C_MISS_SHARPNESS])
+    per_wave = wave_strips * (1.0 + (waves - 1) * reread_miss)
     footprint = consts[C_DRIFT] * conc * (bm + bn) * ks * elem_bytes * (1.0 - math.exp(-waves / consts[C_DRIFT_WAVES]))
     miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(footprint, 1.0)) ** consts[C_MISS_SHARPNESS])
     traffic = per_wave + miss * max(no_reuse - per_wave, 0.0)

@@ -133,3 +133,16 @@ def test_no_code_branches_on_a_compute_capability_number():
         f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)
     ]
     assert hits == []
+
+
+def test_staircase_json_and_stderr_state_the_fallback():
+    result = run_cli("staircase", "--op", "linear", "--gpu", "b200", "--out-channels", "1:64", "--json")
+    assert result.returncode == 0 and "no tuned kernel table for sm_100" in result.stderr
+    import json
+
+    points = json.loads(result.stdout)
+    assert len(points) == 64 and all("sm_90" in p["fallback"] for p in points)
+    plain = json.loads(
+        run_cli("staircase", "--op", "linear", "--gpu", "a100", "--out-channels", "1:8", "--json").stdout
+    )
+    assert all("fallback" not in p for p in plain)
