@@ -130,6 +130,10 @@ SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
 # A kernel that is not the library's default for its use, or a split-K launch, is chosen only when
 # predicted faster than the default by this fraction (cuBLAS heuristics keep their default kernel).
 PREFERENCE_MARGIN = 0.10
+# Split-K for any linear kernel when its output tiles fill at most 1/SKINNY_SPLIT_FILL of the SMs and K
+# is at least SKINNY_SPLIT_MIN_K (the skinny, very deep GEMMs the recorded kernel lists never cover).
+SKINNY_SPLIT_FILL = 4
+SKINNY_SPLIT_MIN_K = 8192
 
 
 @njit(cache=True)
@@ -378,10 +382,14 @@ def _gemm_select(
                 continue
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
-            can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR
+            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
+            # a kernel the library never splits still gets split-K where its tiles alone would leave
+            # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or
+            # stream-K path for such shapes, and no library runs a K = 500,000 GEMM as 4 CTAs
+            skinny = tiles_mn * SKINNY_SPLIT_FILL <= sms and k[i] >= SKINNY_SPLIT_MIN_K
+            can_split = allow_split and (tiles[j, T_SPLIT] == 1 or skinny) and use[i] == USE_LINEAR
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
-            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
                     break

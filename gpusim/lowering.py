@@ -24,6 +24,13 @@ STREAM_THREADS = 128
 STREAM_WORK_PER_THREAD = 4
 # Depthwise conv: 256 threads, one output per thread (ATen DepthwiseConv2d.cu).
 DEPTHWISE_THREADS = 256
+# A linear layer on this many rows may also run as cuBLAS's GEMV (gemv2T kernels: 128 threads, a warp
+# per output row, so 4 rows per CTA): a streaming pass over the weights, kept where it beats every GEMM tile (the fastest
+# algorithm is kept, as for convolutions), so a batch-1 FP32 layer is never priced as a tile GEMM's
+# strided operand strips.
+GEMV_ROWS = 1
+GEMV_THREADS = 128
+GEMV_LANES_PER_ROW = 32
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,11 @@ def lower(op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> lis
         return _lower_conv(op, elem_bytes, simt, fused_tiles)
     if isinstance(op, Linear):
         moved = (op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features) * elem_bytes
-        return [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
+        algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
+        if op.batch <= GEMV_ROWS:  # cuBLAS's matrix-vector path: one streaming pass over the weights
+            gemv = StreamProblem("gemv", op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
+            algos.append(Algorithm("gemv", (gemv,)))
+        return algos
     if isinstance(op, Matmul):
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
         return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
