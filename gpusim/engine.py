@@ -13,13 +13,89 @@ partial last wave (the tail) is cheaper per CTA than a full one but never free.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from gpusim.calibration import CONSTANT_NAMES
-from gpusim.kernels import SLICED_K_GATE, USE_FUSED_WINOGRAD, USE_LINEAR
 from gpusim.occupancy import blocks_per_sm
+
+# What a kernel is launched for (bit mask): the library's kernel lists differ per use.
+USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
+USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
+USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
+USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
+USE_ANY = 31
+
+# Columns of the int64 tile table (one row per kernel; built by gpusim.kernels.gemm_tiles).
+TILE_COLUMNS: tuple[str, ...] = (
+    "bm",
+    "bn",
+    "bk",
+    "threads",
+    "regs",
+    "smem",
+    "k_slices",
+    "tensor",
+    "uses",
+    "split_k",
+    "default",
+)
+T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = (
+    TILE_COLUMNS.index(c) for c in TILE_COLUMNS
+)
+# Columns of the float64 per-GPU vector (built by gpusim.predict.device_vector with these names).
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "sms",  # streaming multiprocessors
+    "simt_rate",  # CUDA-core FLOP/us at the sustained clock
+    "tensor_rate",  # tensor-core FLOP/us for the dtype (0 without tensor cores)
+    "dram_bw",  # peak DRAM bytes/us
+    "l2_bytes",  # L2 size
+    "issue",  # FP32 issue ratio (GpuSpec.fp32_issue_ratio)
+)
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = (DEVICE_COLUMNS.index(c) for c in DEVICE_COLUMNS)
+
+
+def device_array(**values: float) -> np.ndarray:
+    """The per-GPU vector from named values (every DEVICE_COLUMNS name, no other)."""
+    if set(values) != set(DEVICE_COLUMNS):
+        raise ValueError(f"device vector needs exactly {', '.join(DEVICE_COLUMNS)}; got {', '.join(values)}")
+    return np.array([float(values[c]) for c in DEVICE_COLUMNS], dtype=np.float64)
+
+
+# cuBLAS (sm80+, FP32) launches a sliced1x4 kernel for nn.Linear when K exceeds this many times the
+# count of 128x128 output tiles, and a plain one otherwise: the rule holds on 86% of the recorded
+# A100 rows (sliced share by K / tiles: 0% up to 2, 12-34% at 4-32, 40% at 32-64, 68% at 64-128,
+# 87% beyond); a fastest-kernel choice picked the plain 128x64 for most deep-K rows. It applies to
+# every kernel table whose linear kernels include sliced ones that never split K (read off the table).
+SLICED_K_GATE = 32.0
+
+
+class GemmLaunches(NamedTuple):
+    """Per GEMM: the chosen kernel (row of the tile table), split-K factor, and its launch."""
+
+    tile: np.ndarray
+    split: np.ndarray
+    grid: np.ndarray
+    ctas_per_sm: np.ndarray
+    limiter: np.ndarray
+    waves: np.ndarray
+    tail: np.ndarray
+    time_us: np.ndarray
+
+
+class StreamLaunches(NamedTuple):
+    """Per memory-bound kernel: its launch."""
+
+    grid: np.ndarray
+    ctas_per_sm: np.ndarray
+    limiter: np.ndarray
+    waves: np.ndarray
+    tail: np.ndarray
+    time_us: np.ndarray
+
 
 # Indices into the constants vector (gpusim.calibration.CONSTANT_NAMES order), by name.
 (C_OVERHEAD, C_SIMT_EFF, C_TENSOR_EFF, C_TILE_HALF, C_WARPS_SAT, C_DRAM_EFF, C_SM_BW_CAP, C_WAVE_LATENCY) = (
@@ -35,6 +111,7 @@ from gpusim.occupancy import blocks_per_sm
         "wave_latency_us",
     )
 )
+C_TENSOR_DRAM = CONSTANT_NAMES.index("tensor_dram_efficiency")
 # Per-CTA fixed work of cuDNN's fused Winograd kernels, in input-channel equivalents of its main loop.
 C_FUSED_FIXED = CONSTANT_NAMES.index("winograd_fused_fixed_channels")
 # The operand-strip traffic of deep-K linear GEMMs (operand_strip_time).
@@ -48,15 +125,15 @@ C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (
         "unaligned_row_extra",
     )
 )
-# Indices into the per-GPU vector built by gpusim.predict.device_vector.
-D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = range(6)
 # Split-K factors the GEMM selection considers.
 SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
-# Columns of the tile table (gpusim.kernels.TILE_COLUMNS order).
-T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = range(11)
 # A kernel that is not the library's default for its use, or a split-K launch, is chosen only when
 # predicted faster than the default by this fraction (cuBLAS heuristics keep their default kernel).
 PREFERENCE_MARGIN = 0.10
+# Split-K for any linear kernel when its output tiles fill at most 1/SKINNY_SPLIT_FILL of the SMs and K
+# is at least SKINNY_SPLIT_MIN_K (the skinny, very deep GEMMs the recorded kernel lists never cover).
+SKINNY_SPLIT_FILL = 4
+SKINNY_SPLIT_MIN_K = 8192
 
 
 @njit(cache=True)
@@ -160,7 +237,10 @@ def operand_strip_time(
     """DRAM time (us) of the operand strips of a linear ("tn") GEMM launch: both operands are read
     along K in 32-byte sectors from rows K x elem_bytes apart.
 
-    CTAs of one wave that share a strip reuse it through L2 only while they stay close along K;
+    A wave reads its CTAs' distinct strips once; later waves read them again from DRAM as far as they
+    do not stay in L2 (the miss curve below in their size over the L2 size: on GPUs with a large L2 the
+    re-reads of weights that fit are L2 hits). CTAs of one wave that share a strip reuse it through L2
+    only while they stay close along K;
     they drift apart as the launch goes on, so the footprint that must stay in L2 is a fraction
     of the wave's strips, growing over the first waves. The share of traffic beyond one read per
     wave that misses L2 rises with that footprint over the L2 size; misses are read at the
@@ -174,7 +254,10 @@ def operand_strip_time(
     gx = (m + bm - 1) // bm
     c = min(conc, grid // split)
     strips_m, strips_n = (gx, (c + gx - 1) // gx) if c >= gx else (c, 1)
-    per_wave = waves * (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
+    wave_strips = (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
+    # later waves re-read those strips from DRAM only as far as they do not stay in L2 (same miss curve)
+    reread_miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(wave_strips, 1.0)) ** consts[C_MISS_SHARPNESS])
+    per_wave = wave_strips * (1.0 + (waves - 1) * reread_miss)
     footprint = consts[C_DRIFT] * conc * (bm + bn) * ks * elem_bytes * (1.0 - math.exp(-waves / consts[C_DRIFT_WAVES]))
     miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(footprint, 1.0)) ** consts[C_MISS_SHARPNESS])
     traffic = per_wave + miss * max(no_reuse - per_wave, 0.0)
@@ -197,19 +280,33 @@ def gemm_select(
     consts: np.ndarray,
     allow_split: bool,
     use: np.ndarray | None = None,
-):
+) -> GemmLaunches:
     """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
     use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
 
     rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
 
-    Returns arrays: tile index, split, grid, CTAs per SM, limiter, waves, tail fill, time (us).
+    The tile table and device vector must have the engine's layouts (TILE_COLUMNS, DEVICE_COLUMNS)
+    and at least one row: checked here, since the compiled loop does not check bounds.
     """
     if use is None:
-        use = np.ones(m.shape[0], np.int64)  # USE_LINEAR
-    return _gemm_select(
-        m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
+        use = np.full(m.shape[0], USE_LINEAR, np.int64)
+    _check_layouts(tiles, device)
+    return GemmLaunches(
+        *_gemm_select(
+            m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
+        )
     )
+
+
+def _check_layouts(tiles: np.ndarray | None, device: np.ndarray) -> None:
+    """Guard the compiled code's indexing at the Python boundary."""
+    if tiles is not None and (tiles.ndim != 2 or tiles.shape[0] == 0 or tiles.shape[1] != len(TILE_COLUMNS)):
+        raise ValueError(f"tile table must be a non-empty (kernels, {len(TILE_COLUMNS)}) array, got {tiles.shape}")
+    if device.shape != (len(DEVICE_COLUMNS),):
+        raise ValueError(
+            f"device vector must have {len(DEVICE_COLUMNS)} entries ({DEVICE_COLUMNS}), got {device.shape}"
+        )
 
 
 @njit(cache=True)
@@ -258,7 +355,7 @@ def _gemm_select(
     # for deep-K problems (gpusim.kernels.SLICED_K_GATE), so there the choice is among those only
     sliced_arch = False
     for j in range(tiles.shape[0]):  # all of these depend on the kernel only
-        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, 3], tiles[j, 4], tiles[j, 5])
+        tile_b[j], tile_lim[j] = blocks_per_sm(limits, tiles[j, T_THREADS], tiles[j, T_REGS], tiles[j, T_SMEM])
         if tiles[j, T_TENSOR]:
             tile_rate[j] = device[D_TENSOR_RATE] * consts[C_TENSOR_EFF] / sms
         else:  # on single-issue 128-lane SMs the other instructions take FFMA issue slots
@@ -269,24 +366,30 @@ def _gemm_select(
             tile_rate[j] = device[D_SIMT_RATE] * consts[C_SIMT_EFF] * issue / sms
         if tiles[j, T_SLICES] > 1 and tiles[j, T_SPLIT] == 0 and tiles[j, T_USES] & USE_LINEAR:
             sliced_arch = True
+    tensor_bw = device[D_DRAM_BW] * consts[C_TENSOR_DRAM]  # multistage tensor-core kernels stream closer to peak
     for i in range(count):
-        floor_us = dram_bytes[i] / dram_bw
+        simt_floor_us = dram_bytes[i] / dram_bw
+        tensor_floor_us = dram_bytes[i] / tensor_bw
         deep = (
             sliced_arch
             and use[i] == USE_LINEAR
             and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * ((n[i] + 127) // 128)
         )
         for j in range(tiles.shape[0]):
-            bm, bn, bk, threads = tiles[j, 0], tiles[j, 1], tiles[j, 2], tiles[j, 3]
-            slices, tensor, b, lim = tiles[j, 6], tiles[j, 7], tile_b[j], tile_lim[j]
+            bm, bn, bk, threads = tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_BK], tiles[j, T_THREADS]
+            slices, tensor, b, lim = tiles[j, T_SLICES], tiles[j, T_TENSOR], tile_b[j], tile_lim[j]
             if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
                 continue
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
-            can_split = allow_split and tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR
+            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
+            # a kernel the library never splits still gets split-K where its tiles alone would leave
+            # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or
+            # stream-K path for such shapes, and no library runs a K = 500,000 GEMM as 4 CTAs
+            skinny = tiles_mn * SKINNY_SPLIT_FILL <= sms and k[i] >= SKINNY_SPLIT_MIN_K
+            can_split = allow_split and (tiles[j, T_SPLIT] == 1 or skinny) and use[i] == USE_LINEAR
             intensity = 2.0 * bm * bn / (bm + bn)
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
-            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
                     break
@@ -301,7 +404,7 @@ def _gemm_select(
                 waves, tail, busy = resident_waves(
                     grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, sms, consts
                 )
-                t = max(busy, floor_us) + overhead
+                t = max(busy, tensor_floor_us if tensor else simt_floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
                 score = t
@@ -330,7 +433,6 @@ def _gemm_select(
     return out_tile, out_split, out_grid, out_b, out_lim, out_waves, out_tail, out_time
 
 
-@njit(cache=True)
 def stream_launch(
     work: np.ndarray,
     bytes_moved: np.ndarray,
@@ -341,11 +443,27 @@ def stream_launch(
     limits: np.ndarray,
     device: np.ndarray,
     consts: np.ndarray,
-):
-    """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs.
+) -> StreamLaunches:
+    """Memory-bound kernels (elementwise, norms, pooling, softmax, depthwise conv): one thread per few outputs."""
+    _check_layouts(None, device)
+    return StreamLaunches(
+        *_stream_launch(work, bytes_moved, flops, threads, work_per_thread, regs, limits, device, consts)
+    )
 
-    Returns arrays: grid, CTAs per SM, limiter, waves, tail fill, time (us).
-    """
+
+@njit(cache=True)
+def _stream_launch(
+    work: np.ndarray,
+    bytes_moved: np.ndarray,
+    flops: np.ndarray,
+    threads: np.ndarray,
+    work_per_thread: np.ndarray,
+    regs: int,
+    limits: np.ndarray,
+    device: np.ndarray,
+    consts: np.ndarray,
+):
+    """stream_launch's compiled loop: (grid, CTAs per SM, limiter, waves, tail fill, time) arrays."""
     count = work.shape[0]
     out_grid, out_b, out_lim, out_waves, out_tail, out_time = _launch_arrays(count)
     sms = int(device[D_SMS])

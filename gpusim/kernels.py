@@ -10,23 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from gpusim.dtypes import DTYPE_BYTES
+from gpusim.engine import (
+    TILE_COLUMNS,
+    USE_ANY,
+    USE_BATCHED,
+    USE_CONV,
+    USE_FUSED_WINOGRAD,
+    USE_LINEAR,
+    USE_WINOGRAD,
+)
+from gpusim.errors import SpecError
 from gpusim.spec import GpuSpec
+
+__all__ = ["USE_BATCHED", "USE_CONV", "USE_FUSED_WINOGRAD", "USE_LINEAR", "USE_WINOGRAD", "KernelTable"]
 
 # Tensor-op tiles load K in 64-byte slabs; their BK is 64 bytes / element size.
 _TENSOR_K_BYTES = 64
-
-
-# What a kernel is launched for (bit mask): the library's kernel lists differ per use.
-USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
-USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
-USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
-USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
-USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
-USE_ANY = 31
+# The newest rows run on every later compute capability, as CUTLASS's generator writes max_cc = 1024.
+OPEN_CC = 1024
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,8 @@ class TileDescription:
     bn: int
     threads: int
     stages: int
-    min_cc: int  # compute capability x10, inclusive
-    max_cc: int  # inclusive
+    min_cc: int  # kernel table (compute capability x10) it first ships in, inclusive
+    max_cc: int  # inclusive; OPEN_CC for the newest rows
     k_slices: int = 1  # in-CTA split of K across warp groups
     bk_simt: int = 8
     uses: int = USE_ANY
@@ -61,9 +67,9 @@ class TileDescription:
         return min(255, accumulators + 56)
 
     def name(self, spec: GpuSpec, dtype: str, layout: str = "") -> str:
-        """The kernel name as the library prints it (architecture prefix, instruction, tile, layout)."""
-        cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
-        prefix = "maxwell" if cc < 70 else "volta" if cc < 80 else "ampere" if cc < 90 else "sm90"
+        """The kernel name as the library prints it (architecture prefix, instruction, tile, layout), from
+        the compute capability's facts (spec.arch: kernel_prefix, tensor_cores)."""
+        prefix = spec.arch.kernel_prefix.simt
         sliced = f"_sliced1x{self.k_slices}" if self.k_slices > 1 else ""
         tail = f"_{layout}" if layout else ""
         if self.style == "sgemm_nt":
@@ -74,15 +80,10 @@ class TileDescription:
             return f"cudnn_infer_{prefix}_scudnn_winograd_{self.bm}x{self.bn}_ldg1_ldg4_relu_tile148t_nt_v1"
         if self.math == "simt":
             return f"{prefix}_sgemm_{self.bm}x{self.bn}{sliced}{tail}"
-        instr = {70: "h884", 75: "h1688"}.get(cc, "h16816")
-        if dtype in ("tf32", "fp32"):
-            instr = "s1688" if cc < 90 else "s16816"
-        elif dtype == "int8":
-            instr = "i8816" if cc < 80 else "i16832"
-        elif dtype == "bf16":
-            instr = "bf16816"
-        prefix = "turing" if cc == 75 else prefix
-        return f"{prefix}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}{tail}"
+        instr = spec.arch.tensor_cores[dtype].instruction
+        return (
+            f"{spec.arch.kernel_prefix.tensorop}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}{tail}"
+        )
 
 
 def _simt(
@@ -109,57 +110,51 @@ L, B, W, C, F = USE_LINEAR, USE_BATCHED, USE_WINOGRAD, USE_CONV, USE_FUSED_WINOG
 # library's default kernel for a use (`default`) is kept unless another is predicted clearly faster
 # (engine.PREFERENCE_MARGIN): heuristics are conservative, and the recorded names show it.
 _SIMT = [
-    # sm60 (P100; also Maxwell sm5x by nearest): linear 32x128 / 64x64 (split-K), bmm 128x64, Winograd GEMM 32x128 / 64x64.
-    _simt(32, 128, 256, 50, 60, L | W, default=True),
-    _simt(64, 64, 64, 50, 60, L | W),
-    _simt(128, 64, 128, 50, 60, B),
+    # sm60 (P100): linear 32x128 / 64x64 (split-K), bmm 128x64, Winograd GEMM 32x128 / 64x64.
+    _simt(32, 128, 256, 60, 60, L | W, default=True),
+    _simt(64, 64, 64, 60, 60, L | W),
+    _simt(128, 64, 128, 60, 60, B),
     # sm61 (P4, GP102): linear sgemm_128x128x8 (grid = tiles, never split), bmm 128x64 / 128x128.
-    _simt(128, 128, 256, 61, 69, L, split_k=False, style="sgemm_nt"),
-    _simt(128, 64, 128, 61, 69, B, default=True),
-    _simt(128, 128, 256, 61, 69, B),
-    _simt(64, 64, 64, 61, 69, W),
-    _simt(32, 128, 256, 61, 69, W),
+    _simt(128, 128, 256, 61, 61, L, split_k=False, style="sgemm_nt"),
+    _simt(128, 64, 128, 61, 61, B, default=True),
+    _simt(128, 128, 256, 61, 61, B),
+    _simt(64, 64, 64, 61, 61, W),
+    _simt(32, 128, 256, 61, 61, W),
     # sm70 (V100): the full cuBLAS SIMT set for linear, incl. sliced1x4; bmm 32x128 / 64x64.
-    _simt(128, 128, 256, 70, 74, L, default=True),
-    _simt(128, 64, 128, 70, 74, L),
-    _simt(128, 32, 256, 70, 74, L | W),
-    _simt(32, 128, 256, 70, 74, L | B | W),
-    _simt(64, 64, 64, 70, 74, B | W),
-    _simt(128, 32, 256, 70, 74, L, k_slices=4),
-    _simt(64, 32, 256, 70, 74, L, k_slices=4),
+    _simt(128, 128, 256, 70, 70, L, default=True),
+    _simt(128, 64, 128, 70, 70, L),
+    _simt(128, 32, 256, 70, 70, L | W),
+    _simt(32, 128, 256, 70, 70, L | B | W),
+    _simt(64, 64, 64, 70, 70, B | W),
+    _simt(128, 32, 256, 70, 70, L, k_slices=4),
+    _simt(64, 32, 256, 70, 70, L, k_slices=4),
     # sm75 (T4): linear 128x128 / 128x64 / 64x64 (split-K); bmm and Winograd 128x64 / 128x32 / 64x64.
-    _simt(128, 128, 256, 75, 79, L, default=True),
-    _simt(128, 64, 128, 75, 79, L | B | W, default=True),
-    _simt(64, 64, 64, 75, 79, L | B | W),
-    _simt(128, 32, 256, 75, 79, B | W),
-    # sm80+ (A100; newer GPUs' FP32 SIMT path by nearest family): linear without split-K, sliced1x4
+    _simt(128, 128, 256, 75, 75, L, default=True),
+    _simt(128, 64, 128, 75, 75, L | B | W, default=True),
+    _simt(64, 64, 64, 75, 75, L | B | W),
+    _simt(128, 32, 256, 75, 75, B | W),
+    # sm80+ (A100; every newer kernel table's FP32 SIMT path: open-ended): linear without split-K, sliced1x4
     # kernels for deep K; bmm always 128x128.
-    _simt(128, 128, 256, 80, 99, L | B | W, split_k=False),
-    _simt(128, 64, 128, 80, 99, L | W, split_k=False, default=True),
-    _simt(128, 32, 256, 80, 99, L, split_k=False),
-    _simt(32, 128, 256, 80, 99, L, split_k=False),
-    _simt(64, 64, 64, 80, 99, L | W, split_k=False),
-    _simt(128, 32, 256, 80, 99, L, k_slices=4, split_k=False),
-    _simt(64, 32, 256, 80, 99, L, k_slices=4, split_k=False),
-    _simt(32, 32, 128, 80, 99, L, k_slices=4, split_k=False),
+    _simt(128, 128, 256, 80, OPEN_CC, L | B | W, split_k=False),
+    _simt(128, 64, 128, 80, OPEN_CC, L | W, split_k=False, default=True),
+    _simt(128, 32, 256, 80, OPEN_CC, L, split_k=False),
+    _simt(32, 128, 256, 80, OPEN_CC, L, split_k=False),
+    _simt(64, 64, 64, 80, OPEN_CC, L | W, split_k=False),
+    _simt(128, 32, 256, 80, OPEN_CC, L, k_slices=4, split_k=False),
+    _simt(64, 32, 256, 80, OPEN_CC, L, k_slices=4, split_k=False),
+    _simt(32, 32, 128, 80, OPEN_CC, L, k_slices=4, split_k=False),
     # cuDNN implicit-GEMM (scudnn_128xN, M = N*P*Q, N = out channels) and fused Winograd kernels, all CCs.
-    _simt(128, 128, 256, 50, 99, C, style="scudnn"),
-    _simt(128, 64, 128, 50, 99, C, style="scudnn"),
-    _simt(128, 32, 64, 50, 99, C, style="scudnn"),
-    _simt(128, 128, 256, 50, 99, F, style="scudnn_winograd"),
+    _simt(128, 128, 256, 60, OPEN_CC, C, style="scudnn"),
+    _simt(128, 64, 128, 60, OPEN_CC, C, style="scudnn"),
+    _simt(128, 32, 64, 60, OPEN_CC, C, style="scudnn"),
+    _simt(128, 128, 256, 60, OPEN_CC, F, style="scudnn_winograd"),
 ]
 del L, B, W, C, F
-
-# cuBLAS (sm80+, FP32) launches a sliced1x4 kernel for nn.Linear when K exceeds this many times the
-# count of 128x128 output tiles, and a plain one otherwise: the rule holds on 86% of the recorded
-# A100 rows (sliced share by K / tiles: 0% up to 2, 12-34% at 4-32, 40% at 32-64, 68% at 64-128,
-# 87% beyond); a fastest-kernel choice picked the plain 128x64 for most deep-K rows.
-SLICED_K_GATE = 32.0
 
 # Tensor-core tiles (CUTLASS defaults; GPU_FACTS.md "Kernels"): 2 stages before SM80, multistage after.
 _TENSOR = [
     *(
-        TileDescription("tensorop", bm, bn, t, 2, 70, 79)
+        TileDescription("tensorop", bm, bn, t, 2, 70, 79)  # sm70 and sm75 (2 stages)
         for bm, bn, t in (
             (256, 128, 256),
             (128, 256, 256),
@@ -170,7 +165,7 @@ _TENSOR = [
         )
     ),
     *(
-        TileDescription("tensorop", bm, bn, t, s, 80, 89)
+        TileDescription("tensorop", bm, bn, t, s, 80, 89)  # sm80 multistage
         for bm, bn, t, s in (
             (256, 128, 256, 3),
             (128, 256, 256, 3),
@@ -181,7 +176,7 @@ _TENSOR = [
         )
     ),
     *(
-        TileDescription("tensorop", bm, bn, t, s, 90, 99)
+        TileDescription("tensorop", bm, bn, t, s, 90, OPEN_CC)
         for bm, bn, t, s in (
             (256, 128, 256, 4),
             (128, 256, 256, 4),
@@ -193,32 +188,56 @@ _TENSOR = [
     ),
 ]
 
-# Columns of the tile table the engine reads.
-TILE_COLUMNS: tuple[str, ...] = (
-    "bm",
-    "bn",
-    "bk",
-    "threads",
-    "regs",
-    "smem",
-    "k_slices",
-    "tensor",
-    "uses",
-    "split_k",
-    "default",
-)
+# The kernel tables the catalogue has rows for (compute capability x10): the first table of each row.
+KERNEL_TABLES: tuple[int, ...] = tuple(sorted({t.min_cc for t in (*_SIMT, *_TENSOR)}))
 
 
-def uses_tensor_cores(spec: GpuSpec, dtype: str) -> bool:
-    """Whether GEMMs of dtype run on tensor cores on this GPU."""
-    cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
-    if dtype == "fp32" or not spec.has_native(dtype):
-        return False
-    if dtype in ("fp16",):
-        return cc >= 70
-    if dtype == "int8":
-        return cc >= 75
-    return cc >= 80  # tf32, bf16
+@dataclass(frozen=True)
+class KernelTable:
+    """Which catalogue table a GPU's kernels come from, and why when it is not its own."""
+
+    cc: int  # the table (compute capability x10)
+    fallback: str | None  # one line saying which older table stands in for a missing one, else None
+
+
+@lru_cache(maxsize=256)
+def _resolve_table(wanted: int, path: str, compute_capability: str) -> KernelTable:
+    if wanted in KERNEL_TABLES:
+        return KernelTable(wanted, None)
+    older = [t for t in KERNEL_TABLES if t <= wanted]
+    if not older:
+        raise SpecError(
+            f"{path}: compute capability {compute_capability}: kernel_table {wanted} is older than every "
+            f"kernel table gpusim has ({', '.join(map(str, KERNEL_TABLES))})"
+        )
+    return KernelTable(
+        older[-1],
+        f"{Path(path).name}: no tuned kernel table for sm_{wanted} (compute capability {compute_capability}); "
+        f"using sm_{older[-1]}'s, the nearest older one",
+    )
+
+
+def kernel_table(spec: GpuSpec) -> KernelTable:
+    """The catalogue table spec's kernels come from: the one its compute capability names
+    (spec.arch.kernel_table), else the nearest older one, with a fallback line saying so."""
+    return _resolve_table(spec.arch.kernel_table, spec.path, spec.device.compute_capability)
+
+
+def _row(t: TileDescription, staged: str, tensor: bool) -> dict[str, int]:
+    """One row of the engine's tile table, by column name (gpusim.engine.TILE_COLUMNS)."""
+    return {
+        "bm": t.bm,
+        "bn": t.bn,
+        "bk": t.bk(staged),
+        "threads": t.threads,
+        "regs": t.registers(),
+        "smem": t.shared_memory(staged),
+        "k_slices": t.k_slices,
+        "tensor": int(tensor),
+        "uses": t.uses,
+        "split_k": int(t.split_k),
+        "default": int(t.default),
+    }
 
 
 @lru_cache(maxsize=256)
@@ -226,29 +245,20 @@ def _tile_table(cc: int, tensor: bool, dtype: str) -> tuple[tuple[TileDescriptio
     pool = _TENSOR if tensor else _SIMT
     tiles = tuple(t for t in pool if t.min_cc <= cc <= t.max_cc)
     staged = dtype if tensor else "fp32"  # CUDA-core kernels stage operands as fp32
-    table = np.array(
-        [
-            [
-                t.bm,
-                t.bn,
-                t.bk(staged),
-                t.threads,
-                t.registers(),
-                t.shared_memory(staged),
-                t.k_slices,
-                int(tensor),
-                t.uses,
-                int(t.split_k),
-                int(t.default),
-            ]
-            for t in tiles
-        ],
-        dtype=np.int64,
-    )
+    rows = [_row(t, staged, tensor) for t in tiles]
+    table = np.array([[r[c] for c in TILE_COLUMNS] for r in rows], dtype=np.int64)
     return tiles, table.reshape(len(tiles), len(TILE_COLUMNS))
 
 
 def gemm_tiles(spec: GpuSpec, dtype: str) -> tuple[tuple[TileDescription, ...], np.ndarray]:
-    """The GEMM kernels available for dtype on spec, and their int64 table (TILE_COLUMNS)."""
-    cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
-    return _tile_table(cc, uses_tensor_cores(spec, dtype), dtype)
+    """The GEMM kernels available for dtype on spec, and their int64 table (gpusim.engine.TILE_COLUMNS).
+
+    Never empty: a table with no rows for the math unit is a one-line SpecError naming the spec file,
+    so the compiled engine never indexes an empty table."""
+    table = kernel_table(spec)
+    tensor = spec.uses_tensor_cores(dtype)
+    tiles, array = _tile_table(table.cc, tensor, dtype)
+    if not tiles:
+        unit = "tensor-core" if tensor else "CUDA-core"
+        raise SpecError(f"{spec.path}: kernel table sm_{table.cc} has no {unit} GEMM kernels for {dtype}")
+    return tiles, array

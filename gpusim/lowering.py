@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpusim.engine import USE_BATCHED, USE_CONV, USE_FUSED_WINOGRAD, USE_LINEAR, USE_WINOGRAD
 from gpusim.errors import OpError
-from gpusim.kernels import USE_BATCHED, USE_CONV, USE_FUSED_WINOGRAD, USE_LINEAR, USE_WINOGRAD
 from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, _pair
 
 # PyTorch's elementwise kernels: 128 threads, 4 elements per thread (ATen Loops.cuh).
@@ -24,6 +24,13 @@ STREAM_THREADS = 128
 STREAM_WORK_PER_THREAD = 4
 # Depthwise conv: 256 threads, one output per thread (ATen DepthwiseConv2d.cu).
 DEPTHWISE_THREADS = 256
+# A linear layer on this many rows may also run as cuBLAS's GEMV (gemv2T kernels: 128 threads, a warp
+# per output row, so 4 rows per CTA): a streaming pass over the weights, kept where it beats every GEMM tile (the fastest
+# algorithm is kept, as for convolutions), so a batch-1 FP32 layer is never priced as a tile GEMM's
+# strided operand strips.
+GEMV_ROWS = 1
+GEMV_THREADS = 128
+GEMV_LANES_PER_ROW = 32
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,21 @@ class Algorithm:
     problems: tuple[Problem, ...]
 
 
-def lower(op: Op, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
+Arrangements = tuple[tuple[int, int, int], ...]
+
+
+def lower(op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> list[Algorithm]:
     """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies),
-    `cc` is the compute capability x10 (cuDNN's fused Winograd kernel variants depend on it)."""
+    `fused_tiles` are the fused Winograd arrangements the GPU's cuDNN ships (spec.arch.fused_winograd_tiles)."""
     if isinstance(op, Conv2d):
-        return _lower_conv(op, elem_bytes, simt, cc)
+        return _lower_conv(op, elem_bytes, simt, fused_tiles)
     if isinstance(op, Linear):
         moved = (op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features) * elem_bytes
-        return [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
+        algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
+        if op.batch <= GEMV_ROWS:  # cuBLAS's matrix-vector path: one streaming pass over the weights
+            gemv = StreamProblem("gemv", op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
+            algos.append(Algorithm("gemv", (gemv,)))
+        return algos
     if isinstance(op, Matmul):
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
         return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
@@ -80,7 +94,7 @@ def lower(op: Op, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
     raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
 
 
-def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
+def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> list[Algorithm]:
     kh, kw = _pair(op.kernel_size)
     p, q = op.out_hw
     cin_g, cout_g = op.in_channels // op.groups, op.out_channels // op.groups
@@ -104,7 +118,7 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[A
         simt and op.groups == 1 and (kh, kw) == (3, 3) and _pair(op.stride) == (1, 1) and _pair(op.dilation) == (1, 1)
     )
     if winograd_ok:
-        algos += [_winograd_nonfused(op, p, q, elem_bytes), *_winograd_fused(op, p, q, elem_bytes, moved, cc)]
+        algos += [_winograd_nonfused(op, p, q, elem_bytes), *_winograd_fused(op, p, q, elem_bytes, moved, fused_tiles)]
     return algos
 
 
@@ -132,9 +146,9 @@ def _winograd_nonfused(op: Conv2d, p: int, q: int, elem_bytes: int) -> Algorithm
 # cuDNN's fused Winograd F(2x2, 3x3) kernels (scudnn_winograd_128x128_..._tileIYX): one CTA computes 32
 # output channels of 32 Winograd tiles (2x2 outputs each) arranged as I images x Y rows x X columns of
 # tiles (the digits in the kernel name), looping over all input channels; grid = ceil(N/I) *
-# ceil(P/2Y) * ceil(Q/2X) * ceil(K/32) (exact on all 7,000 recorded fused rows). Pascal's cuDNN
-# (maxwell_* kernels) ships six arrangements, Volta and newer only tile148.
-FUSED_WINOGRAD_TILES = ((1, 4, 8), (2, 4, 4), (2, 2, 8), (4, 2, 4), (4, 1, 8), (4, 4, 2))
+# ceil(P/2Y) * ceil(Q/2X) * ceil(K/32) (exact on all 7,000 recorded fused rows). Which arrangements a
+# GPU's cuDNN ships is an architecture fact (hw_specs/compute_capability, `fused_winograd_tiles`):
+# Pascal's (maxwell_* kernels) six, Volta and newer only tile148.
 FUSED_WINOGRAD_CHANNELS = 32
 
 
@@ -144,14 +158,15 @@ def fused_winograd_grid(batch: int, p: int, q: int, k: int, arrangement: tuple[i
     return -(-batch // i) * -(-p // (2 * y)) * -(-q // (2 * x)), -(-k // FUSED_WINOGRAD_CHANNELS)
 
 
-def _winograd_fused(op: Conv2d, p: int, q: int, elem_bytes: int, moved: float, cc: int) -> list[Algorithm]:
+def _winograd_fused(
+    op: Conv2d, p: int, q: int, elem_bytes: int, moved: float, arrangements: Arrangements
+) -> list[Algorithm]:
     """F(2x2, 3x3) in one kernel, after a filter-transform kernel (generateWinogradTilesKernel).
 
     A CTA does 16 GEMMs of 32 tiles x 32 channels x C: the work of one 128x128 GEMM tile over K = C,
     so each arrangement is priced as a GEMM whose 128x128 tiles are exactly its CTAs."""
     c, k = op.in_channels, op.out_channels
     filt = StreamProblem("winograd_tiles", k * c, (9 + 16) * k * c * elem_bytes, 16.0 * k * c * 4)
-    arrangements = FUSED_WINOGRAD_TILES if cc < 70 else FUSED_WINOGRAD_TILES[:1]
     algos, seen = [], set()
     for arrangement in arrangements:
         spatial, channel = fused_winograd_grid(op.batch, p, q, k, arrangement)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from gpusim.calibration import CONSTANT_NAMES, constants_for, constants_vector
-from gpusim.dtypes import DTYPE_BYTES, check_dtype
-from gpusim.engine import gemm_select, stream_launch
-from gpusim.kernels import gemm_tiles, uses_tensor_cores
+from gpusim.dtypes import DTYPE_BYTES, check_dtype, check_dtype_on
+from gpusim.engine import GemmLaunches, StreamLaunches, device_array, gemm_select, stream_launch
+from gpusim.kernels import gemm_tiles, kernel_table
 from gpusim.lowering import GemmProblem, StreamProblem, lower
 from gpusim.occupancy import INVALID, LIMITERS, limits_vector
 from gpusim.ops import Op
@@ -66,6 +67,7 @@ class Prediction:
     op_times_us: np.ndarray  # GPU time per op (its kernels back to back)
     total_us: float
     host_overhead_us: np.ndarray  # CPU time per op when an eager op is timed alone (added by isolated_us)
+    fallback: str | None = None  # which older kernel table stood in for a missing one (gpusim.kernels.kernel_table)
 
     def main_launches(self) -> list[KernelLaunch]:
         """The longest launch of each op (its main kernel), in op order."""
@@ -80,38 +82,48 @@ class Prediction:
         """Per op: what CUDA events around one eager PyTorch call measure (host overhead + GPU time)."""
         return self.op_times_us + self.host_overhead_us
 
+    @property
+    def gpu_us(self) -> np.ndarray:
+        """Per op: the GPU time of its kernels only, what a profiler's kernel durations sum to."""
+        return self.op_times_us
+
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
         return {
             "gpu": self.gpu,
             "dtype": self.dtype,
             "total_us": self.total_us,
+            "fallback": self.fallback,
             "launches": [k.to_dict() for k in self.launches],
         }
 
 
 def device_vector(spec: GpuSpec, dtype: str) -> np.ndarray:
-    """[SMs, CUDA-core FLOP/us, tensor-core FLOP/us, DRAM bytes/us, L2 bytes, FP32 issue ratio] for dtype
-    at the sustained clock."""
-    tensor = uses_tensor_cores(spec, dtype)
-    simt = spec.peak_flops_per_us("fp32" if tensor else dtype)
-    return np.array(
-        [
-            spec.sm_count,
-            simt,
-            spec.peak_flops_per_us(dtype) if tensor else 0.0,
-            spec.dram_bytes_per_us(),
-            spec.device.l2_cache_mb * 2**20,
-            spec.fp32_issue_ratio,
-        ],
-        dtype=np.float64,
+    """The engine's per-GPU vector (gpusim.engine.DEVICE_COLUMNS) for dtype at the sustained clock."""
+    tensor = spec.uses_tensor_cores(dtype)
+    return device_array(
+        sms=spec.sm_count,
+        simt_rate=spec.peak_flops_per_us("fp32" if tensor else dtype),
+        tensor_rate=spec.peak_flops_per_us(dtype) if tensor else 0.0,
+        dram_bw=spec.dram_bytes_per_us(),
+        l2_bytes=spec.device.l2_cache_mb * 2**20,
+        issue=spec.fp32_issue_ratio,
     )
 
 
-def engine_inputs(spec: GpuSpec, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(tile table, limits, device vector, constants) that the engine needs for spec and dtype."""
+class EngineInputs(NamedTuple):
+    """What the engine needs for one GPU and dtype."""
+
+    table: np.ndarray  # tile table (gpusim.engine.TILE_COLUMNS)
+    limits: np.ndarray  # per-SM limits (gpusim.occupancy.limits_vector)
+    device: np.ndarray  # per-GPU vector (gpusim.engine.DEVICE_COLUMNS)
+    consts: np.ndarray  # calibrated constants (gpusim.calibration.CONSTANT_NAMES)
+
+
+def engine_inputs(spec: GpuSpec, dtype: str) -> EngineInputs:
+    """The tile table, limits, device vector and constants that the engine needs for spec and dtype."""
     _, table = gemm_tiles(spec, dtype)
-    return table, limits_vector(spec), device_vector(spec, dtype), constants_vector(spec.architecture)
+    return EngineInputs(table, limits_vector(spec), device_vector(spec, dtype), constants_vector(spec.architecture))
 
 
 class LoweredOps:
@@ -129,16 +141,17 @@ class LoweredOps:
         allow_split_k: bool = True,
         cached_plans: Sequence[int] | None = None,
     ) -> None:
+        check_dtype_on(dtype, spec)
         self.ops, self.spec, self.dtype, self.allow_split_k = list(ops), spec, dtype, allow_split_k
+        self.fallback = kernel_table(spec).fallback
         self.cached_plans = np.zeros(len(self.ops)) if cached_plans is None else np.asarray(cached_plans, np.float64)
         self.elem = DTYPE_BYTES[dtype]
-        simt = not uses_tensor_cores(spec, dtype)
-        cc = spec.cc_major_minor[0] * 10 + spec.cc_major_minor[1]
+        simt = not spec.uses_tensor_cores(dtype)
         # (op index, algorithm index, algorithm name, problem), in launch order
         self.entries = [
             (i, a, algo.name, prob)
             for i, op in enumerate(self.ops)
-            for a, algo in enumerate(lower(op, self.elem, simt, cc))
+            for a, algo in enumerate(lower(op, self.elem, simt, spec.arch.fused_winograd_tiles))
             for prob in algo.problems
         ]
         self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
@@ -163,11 +176,12 @@ class LoweredOps:
         self.host_index = np.array([_host_index(op.kind) for op in self.ops], np.int64)
         self.table, self.limits, self.device, self.consts = engine_inputs(spec, dtype)
 
-    def run(self, consts: np.ndarray | None = None) -> tuple[tuple, tuple]:
-        """Raw engine results (GEMM tuple, stream tuple) for a constants vector (default: calibrated)."""
+    def run(self, consts: np.ndarray | None = None) -> tuple[GemmLaunches | None, StreamLaunches | None]:
+        """Engine results (GEMM launches, stream launches; None where the ops have none) for a constants
+        vector (default: the calibrated one)."""
         c = self.consts if consts is None else consts
-        gemm: tuple = ()
-        stream: tuple = ()
+        gemm: GemmLaunches | None = None
+        stream: StreamLaunches | None = None
         if len(self.gemm_at):
             scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
             gemm = gemm_select(
@@ -189,13 +203,15 @@ class LoweredOps:
             )
         return gemm, stream
 
-    def _choose(self, gemm: tuple, stream: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _choose(
+        self, gemm: GemmLaunches | None, stream: StreamLaunches | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(time per entry, chosen-entry mask, time per op): the fastest algorithm of each op is kept."""
         t = np.zeros(len(self.entries))
-        if len(gemm):
-            t[self.gemm_at] = gemm[-1]
-        if len(stream):
-            t[self.stream_at] = stream[-1]
+        if gemm is not None:
+            t[self.gemm_at] = gemm.time_us
+        if stream is not None:
+            t[self.stream_at] = stream.time_us
         algo_t = np.bincount(self.entry_algo, weights=t, minlength=len(self.algo_op))
         best = np.full(len(self.ops), np.inf)
         np.minimum.at(best, self.algo_op, algo_t)
@@ -219,28 +235,19 @@ class LoweredOps:
         gemm, stream = self.run(consts)
         t, chosen, best = self._choose(gemm, stream)
         tiles, _ = gemm_tiles(self.spec, self.dtype)
-        rows: dict[int, tuple] = {}
+        rows: dict[int, tuple[str, int, StreamLaunches | GemmLaunches, int]] = {}  # kernel, threads, launches, pos
         for pos, e in enumerate(self.gemm_at):
-            j = gemm[0][pos]
+            j = gemm.tile[pos]
             label, layout = self.entries[e][3].label, self.entries[e][3].layout
             name = tiles[j].name(self.spec, self.dtype, layout)
-            rows[e] = (
-                name if label == "gemm" or not layout else f"{label}[{name}]",
-                tiles[j].threads,
-                gemm[2][pos],
-                gemm[3][pos],
-                gemm[4][pos],
-                gemm[5][pos],
-                gemm[6][pos],
-                gemm[1][pos],
-            )
+            rows[e] = (name if label == "gemm" or not layout else f"{label}[{name}]", tiles[j].threads, gemm, pos)
         for pos, e in enumerate(self.stream_at):
             s = self.entries[e][3]
-            rows[e] = (f"{s.label}_kernel", s.threads, *(col[pos] for col in stream[:5]), 1)
+            rows[e] = (f"{s.label}_kernel", s.threads, stream, pos)
         launches = []
         for e in np.flatnonzero(chosen):
             i, _, algo, _ = self.entries[e]
-            kernel, threads, grid, b, lim, waves, tail, split = rows[e]
+            kernel, threads, res, pos = rows[e]
             launches.append(
                 KernelLaunch(
                     op_index=int(i),
@@ -248,14 +255,14 @@ class LoweredOps:
                     op_kind=self.ops[i].kind,
                     algorithm=algo,
                     kernel=kernel,
-                    grid=int(grid),
+                    grid=int(res.grid[pos]),
                     threads=int(threads),
-                    ctas_per_sm=int(b),
-                    limiter="none" if lim == INVALID else LIMITERS[lim],
-                    waves=int(waves),
-                    tail_fill=float(tail),
+                    ctas_per_sm=int(res.ctas_per_sm[pos]),
+                    limiter="none" if res.limiter[pos] == INVALID else LIMITERS[res.limiter[pos]],
+                    waves=int(res.waves[pos]),
+                    tail_fill=float(res.tail[pos]),
                     time_us=float(t[e]),
-                    split_k=int(split),
+                    split_k=int(res.split[pos]) if isinstance(res, GemmLaunches) else 1,
                 )
             )
         return Prediction(
@@ -265,6 +272,7 @@ class LoweredOps:
             op_times_us=best,
             total_us=float(best.sum()),
             host_overhead_us=self.host_overhead(consts),
+            fallback=self.fallback,
         )
 
 

@@ -19,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gpusim.errors import SpecError
 from hw_specs import CC_DIR, DEVICE_DIR
 
-DTYPES: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
 DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
+# What a device file's sustained clock rests on, and how far to trust it: a recorded timing on that GPU
+# checks it; NVIDIA's datasheet peaks imply it; the rated boost (the card is not known to be power
+# limited, but nothing measured it); an estimate for a power-limited card.
+CLOCK_CONFIDENCE: dict[str, str] = {"data": "high", "datasheet": "medium", "boost": "medium", "estimate": "low"}
 ARCHITECTURES = ("maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell")
 
 
@@ -66,6 +69,55 @@ class SmLimits(_Sourced):
     reserved_shared_memory_per_block: int = Field(ge=0, description="bytes the driver reserves per CTA")
 
 
+class TensorCoreMma(BaseModel):
+    """One tensor-core MMA instruction: the letter its kernels' names use and its M x N x K shape."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    letter: str = Field(min_length=1, description="dtype letter in kernel names: h (fp16), bf, s (tf32), i, e (fp8)")
+    shape: tuple[int, int, int] = Field(description="M x N x K of the warp-level MMA")
+
+    @property
+    def instruction(self) -> str:
+        """The instruction as cuBLAS/CUTLASS kernel names spell it, e.g. 'h16816'."""
+        return self.letter + "".join(str(d) for d in self.shape)
+
+
+class KernelPrefix(BaseModel):
+    """Architecture prefix of the library kernels' names, per math unit (cuBLAS/cuDNN naming)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    simt: str = Field(min_length=1, description="CUDA-core kernels, e.g. 'volta' in volta_sgemm_128x64_tn")
+    tensorop: str = Field(min_length=1, description="tensor-core kernels, e.g. 'turing' in turing_h1688gemm_...")
+
+
+class ArchFacts(_Sourced):
+    """What the code knows about a compute capability beyond its per-SM limits (the `arch` block of
+    hw_specs/compute_capability/sm_XY.yaml): the one place a family, kernel names, tensor-core dtypes
+    and lanes are written; no code path branches on a compute-capability number."""
+
+    family: Literal[ARCHITECTURES]  # type: ignore[valid-type]
+    fp32_lanes_per_sm: int = Field(gt=0)
+    kernel_table: int = Field(
+        gt=0, description="compute capability x10 whose library kernel table this one runs (sm_86: 80)"
+    )
+    kernel_prefix: KernelPrefix
+    tensor_cores: dict[str, TensorCoreMma] = Field(
+        default_factory=dict, description="dtype -> MMA instruction; the dtypes whose GEMMs run on tensor cores"
+    )
+    fused_winograd_tiles: tuple[tuple[int, int, int], ...] = Field(
+        min_length=1, description="cuDNN's fused Winograd arrangements (images, tile rows, tile columns) it ships"
+    )
+
+    @model_validator(mode="after")
+    def _structured_facts_sourced(self) -> ArchFacts:
+        missing = [
+            f for f in ("family", "kernel_prefix", "tensor_cores", "fused_winograd_tiles") if f not in self.sources
+        ]
+        if missing:
+            raise ValueError(f"sources: no source given for {', '.join(missing)}")
+        return self
+
+
 class PeakRates(BaseModel):
     """Dense peak throughput at the boost clock, in TFLOP/s (TOP/s for int8); absent = no such unit."""
 
@@ -75,6 +127,7 @@ class PeakRates(BaseModel):
     fp16: float | None = Field(default=None, gt=0)
     bf16: float | None = Field(default=None, gt=0)
     int8: float | None = Field(default=None, gt=0)
+    fp8: float | None = Field(default=None, gt=0, description="E4M3 and E5M2 (same rate), FP32 accumulate")
 
 
 class DeviceFile(_Sourced):
@@ -82,12 +135,19 @@ class DeviceFile(_Sourced):
 
     name: str
     aliases: list[str] = Field(min_length=1)
-    architecture: Literal[ARCHITECTURES]  # type: ignore[valid-type]
+    architecture: Literal[ARCHITECTURES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="optional: the compute capability's family (must agree when given)"
+    )
     compute_capability: str
     sm_count: int = Field(gt=0)
-    fp32_cores_per_sm: int = Field(gt=0)
+    fp32_cores_per_sm: int | None = Field(
+        default=None, gt=0, description="optional: the compute capability's FP32 lanes per SM (must agree when given)"
+    )
     boost_clock_mhz: float = Field(gt=0)
     sustained_clock_mhz: float = Field(gt=0, description="clock the simulator uses")
+    clock_basis: Literal[tuple(CLOCK_CONFIDENCE)] = Field(  # type: ignore[valid-type]
+        default="boost", description="what the sustained clock rests on (CLOCK_CONFIDENCE)"
+    )
     clock_note: str = Field(min_length=1, description="why the sustained clock is what it is")
     memory_bandwidth_gbs: float = Field(gt=0)
     memory_gb: float = Field(gt=0)
@@ -110,6 +170,7 @@ class GpuSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
     device: DeviceFile
     limits: SmLimits
+    arch: ArchFacts
     path: str
     content_hash: str
 
@@ -130,14 +191,13 @@ class GpuSpec(BaseModel):
 
     @property
     def architecture(self) -> str:
-        """Architecture family name (volta, ampere, ...)."""
-        return self.device.architecture
+        """Architecture family name (volta, ampere, ...), from the compute capability's file."""
+        return self.arch.family
 
     @property
-    def cc_major_minor(self) -> tuple[int, int]:
-        """Compute capability as a (major, minor) pair."""
-        major, minor = self.device.compute_capability.split(".")
-        return int(major), int(minor)
+    def fp32_lanes_per_sm(self) -> int:
+        """FP32 lanes per SM, from the compute capability's file."""
+        return self.arch.fp32_lanes_per_sm
 
     @property
     def clock_scale(self) -> float:
@@ -154,6 +214,11 @@ class GpuSpec(BaseModel):
     def has_native(self, dtype: str) -> bool:
         """Whether the GPU has a dedicated rate for dtype (tensor cores or fast fp16)."""
         return getattr(self.device.peak_tflops, dtype) is not None
+
+    def uses_tensor_cores(self, dtype: str) -> bool:
+        """Whether GEMMs of dtype run on tensor cores: the compute capability has an MMA for it and the
+        device file a peak rate (a part may lack a unit its architecture has)."""
+        return dtype in self.arch.tensor_cores and self.has_native(dtype)
 
     def peak_flops_per_us(self, dtype: str) -> float:
         """Whole-GPU peak FLOP per microsecond for dtype at the sustained clock.
@@ -174,7 +239,7 @@ class GpuSpec(BaseModel):
         GA100) or the scheduler dual-issues (Pascal), 1 on 128-lane single-issue SMs (GA10x, Ada,
         Hopper), where every non-FFMA instruction takes an FFMA's issue slot."""
         lim = self.limits
-        return lim.warp_size * lim.warp_instructions_per_clock * lim.register_partitions / self.device.fp32_cores_per_sm
+        return lim.warp_size * lim.warp_instructions_per_clock * lim.register_partitions / self.fp32_lanes_per_sm
 
 
 def _read_yaml(path: Path) -> dict:
@@ -206,19 +271,61 @@ def _first_error(path: Path, exc: ValidationError) -> SpecError:
     return SpecError(f"{path}: field '{field}': {msg}")
 
 
+def _cc_path(compute_capability: str) -> Path:
+    path = CC_DIR / f"sm_{compute_capability.replace('.', '')}.yaml"
+    if not path.exists():
+        known = sorted((p.stem[3:-1] + "." + p.stem[-1] for p in CC_DIR.glob("sm_*.yaml")), key=lambda c: float(c))
+        raise SpecError(
+            f"compute capability {compute_capability!r} has no limits file (hw_specs/compute_capability/{path.name}: "
+            f"per-SM limits and the `arch` facts; copy the nearest one, hw_specs/README.md); known: {', '.join(known)}"
+        )
+    return path
+
+
 @cache
 def load_limits(compute_capability: str) -> SmLimits:
     """Per-SM limits for a compute capability such as '8.0', from hw_specs/compute_capability."""
-    path = CC_DIR / f"sm_{compute_capability.replace('.', '')}.yaml"
-    if not path.exists():
-        known = sorted(p.stem[3:4] + "." + p.stem[4:] for p in CC_DIR.glob("sm_*.yaml"))
-        raise SpecError(f"compute capability {compute_capability!r} has no limits file; known: {', '.join(known)}")
+    path = _cc_path(compute_capability)
     try:
-        return SmLimits(**_read_yaml(path))
+        return SmLimits(**{k: v for k, v in _read_yaml(path).items() if k != ARCH_KEY})
     except ValidationError as exc:
         raise _first_error(path, exc) from None
     except TypeError as exc:
         raise SpecError(f"{path}: {exc}") from None
+
+
+# The block of a compute-capability file that holds its architecture facts (ArchFacts).
+ARCH_KEY = "arch"
+
+
+@cache
+def load_arch(compute_capability: str) -> ArchFacts:
+    """Architecture facts of a compute capability such as '8.0' (the `arch` block of its file)."""
+    path = _cc_path(compute_capability)
+    block = _read_yaml(path).get(ARCH_KEY)
+    if not isinstance(block, dict):
+        raise SpecError(
+            f"{path}: field '{ARCH_KEY}': missing field (family, fp32_lanes_per_sm, kernel_table, "
+            "kernel_prefix, tensor_cores, fused_winograd_tiles, sources; hw_specs/README.md)"
+        )
+    try:
+        return ArchFacts(**block)
+    except ValidationError as exc:
+        err = _first_error(path, exc)
+        raise SpecError(str(err).replace("field '", f"field '{ARCH_KEY}.", 1)) from None
+    except TypeError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def _check_against_arch(path: Path, device: DeviceFile, arch: ArchFacts) -> None:
+    """A device file may repeat its compute capability's family and lanes, but must agree with them."""
+    for field, theirs in (("architecture", arch.family), ("fp32_cores_per_sm", arch.fp32_lanes_per_sm)):
+        mine = getattr(device, field)
+        if mine is not None and mine != theirs:
+            raise SpecError(
+                f"{path}: field '{field}': {mine!r} disagrees with compute capability "
+                f"{device.compute_capability}'s {theirs!r} (hw_specs/compute_capability); delete the field"
+            )
 
 
 def load_spec_file(path: str | Path) -> GpuSpec:
@@ -229,7 +336,11 @@ def load_spec_file(path: str | Path) -> GpuSpec:
         device = DeviceFile(**raw)
     except ValidationError as exc:
         raise _first_error(path, exc) from None
-    limits = load_limits(device.compute_capability)
+    try:
+        limits, arch = load_limits(device.compute_capability), load_arch(device.compute_capability)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    _check_against_arch(path, device, arch)
     if device.sm_limits:
         unknown = sorted(set(device.sm_limits) - set(SmLimits.model_fields) - {"sources"})
         if unknown:
@@ -247,8 +358,10 @@ def load_spec_file(path: str | Path) -> GpuSpec:
             limits = SmLimits(**merged)
         except ValidationError as exc:
             raise _first_error(path, exc) from None
-    digest = hashlib.sha256(path.read_bytes() + limits.model_dump_json().encode()).hexdigest()[:16]
-    return GpuSpec(device=device, limits=limits, path=str(path), content_hash=digest)
+    digest = hashlib.sha256(
+        path.read_bytes() + limits.model_dump_json().encode() + arch.model_dump_json().encode()
+    ).hexdigest()[:16]
+    return GpuSpec(device=device, limits=limits, arch=arch, path=str(path), content_hash=digest)
 
 
 @lru_cache(maxsize=1)

@@ -54,8 +54,18 @@ def test_impossible_shapes_are_clear_errors(make, field):
 
 
 def test_unknown_dtype_lists_allowed_values():
-    with pytest.raises(gpusim.OpError, match="allowed: fp32, tf32, fp16, bf16, int8"):
+    with pytest.raises(gpusim.OpError, match="allowed: fp32, tf32, fp16, bf16, int8, fp8"):
+        gpusim.predict(gpusim.Linear(8, 8, 8), "a100", "fp4")
+
+
+def test_fp8_without_fp8_tensor_cores_is_one_line():
+    # A100 (sm_80) has no FP8 MMA (PTX ISA: e4m3/e5m2 mma from sm_89); H100 does
+    with pytest.raises(
+        gpusim.OpError, match=r"fp8 needs FP8 tensor cores.*allowed on it: fp32, tf32, fp16, bf16, int8$"
+    ):
         gpusim.predict(gpusim.Linear(8, 8, 8), "a100", "fp8")
+    launch = gpusim.predict(gpusim.Linear(4096, 4096, 4096), "h100", "fp8").launches[0]
+    assert launch.kernel.startswith("sm90_e16832gemm_")
 
 
 def test_staircase_edges_are_strictly_cheaper_than_everything_wider():
@@ -234,3 +244,22 @@ def test_large_tensor_core_gemm_runs_near_what_an_h100_measured():
     op = gpusim.Linear(8192, 8192, 8192)
     tflops = 2 * 8192**3 / gpusim.predict([op], "h100-sxm", "bf16").op_times_us[0] / 1e6
     assert 0.8 * 798 <= tflops <= 1.1 * 798
+
+
+def test_skinny_very_deep_gemm_is_split_not_run_as_a_few_ctas():
+    # K = 500,000 with 256x256 outputs: the sm61 kernel's tiles alone are 4 CTAs on the 1080 Ti's 28 SMs
+    op = gpusim.Linear(256, 500_000, 256)
+    split = gpusim.predict([op], "gtx1080ti", "fp32")
+    unsplit = gpusim.predict([op], "gtx1080ti", "fp32", allow_split_k=False)
+    assert unsplit.launches[0].grid == 4 and split.main_launches()[0].grid >= 20
+    assert split.total_us < unsplit.total_us / 4
+    for gpu in ("p4", "a100", "h100", "v100", "t4", "b200"):  # every kernel table has a split path here
+        assert gpusim.predict([op], gpu, "fp32").main_launches()[0].split_k > 1
+
+
+def test_batch_one_linear_streams_its_weights_as_a_gemv():
+    op = gpusim.Linear(1, 16384, 16384)  # 1 GiB of FP32 weights
+    pred = gpusim.predict([op], "a100", "fp32")
+    launch = pred.main_launches()[0]
+    bandwidth = 16384 * 16384 * 4 / pred.total_us / 1e3  # GB/s
+    assert launch.algorithm == "gemv" and 0.5 * 1555 < bandwidth < 1555

@@ -205,3 +205,47 @@ def test_scoring_25k_rows_under_10_seconds() -> None:
     s = score(Timings(SHARED, "neusight", rows))
     assert time.perf_counter() - start < 10.0
     assert s.summary.rows == 25009 and set(s.summary.by_op) == {"conv2d", "linear"}
+
+
+def test_timing_column_picks_the_prediction_of_the_same_kind(capsys, tmp_path: Path) -> None:
+    op = Linear(4096, 4096, 4096)
+    pred = predict([op], "a100", "fp16")
+    gpu, isolated = float(pred.gpu_us[0]), float(pred.isolated_us[0])
+    assert isolated - gpu == pytest.approx(pred.host_overhead_us[0]) and pred.host_overhead_us[0] > 5
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "OPName,Latency,Device,dtype,B,M,N,K,timing\n"
+        f"linear,{gpu / 1000},NVIDIA A100-PCIE-40GB,fp16,1,4096,4096,4096,gpu_kernel\n"
+        f"linear,{isolated / 1000},NVIDIA A100-PCIE-40GB,fp16,1,4096,4096,4096,op_wall\n"
+    )
+    code, out, _ = cli_in_process(capsys, "validate", "score", "--data", path, "--json")
+    m = json.loads(out)
+    assert code == 0 and m["mape"] == pytest.approx(0.0, abs=1e-6)  # each row against its own kind
+    assert set(m["by_timing"]) == {"gpu_kernel", "op_wall"} and m["by_dtype"]["fp16"]["rows"] == 2
+    # a file without the column: NeuSight's default is op_wall; --timing says otherwise
+    plain = tmp_path / "plain.csv"
+    plain.write_text(
+        f"OPName,Latency,Device,dtype,B,M,N,K\nlinear,{gpu / 1000},NVIDIA A100-PCIE-40GB,fp16,1,4096,4096,4096\n"
+    )
+    assert read_timings(plain).measurements[0].timing == "op_wall"
+    code, out, _ = cli_in_process(capsys, "validate", "score", "--data", plain, "--json", "--timing", "gpu_kernel")
+    assert code == 0 and json.loads(out)["mape"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unknown_timing_is_one_line_naming_file_row_and_values(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("OPName,Latency,Device,B,M,N,K,timing\nlinear,1.0,Tesla T4,1,2,3,4,cuda_graph\n")
+    code, out, err = cli_in_process(capsys, "validate", "score", "--data", path)
+    assert code == 2 and err.count("\n") == 1 and str(path) in err and "row 2, column 'timing'" in err
+    assert "allowed: op_wall, gpu_kernel, host_wall_step" in err
+    code, _, err = cli_in_process(capsys, "validate", "score", "--data", path, "--timing", "wall")
+    assert code == 2 and "--timing" in err
+
+
+@pytest.mark.skipif(not (MEASURED / "vidur").is_dir(), reason=f"vidur timings not found at {MEASURED / 'vidur'}")
+def test_vidur_files_read_as_fp16_kernel_times() -> None:
+    a40 = read_timings(MEASURED / "vidur" / "vidur_fp16_linear_a40.csv")
+    assert len(a40.measurements) == 18648  # vidur/README.md
+    first = a40.measurements[0]
+    assert (first.dtype, first.timing, first.device, first.latency_us) == ("fp16", "gpu_kernel", "NVIDIA A40", 11.0)
+    assert first.op == Linear(1, 512, 4096)  # M = 1 token, N = 512 in-features, K = 4096 out-features

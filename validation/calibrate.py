@@ -19,13 +19,25 @@ import numpy as np
 import yaml
 from scipy.optimize import minimize
 
-from gpusim.calibration import CONSTANT_NAMES, nearest_family
+from gpusim.calibration import (
+    CONSTANT_NAMES,
+    FAMILY,
+    SHARED,
+    STRIP,
+    TENSOR,
+    Constants,
+    bounds,
+    fit_group,
+    merge_families,
+    nearest_family,
+    starting_point,
+)
 from gpusim.predict import LoweredOps
 from gpusim.spec import GpuSpec
 from hw_specs import CALIBRATION_DIR
 from validation.harness import cached_conv_plans
 from validation.readers import read_timings
-from validation.score import resolve_specs
+from validation.score import PREDICTION_FOR_TIMING, resolve_specs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEASURED = REPO.parent / "shared" / "data" / "measured"
@@ -37,23 +49,11 @@ NEUSIGHT_FILES = (
     "neusight/conv/Tesla_T4.csv",
     "neusight/conv/Tesla_V100-PCIE-32GB.csv",
 )
-# Constants fitted on all GPUs together, and those refined per family.
-SHARED_FIT = (
-    "simt_efficiency",
-    "tile_intensity_half",
-    "warps_to_saturate",
-    "dram_efficiency",
-    "wave_latency_us",
-    "winograd_fused_efficiency",
-    "winograd_fused_fixed_channels",
-    "winograd_nonfused_efficiency",
-    "host_overhead_conv_us",
-    "host_overhead_gemm_us",
-    "cudnn_plan_cache_us_per_entry",
-)
-# The operand-strip traffic of deep-K linear GEMMs (gpusim.engine.operand_strip_time), shared by all
-# GPUs and fitted on the linear sets after the constants above.
-STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2_miss_sharpness", "unaligned_row_extra")
+# FP16 tensor-core GEMMs timed as kernel durations (vidur/README.md): A100 80GB and A40.
+VIDUR_FILES = ("vidur/vidur_fp16_linear_a100.csv", "vidur/vidur_fp16_linear_a40.csv")
+# Constants fitted on all GPUs together, then the operand-strip traffic of deep-K linear GEMMs
+# (gpusim.engine.operand_strip_time) on the linear sets, then those refined per family: the groups,
+# bounds and starting points are in gpusim.calibration.Constants.
 # The SIMT (GEMM) efficiency is shared: fitted per family it did not transfer to a GPU left out
 # (leave-one-GPU-out linear MAPE: T4 20.5 -> 13.8, A100 7.7 -> 6.0, P4 15.0 -> 14.5; P100 19.3 -> 22.0,
 # V100 13.5 -> 14.0; bmm better on every GPU); cuDNN's Winograd kernels do differ per family.
@@ -62,50 +62,24 @@ STRIP_FIT = ("strided_dram_efficiency", "cta_drift_fraction", "drift_waves", "l2
 # the four hosts' own slopes are 0.054-0.158) and the family's cuDNN efficiencies absorbed the rest:
 # fitted with them, leave-one-GPU-out conv MAPE P100 16.0 -> 10.5, P4 15.4 -> 13.4, T4 10.2 -> 11.9,
 # V100 22.6 -> 13.1. It never enters `wavecut predict`.
-FAMILY_FIT = (
-    "winograd_fused_efficiency",
-    "winograd_nonfused_efficiency",
-    "implicit_gemm_efficiency",
-    "cudnn_plan_cache_us_per_entry",
-)
-# They are cuDNN kernel efficiencies and its measuring host's cost, so a family gets its own only where
-# the training data has its convolutions; any other family uses the nearest family that has them
-# (Ampere: Turing's).
+SHARED_FIT, STRIP_FIT, FAMILY_FIT = fit_group(SHARED), fit_group(STRIP), fit_group(FAMILY)
+# Tensor-core GEMMs (tensor_efficiency, tensor_dram_efficiency) are fitted per family on the family's
+# tensor-core sets, after the others (which they do not touch); a family without tensor-core data uses
+# the nearest family's (gpusim.calibration.merge_families).
+TENSOR_FIT = fit_group(TENSOR)
+# The family constants are cuDNN kernel efficiencies and its measuring host's cost, so a family gets its
+# own only where the training data has its convolutions; any other family uses the nearest family that
+# has them (Ampere: Turing's).
 FAMILY_FIT_OP = "conv2d"
-# Where every fit starts (so a refit never depends on the files it overwrites): GPU_FACTS.md's
-# round numbers (85% of DRAM peak, ~80-90% of math peak, 3-6 us launch overhead); the
-# constants no data constrains keep these: tensor-core efficiency (the shared data is FP32) and
-# the per-kernel launch overhead, which single-op timings cannot tell apart from the host
-# overhead of the call (fitting both traded one for the other and gave 14 us per kernel, which
-# would charge a 100-kernel network 1.4 ms of launches).
-STARTING_POINT = {
-    "launch_overhead_us": 4.0,
-    "simt_efficiency": 0.85,
-    "tensor_efficiency": 0.8,
-    "tile_intensity_half": 12.0,
-    "warps_to_saturate": 8.0,
-    "dram_efficiency": 0.85,
-    "sm_bandwidth_cap": 4.0,
-    "wave_latency_us": 1.0,
-    "winograd_fused_efficiency": 0.6,
-    "winograd_fused_fixed_channels": 16.0,
-    "winograd_nonfused_efficiency": 0.8,
-    "implicit_gemm_efficiency": 1.0,
-    "host_overhead_conv_us": 40.0,
-    "host_overhead_gemm_us": 20.0,
-    "host_overhead_memory_us": 10.0,
-    "cudnn_plan_cache_us_per_entry": 0.05,
-    "strided_dram_efficiency": 0.4,
-    "cta_drift_fraction": 0.005,
-    "drift_waves": 30.0,
-    "l2_miss_sharpness": 3.0,
-    "unaligned_row_extra": 0.2,
-}
+# Where every fit starts (so a refit never depends on the files it overwrites).
+STARTING_POINT = starting_point()
 # Nelder-Mead restarts: in 12 dimensions (before the L2 factor went) one run stopped in a collapsed simplex (MAPE
 # 13.3%); one restart reaches 12.6%, a second changes nothing; Powell's method reached 12.8%.
 RESTARTS = 1
 # Fit on every n-th row of each (GPU, op, dtype) set: deterministic and 3-4x faster.
 ROW_STRIDE = 3
+# The vidur sets have 19-27k rows of smooth shapes: every 10th row fits as well.
+VIDUR_STRIDE = 10
 
 
 @dataclass
@@ -115,6 +89,8 @@ class DataSet:
     device: str
     spec: GpuSpec
     op: str
+    dtype: str
+    timing: str  # what the rows' times include (validation.readers.TIMINGS)
     lowered: LoweredOps
     measured_us: np.ndarray
     grids: np.ndarray  # recorded CTAs of the main kernel, -1 where not recorded
@@ -124,22 +100,29 @@ class DataSet:
         """Architecture family of the GPU."""
         return self.spec.architecture
 
+    @property
+    def tensor(self) -> bool:
+        """Whether the set's GEMMs run on tensor cores."""
+        return self.spec.uses_tensor_cores(self.dtype)
+
     def predicted(self, consts: np.ndarray) -> np.ndarray:
-        """Isolated-op prediction (host overhead + GPU time) under `consts`."""
-        return self.lowered.op_times(consts) + self.lowered.host_overhead(consts)
+        """The prediction of the rows' kind under `consts`: GPU time, plus the host overhead of one eager
+        call where the rows time an op alone (validation.score.PREDICTION_FOR_TIMING)."""
+        gpu = self.lowered.op_times(consts)
+        return gpu + self.lowered.host_overhead(consts) if PREDICTION_FOR_TIMING[self.timing] == "isolated_us" else gpu
 
 
 def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
-    """Read timing files and group their rows by (device, op kind, dtype)."""
-    groups: dict[tuple[str, str, str], list] = {}
+    """Read timing files and group their rows by (device, op kind, dtype, timing)."""
+    groups: dict[tuple[str, str, str, str], list] = {}
     specs: dict[str, GpuSpec] = {}
     for path in paths:
         timings = read_timings(path)
         specs.update(resolve_specs(timings))
         for m, plans in zip(timings.measurements, cached_conv_plans(timings.measurements)):
-            groups.setdefault((m.device, m.op.kind, m.dtype), []).append((m, plans))
+            groups.setdefault((m.device, m.op.kind, m.dtype, m.timing), []).append((m, plans))
     sets = []
-    for (device, op, dtype), pairs in sorted(groups.items()):
+    for (device, op, dtype, timing), pairs in sorted(groups.items()):
         rows = [m for m, _ in pairs[::stride]]
         lowered = LoweredOps([m.op for m in rows], specs[device], dtype, cached_plans=[p for _, p in pairs[::stride]])
         sets.append(
@@ -147,6 +130,8 @@ def load_datasets(paths: list[Path], stride: int = 1) -> list[DataSet]:
                 device,
                 specs[device],
                 op,
+                dtype,
+                timing,
                 lowered,
                 np.array([m.latency_us for m in rows]),
                 np.array([-1 if m.grid is None else m.grid for m in rows]),
@@ -168,11 +153,11 @@ def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.n
     objective piecewise, so a derivative-free search), restarted RESTARTS times; deterministic from `start`."""
     search = {"maxfev": 80 * len(names), "xatol": 1e-3, "fatol": 1e-5}
     idx = np.array([CONSTANT_NAMES.index(n) for n in names])
-    caps = np.array([1.0 if n == "dram_efficiency" else 1.5 if "efficiency" in n else np.inf for n in names])
+    low, high = np.array([bounds(n) for n in names]).T  # the schema's: a fit never leaves what loading accepts
 
     def consts(x: np.ndarray) -> np.ndarray:
         c = start.copy()
-        c[idx] = np.minimum(np.exp(x), caps)
+        c[idx] = np.clip(np.exp(x), low, high)
         return c
 
     def objective(x: np.ndarray) -> float:
@@ -191,26 +176,49 @@ def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.n
     return consts(result.x)
 
 
-def fit(sets: list[DataSet]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(shared constants, {family: constants}) fitted on `sets`."""
+Fitted = dict[str, dict[str, float]]  # family -> the constants fitted for it, by name
+
+
+def _named(c: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    return {n: float(c[CONSTANT_NAMES.index(n)]) for n in names}
+
+
+def fit(sets: list[DataSet]) -> tuple[np.ndarray, Fitted]:
+    """(shared constants, {family: its fitted constants by name}) fitted on `sets`: the shared and strip
+    constants on the CUDA-core sets, cuDNN's per family with conv data, tensor-core ones per family with
+    tensor-core data."""
     start = np.array([STARTING_POINT[n] for n in CONSTANT_NAMES], dtype=np.float64)
-    shared = _fit(sets, start, SHARED_FIT)
-    shared = _fit([s for s in sets if s.op == "linear"], shared, STRIP_FIT)
-    families: dict[str, np.ndarray] = {}
-    for family in sorted({s.family for s in sets if s.op == FAMILY_FIT_OP}):
-        families[family] = _fit([s for s in sets if s.family == family], shared, FAMILY_FIT)
+    simt = [s for s in sets if not s.tensor]
+    shared = _fit(simt, start, SHARED_FIT)
+    shared = _fit([s for s in simt if s.op == "linear"], shared, STRIP_FIT)
+    families: Fitted = {}
+    for family in sorted({s.family for s in simt if s.op == FAMILY_FIT_OP}):
+        families[family] = _named(_fit([s for s in simt if s.family == family], shared, FAMILY_FIT), FAMILY_FIT)
+    for family in sorted({s.family for s in sets if s.tensor}):
+        tensor = _fit([s for s in sets if s.tensor and s.family == family], shared, TENSOR_FIT)
+        families.setdefault(family, {}).update(_named(tensor, TENSOR_FIT))
     return shared, families
 
 
-def constants_by_family(shared: np.ndarray, families: dict[str, np.ndarray], wanted: set[str]) -> dict[str, np.ndarray]:
-    """Constants each family in `wanted` would use: its own fit, else the nearest fitted family, else shared."""
-    return {f: families.get(nearest_family(f, families), shared) for f in wanted}
+def constants_by_family(shared: np.ndarray, families: Fitted, wanted: set[str]) -> dict[str, np.ndarray]:
+    """Constants each family in `wanted` would use: shared, each fitted constant taken from the nearest
+    family that fitted it (gpusim.calibration.merge_families, as loading does)."""
+    base = _named(shared, CONSTANT_NAMES)
+    return {f: np.array([merge_families(base, families, f)[n] for n in CONSTANT_NAMES]) for f in wanted}
 
 
-def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataSet]) -> None:
+def source_family(family: str, families: Fitted, group: tuple[str, ...]) -> str:
+    """The family whose fit of `group` a family uses (itself, the nearest, or 'default')."""
+    return nearest_family(family, [f for f, c in families.items() if group[0] in c])
+
+
+def _write(shared: np.ndarray, families: Fitted, sets: list[DataSet]) -> None:
     from gpusim.atomic_write import write_text_atomic
 
-    files = sorted({f"../shared/data/measured/{f}" for f in NEUSIGHT_FILES})
+    for c in constants_by_family(shared, families, set(families) | {"default"}).values():  # what is written loads
+        Constants(**{n: round(float(v), 4) for n, v in zip(CONSTANT_NAMES, c)})
+
+    files = sorted({f"../shared/data/measured/{f}" for f in (*NEUSIGHT_FILES, *VIDUR_FILES)})
     command = "python3 -m validation.calibrate --write"
     header = "# Written by validation/calibrate.py: do not edit by hand.\n"
     doc = {
@@ -229,9 +237,21 @@ def _write(shared: np.ndarray, families: dict[str, np.ndarray], sets: list[DataS
             "family": family,
             "fitted_on": files + devices,
             "fit_command": command,
-            "constants": {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT},
+            "constants": {n: round(v, 4) for n, v in c.items()},
         }
         write_text_atomic(CALIBRATION_DIR / f"{family}.yaml", header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def training_sets() -> list[DataSet]:
+    """Every shared timing file, every ROW_STRIDE-th (vidur: VIDUR_STRIDE-th) row of each set."""
+    return load_datasets([SHARED_MEASURED / f for f in NEUSIGHT_FILES], ROW_STRIDE) + load_datasets(
+        [SHARED_MEASURED / f for f in VIDUR_FILES], VIDUR_STRIDE
+    )
+
+
+def test_sets() -> list[DataSet]:
+    """Every row of every shared timing file."""
+    return load_datasets([SHARED_MEASURED / f for f in (*NEUSIGHT_FILES, *VIDUR_FILES)])
 
 
 def main() -> None:
@@ -239,15 +259,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write hw_specs/calibration/*.yaml")
     args = parser.parse_args()
-    paths = [SHARED_MEASURED / f for f in NEUSIGHT_FILES]
-    train = load_datasets(paths, ROW_STRIDE)
+    train, full = training_sets(), test_sets()
     shared, families = fit(train)
-    full = load_datasets(paths)
     per = constants_by_family(shared, families, {s.family for s in full})
     for name, value in zip(CONSTANT_NAMES, shared):
         print(f"{name:32s} {value:10.4f}")
     for family, c in families.items():
-        print(family, {n: round(float(c[CONSTANT_NAMES.index(n)]), 4) for n in FAMILY_FIT})
+        print(family, {n: round(v, 4) for n, v in c.items()})
     print(f"{'device':28s}{'op':8s}{'MAPE %':>8s}")
     for (device, op), value in mape(full, per).items():
         print(f"{device:28s}{op:8s}{value:8.1f}")

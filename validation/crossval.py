@@ -13,15 +13,15 @@ import json
 
 import numpy as np
 
-from gpusim.calibration import nearest_family
 from validation.calibrate import (
-    NEUSIGHT_FILES,
-    ROW_STRIDE,
-    SHARED_MEASURED,
+    FAMILY_FIT,
+    TENSOR_FIT,
     DataSet,
     constants_by_family,
     fit,
-    load_datasets,
+    source_family,
+    test_sets,
+    training_sets,
 )
 
 # Targets of issue 4, per GPU left out.
@@ -34,14 +34,19 @@ def fold(left_out: str, train: list[DataSet], test: list[DataSet]) -> dict:
     own = [s for s in test if s.device == left_out]
     family = own[0].family
     consts = constants_by_family(shared, families, {family})[family]
-    row: dict = {"gpu": left_out, "family": family, "constants_from": nearest_family(family, families)}
+    row: dict = {
+        "gpu": left_out,
+        "dtype": ",".join(sorted({s.dtype for s in own})),
+        "family": family,
+        "constants_from": source_family(family, families, FAMILY_FIT),
+        "tensor_from": source_family(family, families, TENSOR_FIT),
+    }
     matched = recorded = 0
     for s in own:
-        pred = s.lowered.predict(consts)
-        row[f"{s.op}_mape"] = float(np.mean(np.abs(pred.isolated_us / s.measured_us - 1)) * 100)
-        if s.op in ("linear", "bmm"):
-            grids = np.array([k.grid for k in pred.main_launches()])
-            has = s.grids >= 0
+        row[f"{s.op}_mape"] = float(np.mean(np.abs(s.predicted(consts) / s.measured_us - 1)) * 100)
+        has = s.grids >= 0
+        if s.op in ("linear", "bmm") and has.any():
+            grids = np.array([k.grid for k in s.lowered.predict(consts).main_launches()])
             matched += int(np.sum(grids[has] == s.grids[has]))
             recorded += int(np.sum(has))
     row["gemm_grid_match"] = 100.0 * matched / recorded if recorded else None
@@ -53,19 +58,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    paths = [SHARED_MEASURED / f for f in NEUSIGHT_FILES]
-    train, test = load_datasets(paths, ROW_STRIDE), load_datasets(paths)
+    train, test = training_sets(), test_sets()
     rows = [fold(gpu, train, test) for gpu in sorted({s.device for s in test})]
     print(
-        f"{'GPU left out':26s}{'family':8s}{'consts from':12s}{'linear %':>9s}{'bmm %':>8s}{'conv3x3 %':>10s}"
-        f"{'GEMM grid %':>12s}"
+        f"{'GPU left out':26s}{'dtype':6s}{'family':8s}{'cuDNN from':11s}{'TC from':8s}{'linear %':>9s}{'bmm %':>8s}"
+        f"{'conv3x3 %':>10s}{'GEMM grid %':>12s}"
     )
     for r in rows:
         cells = [r.get(k) for k in ("linear_mape", "bmm_mape", "conv2d_mape", "gemm_grid_match")]
         text = ["-" if c is None else f"{c:.1f}" for c in cells]
         print(
-            f"{r['gpu']:26s}{r['family']:8s}{r['constants_from']:12s}{text[0]:>9s}{text[1]:>8s}{text[2]:>10s}"
-            f"{text[3]:>12s}"
+            f"{r['gpu']:26s}{r['dtype']:6s}{r['family']:8s}{r['constants_from']:11s}{r['tensor_from']:8s}"
+            f"{text[0]:>9s}{text[1]:>8s}{text[2]:>10s}{text[3]:>12s}"
         )
     print(f"targets: linear <= {TARGETS['linear']}%, conv 3x3 <= {TARGETS['conv2d']}%, GEMM grid >= {TARGETS['grid']}%")
     if args.json:

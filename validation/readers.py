@@ -22,6 +22,13 @@ class DataError(WavecutError):
     """A timing file that cannot be used; the message names the file, row and column."""
 
 
+# What a row's time includes (../shared/data/measured/README.md, "What a row's time includes"):
+# op_wall: one framework op timed alone with CUDA events around it (host and launch inside);
+# gpu_kernel: the summed durations of the op's CUDA kernels only (a profiler's kernel times);
+# host_wall_step: the host's wall time of a whole forward, synchronised at the end.
+TIMINGS: tuple[str, ...] = ("op_wall", "gpu_kernel", "host_wall_step")
+
+
 @dataclass(frozen=True)
 class Measurement:
     """One timed op: what ran, where, in which dtype, how long, and the main kernel's grid if recorded."""
@@ -36,6 +43,7 @@ class Measurement:
     row: int
     torch: str = ""  # PyTorch version the row was measured with ("" if not recorded)
     sm_clock_mhz: float | None = None  # median SM clock over the timed repeats, if recorded
+    timing: str = "op_wall"  # what the time includes (TIMINGS)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class CsvFormat:
     sweep_column: str | None = None
     torch_column: str | None = None
     clock_column: str | None = None
+    timing_column: str = "timing"
+    default_timing: str = "op_wall"  # a file without the column (or an empty cell): what its rows time
 
     def required(self) -> list[str]:
         """Columns every file of this format must have."""
@@ -180,10 +190,11 @@ def detect_format(path: Path, header: list[str]) -> CsvFormat:
 
 
 class _RowReader:
-    """Parses the data rows of one file in one format."""
+    """Parses the data rows of one file in one format; `timing` replaces the format's default timing."""
 
-    def __init__(self, path: Path, fmt: CsvFormat, header: list[str]):
+    def __init__(self, path: Path, fmt: CsvFormat, header: list[str], timing: str | None = None):
         self.path, self.fmt = path, fmt
+        self.timing = timing or fmt.default_timing
         self.index = {c: i for i, c in enumerate(header)}
         for col in fmt.required():
             if col not in self.index:
@@ -246,6 +257,9 @@ class _RowReader:
         clock = self.cell(cells, row, fmt.clock_column, _number, optional=True) if fmt.clock_column else None
         if clock is not None and clock <= 0:
             raise _fail(self.path, row, fmt.clock_column, f"must be positive, got {clock}")
+        timing = self.cell(cells, row, fmt.timing_column, optional=True) or self.timing
+        if timing not in TIMINGS:
+            raise _fail(self.path, row, fmt.timing_column, f"unknown timing {timing!r}; allowed: {', '.join(TIMINGS)}")
         return Measurement(
             op=op,
             device=self.cell(cells, row, fmt.device_column),
@@ -257,12 +271,18 @@ class _RowReader:
             row=row,
             torch=(self.cell(cells, row, fmt.torch_column, optional=True) or "") if fmt.torch_column else "",
             sm_clock_mhz=clock,
+            timing=timing,
         )
 
 
-def read_timings(path: str | Path) -> Timings:
-    """Read a NeuSight or project CSV (detected from the header) into measurements."""
+def read_timings(path: str | Path, timing: str | None = None) -> Timings:
+    """Read a NeuSight or project CSV (detected from the header) into measurements.
+
+    `timing` (one of TIMINGS) is what rows without a `timing` cell time; default: the format's
+    (op_wall for both: NeuSight's rows and the project's harness time one eager op with CUDA events)."""
     path = Path(path)
+    if timing is not None and timing not in TIMINGS:
+        raise DataError(f"--timing: unknown timing {timing!r}; allowed: {', '.join(TIMINGS)}")
     try:
         with path.open(newline="") as f:
             records = [r for r in csv.reader(f)]
@@ -274,7 +294,7 @@ def read_timings(path: str | Path) -> Timings:
         raise DataError(f"{path}: row 1, column (none): empty file, expected a header row")
     header = [c.strip() for c in records[0]]
     fmt = detect_format(path, header)
-    reader = _RowReader(path, fmt, header)
+    reader = _RowReader(path, fmt, header, timing)
     rows = [
         reader.measurement(cells, i) for i, cells in enumerate(records[1:], start=2) if any(c.strip() for c in cells)
     ]

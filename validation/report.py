@@ -158,6 +158,8 @@ def build_report(scored: Scored) -> Report:
         "",
         *_group_table("By device", "device (as in the file)", s.by_device),
         *_group_table("By op", "op", s.by_op),
+        *_group_table("By dtype", "dtype", s.by_dtype),
+        *_group_table("By timing (what a row's time includes)", "timing", s.by_timing),
         "## Predicted vs measured",
         "",
         "![predicted vs measured](predicted_vs_measured.png)",

@@ -12,10 +12,24 @@ import numpy as np
 from pydantic import BaseModel
 
 from gpusim.errors import SpecError
-from gpusim.predict import LoweredOps
+from gpusim.predict import LoweredOps, Prediction
 from gpusim.spec import GpuSpec, load_spec
 from validation.harness import cached_conv_plans
 from validation.readers import DataError, Measurement, Timings
+
+# Which prediction a row's timing is compared with (validation.readers.TIMINGS): an op timed alone with
+# CUDA events includes the host overhead of the call; kernel durations are GPU time only. A single op
+# timed as a whole host-synchronised step is the op timed alone.
+PREDICTION_FOR_TIMING: dict[str, str] = {
+    "op_wall": "isolated_us",
+    "gpu_kernel": "gpu_us",
+    "host_wall_step": "isolated_us",
+}
+
+
+def predicted_for(pred: Prediction, timing: str) -> np.ndarray:
+    """Per op, the prediction of the same kind as `timing` (PREDICTION_FOR_TIMING)."""
+    return getattr(pred, PREDICTION_FOR_TIMING[timing])
 
 
 class GroupScore(BaseModel):
@@ -37,6 +51,8 @@ class Summary(BaseModel):
     spearman: float | None
     by_device: dict[str, GroupScore]
     by_op: dict[str, GroupScore]
+    by_dtype: dict[str, GroupScore]
+    by_timing: dict[str, GroupScore]
     grid_match: float | None = None
     grid_rows: int = 0
 
@@ -107,11 +123,10 @@ def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.nda
     ms = timings.measurements
     measured = np.array([m.latency_us for m in ms])
     ape = np.abs(predicted_us - measured) / measured * 100.0
-    by_device: dict[str, list[int]] = defaultdict(list)
-    by_op: dict[str, list[int]] = defaultdict(list)
+    groups: dict[str, dict[str, list[int]]] = {k: defaultdict(list) for k in ("device", "op", "dtype", "timing")}
     for i, m in enumerate(ms):
-        by_device[m.device].append(i)
-        by_op[m.op.kind].append(i)
+        for key, value in (("device", m.device), ("op", m.op.kind), ("dtype", m.dtype), ("timing", m.timing)):
+            groups[key][value].append(i)
     with_grid = [i for i, m in enumerate(ms) if m.grid is not None]
     match = sum(int(predicted_grid[i]) == ms[i].grid for i in with_grid)
     return Summary(
@@ -120,8 +135,7 @@ def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.nda
         median_ape=float(np.median(ape)),
         p90_ape=float(np.percentile(ape, 90)),
         spearman=_spearman(predicted_us, measured),
-        by_device={k: _group(ape, v) for k, v in by_device.items()},
-        by_op={k: _group(ape, v) for k, v in by_op.items()},
+        **{f"by_{key}": {k: _group(ape, v) for k, v in g.items()} for key, g in groups.items()},
         grid_match=100.0 * match / len(with_grid) if with_grid else None,
         grid_rows=len(with_grid),
     )
@@ -134,14 +148,14 @@ def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False
     the spec's sustained clock: what is left is the model's error, not the clock's."""
     specs = resolve_specs(timings, gpu)
     ms = timings.measurements
-    groups: dict[tuple[str, str, float | None], list[int]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, float | None], list[int]] = defaultdict(list)
     for i, m in enumerate(ms):
-        groups[(specs[m.device].path, m.dtype, m.sm_clock_mhz if recorded_clock else None)].append(i)
+        groups[(specs[m.device].path, m.dtype, m.timing, m.sm_clock_mhz if recorded_clock else None)].append(i)
     predicted = np.zeros(len(ms))
     grid = np.zeros(len(ms), dtype=np.int64)
     kernel = [""] * len(ms)
     plans = cached_conv_plans(ms)
-    for (_, dtype, clock), rows in groups.items():
+    for (_, dtype, timing, clock), rows in groups.items():
         spec = specs[ms[rows[0]].device]
         pred = LoweredOps(
             [ms[i].op for i in rows],
@@ -149,7 +163,7 @@ def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False
             dtype,
             cached_plans=[plans[i] for i in rows],
         ).predict()
-        predicted[rows] = pred.isolated_us  # each row timed one eager call alone: host + GPU time
+        predicted[rows] = predicted_for(pred, timing)  # the same kind of time as the row's
         for row, launch in zip(rows, pred.main_launches()):
             grid[row], kernel[row] = launch.grid, launch.kernel
     return Scored(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gpusim.dtypes import check_dtype
 from gpusim.errors import WavecutError
+from gpusim.kernels import kernel_table
 from gpusim.spec import load_spec
 from planner.defaults import (
     DEFAULT_BATCH,
@@ -59,8 +60,11 @@ def predict(
     for w in caught:
         print(f"wavecut: warning: {w.message}", file=sys.stderr)
     result = network.predict(spec, batch, dtype, mode)
+    fallback = kernel_table(spec).fallback  # a GPU whose compute capability has no tuned kernel table
+    if fallback:
+        print(f"wavecut: note: {fallback}", file=sys.stderr)
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "fallback": fallback})
         return
     table = Table(title=f"{model} on {result.gpu}, {dtype}, batch {batch}, {mode}, input {input_shape}")
     for col in (

@@ -8,7 +8,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
+from gpusim.kernels import kernel_table
+from gpusim.spec import CLOCK_CONFIDENCE, GpuSpec, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
 
@@ -22,10 +23,12 @@ def _summary(spec: GpuSpec) -> dict:
         "name": d.name,
         "aliases": d.aliases,
         "sm_count": d.sm_count,
-        "architecture": d.architecture,
+        "architecture": spec.architecture,
         "compute_capability": d.compute_capability,
         "boost_clock_mhz": d.boost_clock_mhz,
         "sustained_clock_mhz": d.sustained_clock_mhz,
+        "clock_basis": d.clock_basis,
+        "clock_confidence": CLOCK_CONFIDENCE[d.clock_basis],
         "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
         "peak_tflops": d.peak_tflops.model_dump(exclude_none=True),
         "file": Path(spec.path).name,
@@ -42,7 +45,7 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         print_json(rows)
         return
     table = Table(title="GPU specs")
-    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "FP32/FP16 TFLOPS", "GB/s"):
+    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "clock confidence", "FP32/FP16 TFLOPS", "GB/s"):
         table.add_column(col)
     for r in rows:
         p = r["peak_tflops"]
@@ -52,6 +55,7 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
             r["compute_capability"],
             str(r["sm_count"]),
             f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
+            f"{r['clock_confidence']} ({r['clock_basis']})",
             f"{p['fp32']}/{p.get('fp16', '-')}",
             f"{r['memory_bandwidth_gbs']:.0f}",
         )
@@ -64,8 +68,12 @@ def show(
 ) -> None:
     """Show one spec with its per-SM limits, the clock used and the sources."""
     spec = load_spec(name)
+    table = kernel_table(spec)
     data = {
-        "device": spec.device.model_dump(),
+        "device": spec.device.model_dump(exclude_none=True),
+        "architecture": spec.arch.model_dump(),
+        "kernel_table": {"sm": table.cc, "fallback": table.fallback},
+        "clock_confidence": CLOCK_CONFIDENCE[spec.device.clock_basis],
         "limits": spec.limits.model_dump(),
         "file": spec.path,
         "content_hash": spec.content_hash,
@@ -80,8 +88,10 @@ def show(
 def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
     spec = load_spec_file(path)
+    table = kernel_table(spec)
+    kernels = f"kernel table sm_{table.cc}" + (f" (fallback: {table.fallback})" if table.fallback else "")
     console.print(
-        f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
-        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz",
+        f"{path}: ok: {spec.name}, CC {spec.device.compute_capability} ({spec.architecture}), {spec.sm_count} SMs, "
+        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz, {kernels}",
         highlight=False,
     )

@@ -16,42 +16,10 @@ from pydantic import BaseModel
 
 from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import SpecError, WavecutError
-from gpusim.spec import load_limits
+from gpusim.spec import ArchFacts, load_arch, load_limits
 from wavecut.output import console
 
 READ = "torch.cuda.get_device_properties on the device"
-ARCHITECTURE_BY_CC = {
-    "5": "maxwell",
-    "6": "pascal",
-    "7.0": "volta",
-    "7.2": "volta",
-    "7.5": "turing",
-    "8.0": "ampere",
-    "8.6": "ampere",
-    "8.7": "ampere",
-    "8.9": "ada",
-    "9": "hopper",
-    "10": "blackwell",
-    "12": "blackwell",
-}
-# FP32 lanes per SM: CUDA C++ Programming Guide, "Arithmetic Instructions" throughput table.
-FP32_CORES_BY_CC = {
-    "5": 128,
-    "6.0": 64,
-    "6.1": 128,
-    "6.2": 128,
-    "7.0": 64,
-    "7.2": 64,
-    "7.5": 64,
-    "8.0": 64,
-    "8.6": 128,
-    "8.7": 128,
-    "8.9": 128,
-    "9.0": 128,
-    "10.0": 128,
-    "12.0": 128,
-}
-CORES_SOURCE = "CUDA C++ Programming Guide, 'Arithmetic Instructions' throughput table (FP32 results per clock per SM)"
 # SmLimits field -> the cudaDeviceProp (torch) field that reports it.
 LIMIT_FACTS = {
     "max_threads_per_sm": "max_threads_per_multi_processor",
@@ -88,8 +56,12 @@ class DeviceFacts(BaseModel):
         return f"{self.major}.{self.minor}"
 
 
-def _by_cc(table: dict, cc: str):
-    return table.get(cc, table.get(cc.split(".")[0]))
+def _arch(cc: str) -> ArchFacts | None:
+    """The compute capability's architecture facts, or None when hw_specs has no file for it yet."""
+    try:
+        return load_arch(cc)
+    except SpecError:
+        return None
 
 
 def slug(name: str) -> str:
@@ -115,25 +87,27 @@ def _limit_overrides(facts: DeviceFacts) -> tuple[dict[str, int], str]:
 def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
     """The device YAML's fields from facts ('TODO: ...' where unknown) and a note for its header."""
     todo = "TODO: fill in from the datasheet, then add its source"
-    cores = _by_cc(FP32_CORES_BY_CC, facts.cc)
+    arch = _arch(facts.cc)
+    cores = arch.fp32_lanes_per_sm if arch else None
+    tensor = set(arch.tensor_cores) if arch else set()
     boost = facts.clock_rate / 1000 if facts.clock_rate else None
     bandwidth = (
         2 * facts.memory_clock_rate * 1e3 * facts.memory_bus_width / 8 / 1e9 if facts.memory_clock_rate else None
     )
     fp32 = round(facts.multi_processor_count * cores * 2 * boost / 1e6, 2) if cores and boost else None
-    has_tc = facts.major >= 8
     peaks = {
         "fp32": fp32 or f"{todo} (dense FP32 TFLOPS at the boost clock)",
-        **({"tf32": f"{todo} (dense TF32 tensor TFLOPS)"} if has_tc else {}),
+        **({"tf32": f"{todo} (dense TF32 tensor TFLOPS)"} if "tf32" in tensor else {}),
         "fp16": f"{todo} (dense FP16 TFLOPS; delete this line if the GPU has no FP16 rate of its own)",
-        **({"bf16": f"{todo} (dense BF16 tensor TFLOPS)"} if has_tc else {}),
+        **({"bf16": f"{todo} (dense BF16 tensor TFLOPS)"} if "bf16" in tensor else {}),
         "int8": f"{todo} (dense INT8 TOPS; delete this line if the GPU has no INT8 rate of its own)",
+        **({"fp8": f"{todo} (dense FP8 tensor TFLOPS, FP32 accumulate)"} if "fp8" in tensor else {}),
     }
     overrides, note = _limit_overrides(facts)
     spec = {
         "name": facts.name,
         "aliases": [facts.name, slug(facts.name)],
-        "architecture": _by_cc(ARCHITECTURE_BY_CC, facts.cc) or f"TODO: architecture of compute capability {facts.cc}",
+        "architecture": arch.family if arch else f"TODO: architecture of compute capability {facts.cc}",
         "compute_capability": facts.cc,
         "sm_count": facts.multi_processor_count,
         "fp32_cores_per_sm": cores or f"TODO: FP32 lanes per SM of compute capability {facts.cc}",
@@ -148,7 +122,9 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
     }
     sources = {
         "sm_count": f"{READ} (multi_processor_count)",
-        "fp32_cores_per_sm": CORES_SOURCE if cores else "TODO",
+        "fp32_cores_per_sm": f"compute_capability/sm_{facts.major}{facts.minor}.yaml (arch.fp32_lanes_per_sm)"
+        if cores
+        else "TODO",
         "boost_clock_mhz": f"{READ} (clock_rate, the maximum SM clock); check against the datasheet"
         if boost
         else "TODO",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from gpusim.errors import WavecutError
+from gpusim.kernels import kernel_table
 from gpusim.ops import Conv2d, Linear, Matmul, Op
-from gpusim.spec import DEFAULT_GPU
+from gpusim.spec import DEFAULT_GPU, load_spec
 from gpusim.staircase import StairPoint, step_edges, sweep
 from wavecut.output import console, print_json
 
@@ -98,6 +100,9 @@ def staircase(
     field = _FIELDS[op][option]
     values = ranges[option]
     points = sweep(template, field, values, gpu, dtype)
+    fallback = kernel_table(load_spec(gpu)).fallback  # a GPU whose compute capability has no tuned kernel table
+    if fallback:
+        print(f"wavecut: note: {fallback}", file=sys.stderr)
     key = option.lstrip("-").replace("-", "_")
     if as_json:
         print_json(
@@ -110,6 +115,7 @@ def staircase(
                     "ctas_per_sm": p.ctas_per_sm,
                     "waves": p.waves,
                     "tail_fill": p.tail_fill,
+                    **({"fallback": fallback} if fallback else {}),
                 }
                 for p in points
             ]

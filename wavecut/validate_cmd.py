@@ -56,11 +56,18 @@ def _write_report(scored: Scored, directory: Path) -> Path:
     return write_text_atomic(directory / "report.md", report.markdown + "\n")
 
 
-def _score_file(data: Path, gpu: str | None, as_json: bool, report: Path | None, recorded_clock: bool = False) -> None:
+def _score_file(
+    data: Path,
+    gpu: str | None,
+    as_json: bool,
+    report: Path | None,
+    recorded_clock: bool = False,
+    timing: str | None = None,
+) -> None:
     from validation.readers import read_timings
     from validation.score import score as score_timings
 
-    scored = score_timings(read_timings(data), gpu, recorded_clock)
+    scored = score_timings(read_timings(data, timing), gpu, recorded_clock)
     if as_json:
         print_json(scored.summary.model_dump(exclude_none=True))
     else:
@@ -82,9 +89,15 @@ def score(
     at_recorded_clock: bool = typer.Option(
         False, "--at-recorded-clock", help="predict rows that recorded their SM clock at that clock, not the spec's"
     ),
+    timing: str = typer.Option(
+        None,
+        "--timing",
+        help="what rows without a `timing` column time: op_wall (default: one op timed alone, host included), "
+        "gpu_kernel (kernel durations only) or host_wall_step",
+    ),
 ) -> None:
     """Predict every row of a timings file and print MAPE, median/p90 APE, Spearman and grid agreement."""
-    _score_file(data, gpu, as_json, report, at_recorded_clock)
+    _score_file(data, gpu, as_json, report, at_recorded_clock, timing)
 
 
 def _print_clocks(report: ClockReport) -> None:

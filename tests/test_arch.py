@@ -1,0 +1,148 @@
+"""Architecture facts as data: families, kernel names, tensor-core dtypes and the kernel-table fallback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import gpusim
+from gpusim import spec as spec_module
+from gpusim.engine import DEVICE_COLUMNS, TILE_COLUMNS, gemm_select
+from gpusim.kernels import KERNEL_TABLES, kernel_table
+from gpusim.predict import engine_inputs
+from hw_specs import CC_DIR, DEVICE_DIR
+from tests.conftest import REPO, run_cli
+
+
+@pytest.mark.parametrize(
+    "gpu,dtype,prefix",
+    [
+        ("v100", "fp16", "volta_h884gemm_"),  # PTX mma.m8n8k4 on sm_70
+        ("t4", "fp16", "turing_h1688gemm_"),
+        ("t4", "int8", "turing_i8816gemm_"),
+        ("a100", "tf32", "ampere_s1688gemm_"),
+        ("a100", "bf16", "ampere_bf16816gemm_"),
+        ("h100", "tf32", "sm90_s16816gemm_"),
+        ("l4", "fp8", "ampere_e16832gemm_"),  # sm_89 runs sm_80's table, plus FP8 MMA
+        ("t4", "fp32", "volta_sgemm_"),  # Turing's cuBLAS runs volta_* SIMT kernels (recorded names)
+    ],
+)
+def test_kernel_names_come_from_the_compute_capability_file(gpu, dtype, prefix):
+    launch = gpusim.predict(gpusim.Linear(4096, 4096, 4096), gpu, dtype).launches[0]
+    assert launch.kernel.startswith(prefix)
+
+
+def test_every_shipped_compute_capability_has_its_facts():
+    for path in CC_DIR.glob("sm_*.yaml"):
+        cc = f"{path.stem[3:-1]}.{path.stem[-1]}"
+        arch = spec_module.load_arch(cc)
+        assert arch.fp32_lanes_per_sm in (64, 128) and arch.kernel_table <= int(path.stem[3:])
+
+
+def test_b200_falls_back_to_the_nearest_older_kernel_table_and_says_so():
+    b200 = gpusim.load_spec("b200")
+    # 2.25 PFLOPS dense FP16 per GPU (DGX B200 datasheet: 36 PF sparse / 8) at the clock the peak assumes
+    assert b200.peak_flops_per_us("fp16") == pytest.approx(2.25e9, rel=0.005)
+    table = kernel_table(b200)
+    assert table.cc == 90 and "sm_100" in table.fallback and "sm_90" in table.fallback
+    for dtype in ("fp8", "bf16", "fp32"):
+        pred = gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, dtype)
+        assert pred.fallback == table.fallback and pred.launches[0].kernel.startswith("sm100_")
+    # fp8 runs twice the fp16 rate: a large GEMM is predicted nearly twice as fast
+    t8, t16 = (gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, d).total_us for d in ("fp8", "fp16"))
+    assert 1.8 < t16 / t8 < 2.05
+    assert gpusim.predict(gpusim.Linear(64, 64, 64), "a100", "fp16").fallback is None
+
+
+@pytest.fixture
+def cc_dir(tmp_path, monkeypatch) -> Path:
+    """A copy of hw_specs/compute_capability that a test may add files to."""
+    copy = tmp_path / "cc"
+    shutil.copytree(CC_DIR, copy)
+    monkeypatch.setattr(spec_module, "CC_DIR", copy)
+    spec_module.load_limits.cache_clear()
+    spec_module.load_arch.cache_clear()
+    yield copy
+    spec_module.load_limits.cache_clear()
+    spec_module.load_arch.cache_clear()
+
+
+def _future_device(tmp_path: Path, cc: str) -> Path:
+    data = yaml.safe_load((DEVICE_DIR / "b200.yaml").read_text())
+    data.update(compute_capability=cc, name="Future GPU", aliases=["future-gpu"])
+    path = tmp_path / "future.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_unknown_future_compute_capability_predicts_with_a_stated_fallback(cc_dir, tmp_path):
+    facts = yaml.safe_load((cc_dir / "sm_100.yaml").read_text())
+    facts["compute_capability"], facts["arch"]["kernel_table"] = "11.0", 110
+    (cc_dir / "sm_110.yaml").write_text(yaml.safe_dump(facts))
+    spec = spec_module.load_spec_file(_future_device(tmp_path, "11.0"))
+    pred = gpusim.predict([gpusim.Conv2d(8, 64, 64, 56, 56, 3, 1, 1), gpusim.Linear(512, 512, 512)], spec, "bf16")
+    assert np.all(np.isfinite(pred.op_times_us)) and f"sm_{max(KERNEL_TABLES)}" in pred.fallback
+    assert "sm_110" in pred.fallback
+
+
+def test_compute_capability_file_without_facts_is_one_line(cc_dir, tmp_path):
+    facts = yaml.safe_load((cc_dir / "sm_100.yaml").read_text())
+    del facts["arch"]
+    facts["compute_capability"] = "11.0"
+    (cc_dir / "sm_110.yaml").write_text(yaml.safe_dump(facts))
+    with pytest.raises(gpusim.SpecError, match=r"future\.yaml: .*sm_110\.yaml: field 'arch': missing field"):
+        spec_module.load_spec_file(_future_device(tmp_path, "11.0"))
+
+
+def test_device_without_compute_capability_file_fails_in_one_line_on_the_cli(tmp_path):
+    result = run_cli("specs", "check", str(_future_device(tmp_path, "11.0")))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "future.yaml" in result.stderr and "sm_110.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_device_file_disagreeing_with_its_compute_capability_is_rejected(tmp_path):
+    data = yaml.safe_load((DEVICE_DIR / "t4.yaml").read_text())
+    data["fp32_cores_per_sm"] = 128  # sm_75 has 64 FP32 lanes per SM
+    data["sources"]["fp32_cores_per_sm"] = "a wrong datasheet"
+    path = tmp_path / "t4.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(gpusim.SpecError, match="fp32_cores_per_sm': 128 disagrees with compute capability 7.5's 64"):
+        spec_module.load_spec_file(path)
+
+
+def test_engine_refuses_tables_of_the_wrong_layout():
+    table, limits, device, consts = engine_inputs(gpusim.load_spec("a100"), "fp16")
+    assert table.shape[1] == len(TILE_COLUMNS) and device.shape == (len(DEVICE_COLUMNS),)
+    one = np.ones(1, np.int64)
+    args = (one, one, one, one, np.ones(1), np.ones(1), 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        gemm_select(*args, table[:0], limits, device, consts, True)
+    with pytest.raises(ValueError, match="device vector"):
+        gemm_select(*args, table, limits, device[:-1], consts, True)
+
+
+def test_no_code_branches_on_a_compute_capability_number():
+    pattern = re.compile(r"cc_major_minor|\bcc\s*[<>]=?\s*\d|major\s*[<>=]=?\s*\d|compute_capability\s*[<>]")
+    files = [*(REPO / "gpusim").glob("*.py"), REPO / "wavecut" / "specs_new.py"]
+    hits = [
+        f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)
+    ]
+    assert hits == []
+
+
+def test_staircase_json_and_stderr_state_the_fallback():
+    result = run_cli("staircase", "--op", "linear", "--gpu", "b200", "--out-channels", "1:64", "--json")
+    assert result.returncode == 0 and "no tuned kernel table for sm_100" in result.stderr
+    import json
+
+    points = json.loads(result.stdout)
+    assert len(points) == 64 and all("sm_90" in p["fallback"] for p in points)
+    plain = json.loads(
+        run_cli("staircase", "--op", "linear", "--gpu", "a100", "--out-channels", "1:8", "--json").stdout
+    )
+    assert all("fallback" not in p for p in plain)
