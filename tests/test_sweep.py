@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gpusim.errors import WavecutError
-from planner.network import Setting
+from planner.network import Network, Setting
 from planner.sweep import SweepConfig, dask_client, load_config, run_on, run_sweep, tasks, traced, width_samples
 from tests.conftest import run_cli
 
@@ -108,3 +109,27 @@ def test_a_two_worker_dask_cluster_gives_the_local_rows_and_traces_once_per_work
     }
     traces = sorted(after[w] - before[w] for w in after)
     assert traces in ([0, 1], [1, 1])  # 8 tasks, each worker traces the model at most once
+
+
+def test_latency_table_rows_are_step_edges_priced_as_the_pruned_model(tmp_path) -> None:
+    import torchvision
+
+    from examples.lut_torch_pruning import prune
+    from planner.lut import latency_table
+
+    net, groups = traced("resnet18", tuple(SHAPE))
+    table = latency_table(net, groups, Setting("a100"), tuple(SHAPE))
+    assert table.full_latency_us == net.predict("a100").total_us
+    for g in table.groups:
+        assert g.widths[-1] == g.full_width and g.latency_us[-1] == table.full_latency_us
+        assert all(a < b for a, b in zip(g.latency_us, g.latency_us[1:]))  # step edges: each cheaper than wider ones
+    g = table.groups[3]  # layer2.0.conv1 narrowed, every other group at full width
+    model = torchvision.models.get_model("resnet18", weights=None).eval()
+    pruned = prune(model, {g.name: g.widths[0]}, torch.zeros(1, *SHAPE))
+    assert Network.from_model(pruned, SHAPE).predict("a100").total_us == pytest.approx(g.latency_us[0], rel=1e-12)
+    table.write(tmp_path / "lut.csv")
+    lines = (tmp_path / "lut.csv").read_text().splitlines()
+    assert lines[0] == "group,full_width,width,latency_us,saved_us,locked"
+    assert len(lines) == 1 + sum(len(t.widths) for t in table.groups)
+    every8 = latency_table(net, groups, Setting("a100"), tuple(SHAPE), step=8)
+    assert every8.groups[0].widths == list(range(8, 65, 8)) and every8.candidates == "every 8 channels"
