@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 import gpusim
 from gpusim.dtypes import DTYPE_BYTES
@@ -108,20 +108,13 @@ class SweepConfig(_Strict):
 
     models: list[str] = Field(min_length=1)
     gpus: list[str] = Field(min_length=1)
-    batch: list[int] = Field(default=[1], min_length=1)
+    batch: list[PositiveInt] = Field(default=[1], min_length=1)
     dtype: list[Literal[tuple(DTYPE_BYTES)]] = ["fp16"]  # type: ignore[valid-type]
     mode: list[Literal[MODES]] = ["fused"]  # type: ignore[valid-type]
-    input_shape: list[int] = Field(default=list(DEFAULT_INPUT), min_length=1)
+    input_shape: list[PositiveInt] = Field(default=list(DEFAULT_INPUT), min_length=1)
     widths: WidthSamples | None = None
     plans: PlanGrid | None = None
-    chunk: int = Field(default=500, ge=1, description="width vectors per task")
-
-    @model_validator(mode="after")
-    def _positive(self) -> SweepConfig:
-        for name in ("batch", "input_shape"):
-            if min(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: every value must be at least 1")
-        return self
+    chunk: PositiveInt = Field(default=500, description="width vectors per task")
 
 
 def load_config(path: str | Path) -> SweepConfig:
