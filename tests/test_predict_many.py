@@ -110,3 +110,17 @@ def test_bad_settings_are_one_line(resnet18) -> None:
         net.predict_many([Setting(mode="lazy")])
     with pytest.raises(WavecutError, match="dtype"):
         net.predict_many([Setting(dtype="fp8e4")])
+
+
+def test_locked_groups_and_squeeze_excitation_equal_one_at_a_time_prediction() -> None:
+    # regnet_y_400mf: grouped convs lock 32 of its 53 groups; SE scales are broadcast multiplies
+    net, groups = _traced("regnet_y_400mf")
+    assert sum(1 for g in groups if g.locked) == 32
+    widths = _random_widths(groups, 8)
+    batched = net.predict_many([Setting("l4", 2, "bf16", "eager")], widths, groups)[0]
+    one = WidthModel(net, groups, "l4", 2, "bf16", "eager")
+    assert batched.tolist() == [one.predict(w).total_us for w in widths]
+    locked = next(g for g in range(len(groups)) if groups[g].locked)
+    widths[0, locked] -= 8
+    with pytest.raises(WavecutError, match=r"widths: group .* is locked at"):
+        net.predict_many([Setting()], widths, groups)
