@@ -31,11 +31,12 @@ import torchvision
 from rich.console import Console
 from rich.table import Table
 
-from planner.candidates import WidthModel, allowed_widths, minimum_width
+from planner.candidates import WidthModel
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE
-from planner.groups import ChannelGroup, find_groups
+from planner.groups import find_groups
 from planner.models import TORCHVISION_MODELS
 from planner.network import Network, Setting
+from planner.sweep import WidthSamples, width_choices
 
 KEEP_RATIOS = (0.25, 0.5, 0.75, 1.0)
 ALIGN = 8
@@ -83,19 +84,10 @@ def measure(name: str, repeats: int) -> dict:
     }
 
 
-def width_space(groups: list[ChannelGroup], space: str) -> list[list[int]]:
-    """Each group's width choices in a search space ("multipliers" or "aligned"); locked groups at full width."""
-    if space == "multipliers":
-        return [
-            sorted({min(g.full_width, max(ALIGN, -(-round(k * g.full_width) // ALIGN) * ALIGN)) for k in KEEP_RATIOS})
-            if g.prunable
-            else [g.full_width]
-            for g in groups
-        ]
-    return [
-        allowed_widths(g.full_width, ALIGN, minimum_width(g.full_width, ALIGN)) if g.prunable else [g.full_width]
-        for g in groups
-    ]
+SPACES = {
+    "multipliers": WidthSamples(samples=1, keep=list(KEEP_RATIOS)),
+    "aligned": WidthSamples(samples=1, step=ALIGN),
+}
 
 
 def measure_batched(name: str, configs: int, seed: int = 0) -> list[dict]:
@@ -108,9 +100,10 @@ def measure_batched(name: str, configs: int, seed: int = 0) -> list[dict]:
     setting = Setting(DEFAULT_GPU, DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_MODE)
     net.predict_many([setting])  # loads the compiled engine
     rows = []
-    for space in ("multipliers", "aligned"):
+    for space in SPACES:
         rng = np.random.default_rng(seed)
-        widths = np.array([[rng.choice(c) for c in width_space(groups, space)] for _ in range(configs)], np.int64)
+        choices = width_choices(groups, SPACES[space])
+        widths = np.array([[rng.choice(c) for c in choices] for _ in range(configs)], np.int64)
         start = time.perf_counter()
         batched = net.predict_many([setting], widths, groups)[0]
         batched_s = time.perf_counter() - start
