@@ -1,4 +1,4 @@
-"""Network: trace a model once, then predict it on many GPUs, batch sizes, dtypes and modes cheaply."""
+"""Network: trace a model once, then predict it on many GPUs, batch sizes, dtypes, modes and channel widths cheaply."""
 
 from __future__ import annotations
 
@@ -6,18 +6,32 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import networkx as nx
+import numpy as np
 import torch
 from torch import nn
 
 import gpusim
+from gpusim.dtypes import check_dtype
 from gpusim.errors import WavecutError
 from gpusim.predict import launch_overhead_us
+from planner.candidates import WidthModel
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
+from planner.groups import ChannelGroup
 from planner.lowering import LoweredOp, lower, with_batch
 from planner.models import load_model
 from planner.trace import trace
 
 GEMM_KINDS = ("conv2d", "linear", "bmm")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where a network runs: GPU (name or spec), batch size, dtype and mode (see Network.predict)."""
+
+    gpu: str | gpusim.GpuSpec = DEFAULT_GPU
+    batch: int = DEFAULT_BATCH
+    dtype: str = DEFAULT_DTYPE
+    mode: str = DEFAULT_MODE
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,43 @@ class Network:
             tail_waste_us=sum(layer.tail_waste_us for layer in layers),
             unmapped=self.unmapped,
         )
+
+    def predict_many(
+        self,
+        settings: Sequence[Setting] = (Setting(),),
+        widths: np.ndarray | Sequence[Sequence[int]] | None = None,
+        groups: Sequence[ChannelGroup] = (),
+    ) -> np.ndarray:
+        """Total latency (us) at every setting (rows) and width vector (columns) in one vectorised pass.
+
+        `widths` has one column per channel group of `groups` (planner.groups.find_groups order; locked
+        groups at full width); without it, one column at full width. Per setting the distinct op shapes
+        over all width vectors are priced once, in one gpusim call per kernel family, so the result
+        equals `predict(...).total_us` (widths at full) and the planner's `WidthModel.predict` per vector."""
+        groups = list(groups)
+        full = np.array([g.full_width for g in groups], dtype=np.int64)
+        w = full[None, :] if widths is None else np.asarray(widths, dtype=np.int64)
+        _check_widths(w, groups, full)
+        totals = np.empty((len(settings), len(w)), dtype=np.float64)
+        for row, s in enumerate(settings):
+            check_dtype(s.dtype)
+            self.ops(s.batch, s.mode)  # checks the batch and mode
+            model = WidthModel(self, groups, s.gpu, s.batch, s.dtype, s.mode)
+            totals[row] = model.op_time_matrix(w).sum(axis=1)
+        return totals
+
+
+def _check_widths(widths: np.ndarray, groups: list[ChannelGroup], full: np.ndarray) -> None:
+    """One-line errors for width vectors that do not fit the groups."""
+    if widths.ndim != 2 or widths.shape[1] != len(groups):
+        raise WavecutError(f"widths: expected one column per channel group ({len(groups)}), got shape {widths.shape}")
+    bad = np.argwhere((widths < 1) | (widths > full))
+    if len(bad):
+        r, g = bad[0]
+        raise WavecutError(f"widths: row {r}, group {groups[g].name}: {widths[r, g]} is not in 1..{full[g]}")
+    for g, group in enumerate(groups):
+        if group.locked and np.any(widths[:, g] != full[g]):
+            raise WavecutError(f"widths: group {group.name} is locked at {full[g]} ({group.locked})")
 
 
 def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:

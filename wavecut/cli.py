@@ -7,7 +7,7 @@ import sys
 import typer
 
 from gpusim.errors import WavecutError
-from wavecut import plan_cmd, predict_cmd, specs_cmd, staircase_cmd, validate_cmd
+from wavecut import lut_cmd, plan_cmd, predict_cmd, specs_cmd, staircase_cmd, sweep_cmd, validate_cmd
 
 app = typer.Typer(
     add_completion=False,
@@ -23,6 +23,8 @@ app.command("predict")(predict_cmd.predict)
 app.command("plan")(plan_cmd.plan)
 app.command("snap")(plan_cmd.snap)
 app.command("apply")(plan_cmd.apply)
+app.command("sweep")(sweep_cmd.sweep)
+app.command("lut")(lut_cmd.lut)
 
 
 def main() -> None:
