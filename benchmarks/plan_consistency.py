@@ -1,0 +1,88 @@
+"""Plan consistency: for every torchvision classification model that plans, the pruned model's predicted
+latency (prune with the plan, trace again, predict) must equal the latency the plan claims.
+
+    python -m benchmarks.plan_consistency [--models resnet18,squeezenet1_0] [--gpu t4] [--batch 32]
+        [--budget 0.7] [--json]
+
+Prints a table (model, plan us, pruned us, relative difference, status) and, with --json, one JSON
+object as the last line. Exit code 1 if any model that plans disagrees. Models whose planning is
+refused with a WavecutError (e.g. the group-enumeration bound, docs/hardening.md) are listed as
+"refused" with the reason; they are not failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+import warnings
+
+from gpusim.errors import WavecutError
+
+TOLERANCE = 1e-6  # relative: both sides are the same gpusim call on the same ops
+
+
+def check_model(name: str, gpu: str, batch: int, budget: str) -> dict:
+    """Plan `name`, apply the plan to a fresh copy and compare the two predicted latencies."""
+    from planner.apply import apply_plan
+    from planner.plan import make_plan
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            plan = make_plan(name, gpu, budget, batch)
+            applied = apply_plan(plan)
+        except WavecutError as exc:
+            return {"model": name, "status": "refused", "reason": str(exc), "seconds": time.perf_counter() - start}
+    diff = applied.predicted_us / plan.planned_latency_us - 1.0
+    return {
+        "model": name,
+        "status": "equal" if abs(diff) <= TOLERANCE else "DIFFERENT",
+        "plan_us": plan.planned_latency_us,
+        "pruned_us": applied.predicted_us,
+        "budget_us": plan.budget_us,
+        "relative_difference": diff,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def main() -> None:
+    """Run the check over the chosen models and print the table (and JSON)."""
+    from planner.models import torchvision_names
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="", help="comma-separated names (default: every torchvision model)")
+    parser.add_argument("--gpu", default="t4")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--budget", default="0.7")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    names = [m for m in args.models.split(",") if m] or torchvision_names()
+    rows = []
+    print(f"{'model':<24} {'plan us':>10} {'pruned us':>10} {'rel diff':>10} {'s':>6}  status")
+    for name in names:
+        row = check_model(name, args.gpu, args.batch, args.budget)
+        rows.append(row)
+        if row["status"] == "refused":
+            print(f"{name:<24} {'-':>10} {'-':>10} {'-':>10} {row['seconds']:6.1f}  refused: {row['reason']}")
+        else:
+            print(
+                f"{name:<24} {row['plan_us']:10.1f} {row['pruned_us']:10.1f} {row['relative_difference']:10.2e} "
+                f"{row['seconds']:6.1f}  {row['status']}",
+                flush=True,
+            )
+    different = [r["model"] for r in rows if r["status"] == "DIFFERENT"]
+    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(rows) - len(different)} of {len(rows)} equal or refused; different: {', '.join(different) or 'none'}; "
+        f"max RSS {max_rss_mb:.0f} MB"
+    )
+    if args.json:
+        print(json.dumps({"models": rows, "different": different, "max_rss_mb": max_rss_mb}, allow_nan=False))
+    raise SystemExit(1 if different else 0)
+
+
+if __name__ == "__main__":
+    main()
