@@ -35,12 +35,13 @@ class Applied:
     parameters_after: int
 
 
-def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None) -> None:
-    """Refuse (one line) a plan made for another model, weights or GPU spec file."""
+def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None, model_spec: str | None = None) -> None:
+    """Refuse (one line) a plan made for another model, weights or GPU spec file; `model_spec` names the model
+    checked (default: the plan's)."""
     if fingerprint(model) != plan.model_fingerprint:
         raise WavecutError(
-            f"plan was made for another model (fingerprint {plan.model_fingerprint}, "
-            f"{plan.model!r} now gives {fingerprint(model)})"
+            f"plan was made for another model: {plan.model!r} (fingerprint {plan.model_fingerprint}), "
+            f"{(model_spec or plan.model)!r} gives {fingerprint(model)}"
         )
     if weights_sha256 != plan.weights_sha256:
         raise WavecutError(
@@ -107,7 +108,7 @@ def apply_plan(
             f"plan was made for input {'x'.join(map(str, plan.input_shape))}, not {'x'.join(map(str, input_shape))}"
         )
     model, digest = load_weights_model(model_spec or plan.model, weights)
-    check_plan(plan, model, digest)
+    check_plan(plan, model, digest, model_spec)
     example = torch.zeros(1, *plan.input_shape)
     with torch.no_grad():
         shape_before = tuple(model(example).shape)

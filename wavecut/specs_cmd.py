@@ -8,7 +8,8 @@ import typer
 import yaml
 from rich.table import Table
 
-from gpusim.spec import GpuSpec, list_specs, load_spec, load_spec_file
+from gpusim.errors import SpecError
+from gpusim.spec import GpuSpec, alias_clash, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
 
@@ -80,6 +81,9 @@ def show(
 def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
     spec = load_spec_file(path)
+    clash = alias_clash(spec)
+    if clash:
+        raise SpecError(f"{clash}; an alias may appear in only one file")
     console.print(
         f"{path}: ok: {spec.name}, CC {spec.device.compute_capability}, {spec.sm_count} SMs, "
         f"clock used {spec.device.sustained_clock_mhz:.0f} MHz",
