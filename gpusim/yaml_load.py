@@ -34,16 +34,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of collections in text, from the event stream (no recursion)."""
-    depth = deepest = 0
+def _too_deep(text: str) -> bool:
+    """Whether collections in text nest deeper than MAX_DEPTH, from the event stream (no recursion);
+    stops at the first level too deep (PyYAML's scanner slows down with every open flow level)."""
+    depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return True
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-    return deepest
+    return False
 
 
 def load_yaml(path: Path) -> object:
@@ -60,7 +62,7 @@ def load_yaml(path: Path) -> object:
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     try:
-        if _depth(text) > MAX_DEPTH:
+        if _too_deep(text):
             raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep; not a spec file")
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
