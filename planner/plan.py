@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -121,7 +122,7 @@ def parse_budget(text: str, baseline_us: float) -> float:
                 value = float(t[: -len(suffix)]) * scale
             except ValueError:
                 break
-            if value <= 0:
+            if not 0 < value < math.inf:  # also refuses nan and inf ("infms")
                 break
             return value
     else:
@@ -188,9 +189,14 @@ def make_plan(
 ) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
+    parse_budget(budget, 1.0)  # refuse a malformed budget before the slow preparation
     prep = prep or prepare(model, input_shape, importance, weights)
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
+    if not math.isfinite(baseline_us):
+        raise WavecutError(
+            f"{problem.model.spec.path}: the predicted latency is not finite; the spec's limits let no kernel run"
+        )
     budget_us = parse_budget(budget, baseline_us)
     widths = allocate(problem, budget_us)
     comparison = compare(problem, widths, budget_us)
