@@ -193,10 +193,6 @@ def make_plan(
     prep = prep or prepare(model, input_shape, importance, weights)
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
-    if not math.isfinite(baseline_us):
-        raise WavecutError(
-            f"{problem.model.spec.path}: the predicted latency is not finite; the spec's limits let no kernel run"
-        )
     budget_us = parse_budget(budget, baseline_us)
     widths = allocate(problem, budget_us)
     comparison = compare(problem, widths, budget_us)

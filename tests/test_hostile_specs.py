@@ -148,3 +148,17 @@ def test_fuzzed_spec_loads_or_is_one_spec_error(tmp_path, field, value, raw):
     assert isinstance(spec.sm_count, int) and not isinstance(spec.sm_count, bool) and spec.sm_count > 0
     total = gpusim.predict(gpusim.Linear(256, 512, 512), spec, "fp16").total_us
     assert math.isfinite(total) and total > 0
+
+
+def test_limits_that_fit_no_kernel_are_an_error_not_infinity(tmp_path, capsys, monkeypatch):
+    """Limits consistent with each other, but too small for any GEMM tile: an error, never 'total inf us'."""
+    path = _t4_with(
+        tmp_path,
+        "sm_count: 40",
+        "sm_count: 40\nsm_limits: {shared_memory_per_sm: 1024, max_shared_memory_per_block: 1024}",
+    )
+    spec = load_spec_file(path)
+    with pytest.raises(gpusim.OpError, match="no kernel for linear op"):
+        gpusim.predict(gpusim.Linear(256, 512, 512), spec, "fp16")
+    args = ["staircase", "--gpu", str(path), "--json"]
+    assert_refused(args, capsys, monkeypatch, tmp_path, "no kernel for conv2d op", "sm_limits")
