@@ -5,9 +5,10 @@ latency (prune with the plan, trace again, predict) must equal the latency the p
         [--budget 0.7] [--json]
 
 Prints a table (model, plan us, pruned us, relative difference, status) and, with --json, one JSON
-object as the last line. Exit code 1 if any model that plans disagrees. Models whose planning is
-refused with a WavecutError (e.g. the group-enumeration bound, docs/hardening.md) are listed as
-"refused" with the reason; they are not failures.
+object as the last line. Exit code 1 if any model that plans disagrees or crashes. Models whose
+planning is refused with a WavecutError (e.g. the group-enumeration bound or an unreachable budget,
+docs/hardening.md) are listed as "refused" with the reason; they are not failures. Max RSS is the
+whole run's peak (models run one after another in one process).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def check_model(name: str, gpu: str, batch: int, budget: str) -> dict:
             applied = apply_plan(plan)
         except WavecutError as exc:
             return {"model": name, "status": "refused", "reason": str(exc), "seconds": time.perf_counter() - start}
+        except Exception as exc:  # noqa: BLE001 - a crash on one model is reported, the others still run
+            reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
+            return {"model": name, "status": "error", "reason": reason, "seconds": time.perf_counter() - start}
     diff = applied.predicted_us / plan.planned_latency_us - 1.0
     return {
         "model": name,
@@ -65,8 +69,8 @@ def main() -> None:
     for name in names:
         row = check_model(name, args.gpu, args.batch, args.budget)
         rows.append(row)
-        if row["status"] == "refused":
-            print(f"{name:<24} {'-':>10} {'-':>10} {'-':>10} {row['seconds']:6.1f}  refused: {row['reason']}")
+        if row["status"] in ("refused", "error"):
+            print(f"{name:<24} {'-':>10} {'-':>10} {'-':>10} {row['seconds']:6.1f}  {row['status']}: {row['reason']}")
         else:
             print(
                 f"{name:<24} {row['plan_us']:10.1f} {row['pruned_us']:10.1f} {row['relative_difference']:10.2e} "
@@ -74,14 +78,18 @@ def main() -> None:
                 flush=True,
             )
     different = [r["model"] for r in rows if r["status"] == "DIFFERENT"]
+    errors = [r["model"] for r in rows if r["status"] == "error"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("equal", "DIFFERENT", "refused", "error")}
     max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"{len(rows) - len(different)} of {len(rows)} equal or refused; different: {', '.join(different) or 'none'}; "
+        f"{counts['equal']} equal, {counts['DIFFERENT']} different ({', '.join(different) or 'none'}), "
+        f"{counts['refused']} refused, {counts['error']} errors ({', '.join(errors) or 'none'}) of {len(rows)}; "
         f"max RSS {max_rss_mb:.0f} MB"
     )
     if args.json:
-        print(json.dumps({"models": rows, "different": different, "max_rss_mb": max_rss_mb}, allow_nan=False))
-    raise SystemExit(1 if different else 0)
+        summary = {"models": rows, "counts": counts, "different": different, "errors": errors, "max_rss_mb": max_rss_mb}
+        print(json.dumps(summary, allow_nan=False))
+    raise SystemExit(1 if different or errors else 0)
 
 
 if __name__ == "__main__":

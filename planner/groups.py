@@ -96,9 +96,16 @@ def dependency_graph(model: nn.Module, example: torch.Tensor) -> tuple[tp.Depend
 
     def build(m: nn.Module, x: torch.Tensor) -> tp.DependencyGraph:
         # forward_fn: Torch-Pruning's default first tries model(*example), a failed extra pass for a tensor
-        return tp.DependencyGraph().build_dependency(
-            m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp), verbose=False
-        )
+        try:
+            return tp.DependencyGraph().build_dependency(
+                m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp), verbose=False
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. ZeroDivisionError on shufflenet's channel shuffle
+            first = (str(exc).splitlines() or [""])[0][:160]
+            raise WavecutError(
+                f"{type(m).__name__}: Torch-Pruning cannot trace its channel dependencies "
+                f"({type(exc).__name__}: {first}); planning it is not supported"
+            ) from None
 
     return _run_finding_classifier(model, example, build)
 

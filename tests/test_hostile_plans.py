@@ -127,3 +127,8 @@ def test_memory_bound_stops_a_growing_block():
         while time.perf_counter() - start < 20:
             hoard.append([object() for _ in range(10000)])
     hoard.clear()
+
+
+def test_a_model_torch_pruning_cannot_trace_is_one_line(tmp_path, capsys, monkeypatch):
+    args = ["plan", "shufflenet_v2_x0_5", *PLAN_ARGS, "--out", str(tmp_path / "plan.json")]
+    assert_refused(args, capsys, monkeypatch, tmp_path, "Torch-Pruning cannot trace", "ZeroDivisionError")
