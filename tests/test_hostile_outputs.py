@@ -15,8 +15,9 @@ import pytest
 
 from gpusim import atomic_write
 from gpusim.atomic_write import write_atomic, write_text_atomic
-from gpusim.errors import OutputError
+from gpusim.errors import OutputError, WavecutError
 from tests.hostile import assert_refused, run_main
+from wavecut.output import print_json
 
 STAIRCASE = ["staircase", "--gpu", "t4", "--op", "linear", "--batch", "64", "--in-channels", "64"]
 STAIRCASE += ["--out-channels", "8:64:8", "--json", "--plot"]
@@ -162,3 +163,22 @@ def test_report_folder_under_a_file_is_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "file.txt").write_text("keep")
     args = ["validate", "score", "--data", str(csv), "--report", str(tmp_path / "file.txt" / "report")]
     assert_refused(args, capsys, monkeypatch, tmp_path, "cannot write")
+
+
+def test_json_output_is_strict():
+    with pytest.raises(WavecutError, match="non-finite number"):
+        print_json({"total_us": float("inf")})
+
+
+def test_plan_out_to_a_directory_or_fifo_link(tmp_path, capsys, monkeypatch):
+    (tmp_path / "dir.json").mkdir()
+    args = ["plan", "resnet18", "--gpu", "t4", "--batch", "8", "--input", "3x32x32", "--json", "--out"]
+    assert_refused([*args, str(tmp_path / "dir.json")], capsys, monkeypatch, tmp_path, "is a directory")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "plan-link.json").symlink_to(fifo)
+    thread, got = _read_fifo(fifo)
+    code, out, err = run_main([*args, str(tmp_path / "plan-link.json")], capsys, monkeypatch)
+    thread.join(10)
+    assert code == 0, err
+    assert b'"kind": "plan"' in got[0] and stat.S_ISFIFO(fifo.lstat().st_mode)
