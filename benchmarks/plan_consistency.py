@@ -21,12 +21,10 @@ import warnings
 
 from gpusim.errors import WavecutError
 
-TOLERANCE = 1e-6  # relative: both sides are the same gpusim call on the same ops
-
 
 def check_model(name: str, gpu: str, batch: int, budget: str) -> dict:
     """Plan `name`, apply the plan to a fresh copy and compare the two predicted latencies."""
-    from planner.apply import apply_plan
+    from planner.apply import MATCH_TOLERANCE, apply_plan
     from planner.plan import make_plan
 
     start = time.perf_counter()
@@ -43,7 +41,7 @@ def check_model(name: str, gpu: str, batch: int, budget: str) -> dict:
     diff = applied.predicted_us / plan.planned_latency_us - 1.0
     return {
         "model": name,
-        "status": "equal" if abs(diff) <= TOLERANCE else "DIFFERENT",
+        "status": "equal" if abs(diff) <= MATCH_TOLERANCE else "DIFFERENT",
         "plan_us": plan.planned_latency_us,
         "pruned_us": applied.predicted_us,
         "budget_us": plan.budget_us,

@@ -70,7 +70,7 @@ class SmLimits(_Sourced):
 
     @model_validator(mode="after")
     def _one_cta_fits(self) -> SmLimits:
-        """Limits under which the largest CTA a block may ask for cannot run would price kernels at infinity."""
+        """The largest CTA these limits allow must fit on one SM; otherwise kernels would be priced at infinity."""
         checks = (
             ("max_threads_per_block", self.max_threads_per_block, "max_threads_per_sm", self.max_threads_per_sm),
             ("max_warps_per_sm", self.max_warps_per_sm * self.warp_size, "max_threads_per_sm", self.max_threads_per_sm),

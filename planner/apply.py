@@ -22,6 +22,13 @@ from planner.plan_model import Plan
 
 # Calibration images for compensation when applying a functionality plan.
 COMPENSATION_BATCH = 8
+# How closely the pruned model's predicted latency must match the plan's (both are one gpusim call on
+# the same ops; anything but rounding is a planner bug).
+MATCH_TOLERANCE = 1e-6
+
+
+class PlanMismatch(WavecutError):
+    """The pruned model does not predict the latency its plan claims (a planner bug, reported in one line)."""
 
 
 @dataclass(frozen=True)
@@ -132,3 +139,17 @@ def apply_plan(
     if out is not None:
         write_atomic(out, lambda tmp: torch.save(model, tmp))
     return Applied(model, shape_after, predicted, count_before, sum(p.numel() for p in model.parameters()))
+
+
+def verify_plan(plan: Plan, weights: str | None = None) -> float:
+    """Prune a fresh copy of the plan's model and predict it; PlanMismatch unless it equals the plan's latency.
+
+    What `wavecut plan` runs before writing a plan, so no plan claims a latency (or a budget) its
+    pruned model does not have."""
+    predicted = apply_plan(plan, weights).predicted_us
+    if abs(predicted - plan.planned_latency_us) > MATCH_TOLERANCE * plan.planned_latency_us:
+        raise PlanMismatch(
+            f"internal check failed: the pruned {plan.model} predicts {predicted:.1f} us, the plan claims "
+            f"{plan.planned_latency_us:.1f} us; no plan written, please report this (or pass --no-check)"
+        )
+    return predicted

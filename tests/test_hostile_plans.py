@@ -3,6 +3,7 @@ claims a latency its pruned model does not have (squeezenet's concatenated expan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -132,3 +133,18 @@ def test_memory_bound_stops_a_growing_block():
 def test_a_model_torch_pruning_cannot_trace_is_one_line(tmp_path, capsys, monkeypatch):
     args = ["plan", "shufflenet_v2_x0_5", *PLAN_ARGS, "--out", str(tmp_path / "plan.json")]
     assert_refused(args, capsys, monkeypatch, tmp_path, "Torch-Pruning cannot trace", "ZeroDivisionError")
+
+
+def test_plan_that_its_pruned_model_contradicts_is_not_written(tmp_path, capsys, monkeypatch):
+    """`wavecut plan` prunes a copy with its plan before writing it; a disagreement is one line, no file."""
+    import planner.apply
+
+    real = planner.apply.apply_plan
+
+    def off_by_ten_percent(plan, weights=None):
+        applied = real(plan, weights)
+        return dataclasses.replace(applied, predicted_us=applied.predicted_us * 1.1)
+
+    monkeypatch.setattr(planner.apply, "apply_plan", off_by_ten_percent)
+    args = ["plan", "resnet18", *PLAN_ARGS, "--out", str(tmp_path / "plan.json")]
+    assert_refused(args, capsys, monkeypatch, tmp_path, "internal check failed", "no plan written")

@@ -35,8 +35,10 @@ def plan(
     out: Path = typer.Option(Path("plan.json"), help="plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
     trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
+    check: bool = typer.Option(True, help="prune a copy with the plan and check it predicts the plan's latency"),
 ) -> None:
     """Plan channel widths that keep the most importance within a latency budget on a GPU."""
+    from planner.apply import verify_plan
     from planner.plan import make_plan
     from wavecut.predict_cmd import parse_input, trust_model_files
 
@@ -54,6 +56,8 @@ def plan(
         importance,
         str(weights) if weights else None,
     )
+    if check:
+        _quiet(verify_plan, result, str(weights) if weights else None)
     result.save(out)
     if as_json:
         print_json(result.model_dump())
@@ -196,7 +200,7 @@ def apply(
     trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
     """Remove the plan's channels from the PyTorch model, check it, save it and predict its latency."""
-    from planner.apply import apply_plan
+    from planner.apply import MATCH_TOLERANCE, apply_plan
     from planner.plan_model import Plan
     from wavecut.predict_cmd import parse_input, trust_model_files
 
@@ -213,7 +217,8 @@ def apply(
         "parameters_after": applied.parameters_after,
         "predicted_latency_us": applied.predicted_us,
         "plan_latency_us": plan_obj.planned_latency_us,
-        "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us) <= 1e-6 * plan_obj.planned_latency_us,
+        "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us)
+        <= MATCH_TOLERANCE * plan_obj.planned_latency_us,
     }
     if as_json:
         print_json(report)
