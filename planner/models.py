@@ -74,11 +74,13 @@ def load_torch_file(path: Path, what: str) -> object:
             f"{path}: a TorchScript archive (torch.jit.save) cannot be traced by torch.fx; "
             f"save the eager model with torch.save, or name its package.module:factory"
         )
+    if not _is_pickle(path):
+        raise WavecutError(f"{path}: cannot load a {what} saved with torch.save (neither a zip archive nor a pickle)")
     trusted = TRUST_MODEL_FILES.get()
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not loadable"
-        if not trusted and _is_pickle(path) and "Weights only load failed" in str(exc):
+        if not trusted and "Weights only load failed" in str(exc):
             raise WavecutError(
                 f"{path}: holds pickled Python objects, not only tensors (e.g. a whole model saved with "
                 f"torch.save(model)); unpickling them can run code, so it is refused. If you trust the file, "
