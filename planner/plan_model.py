@@ -22,7 +22,7 @@ def wavecut_version() -> str:
 class GroupWidth(BaseModel):
     """One channel group: its layers, full and planned width, kept channel indices and importance kept."""
 
-    model_config = ConfigDict(strict=True, allow_inf_nan=False)  # `width: true` or "64" is not a width
+    model_config = ConfigDict(allow_inf_nan=False)
     name: str
     full_width: int = Field(ge=1)
     width: int = Field(ge=1)
@@ -119,7 +119,8 @@ class Plan(BaseModel):
     def load(cls, path: str | Path) -> Plan:
         """Read a plan file; a missing or malformed file is a one-line WavecutError."""
         try:
-            return cls.model_validate_json(Path(path).read_bytes())
+            # strict at the edge: in a plan file `width: true` or "64" is not a width
+            return cls.model_validate_json(Path(path).read_bytes(), strict=True)
         except FileNotFoundError:
             raise WavecutError(f"{path}: no such plan file") from None
         except OSError as exc:
