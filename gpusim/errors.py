@@ -11,3 +11,7 @@ class SpecError(WavecutError):
 
 class OpError(WavecutError):
     """An operator whose shape is impossible (zero channels, groups not dividing channels...)."""
+
+
+class OutputError(WavecutError):
+    """An output path that cannot be written (a directory, a path under a file, a full disk...)."""

@@ -11,6 +11,7 @@ import numpy as np
 from gpusim.calibration import CONSTANT_NAMES, constants_for, constants_vector
 from gpusim.dtypes import DTYPE_BYTES, check_dtype, check_dtype_on
 from gpusim.engine import GemmLaunches, StreamLaunches, device_array, gemm_select, stream_launch
+from gpusim.errors import OpError
 from gpusim.kernels import gemm_tiles, kernel_table
 from gpusim.lowering import GemmProblem, StreamProblem, lower
 from gpusim.occupancy import INVALID, LIMITERS, limits_vector
@@ -215,6 +216,12 @@ class LoweredOps:
         algo_t = np.bincount(self.entry_algo, weights=t, minlength=len(self.algo_op))
         best = np.full(len(self.ops), np.inf)
         np.minimum.at(best, self.algo_op, algo_t)
+        if not np.isfinite(best).all():  # every algorithm's CTA exceeds a per-SM limit: no finite latency
+            op = self.ops[int(np.flatnonzero(~np.isfinite(best))[0])]
+            raise OpError(
+                f"{self.spec.path}: no kernel for {op.kind} op {op.name or '(unnamed)'} fits one SM "
+                f"(threads, registers or shared memory per block exceed its limits); check the spec's sm_limits"
+            )
         first_best = np.full(len(self.ops), -1)
         for a in np.flatnonzero(algo_t == best[self.algo_op]):  # ties: the first algorithm
             if first_best[self.algo_op[a]] < 0:

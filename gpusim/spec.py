@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gpusim.errors import SpecError
+from gpusim.yaml_load import load_yaml
 from hw_specs import CC_DIR, DEVICE_DIR
 
 DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
@@ -34,7 +35,9 @@ def _numeric_fields(model: BaseModel) -> list[str]:
 class _Sourced(BaseModel):
     """A model whose every number must name where it comes from in `sources`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a bool or a quoted string is not a number (`sm_count: true` is an error, not 1 SM);
+    # allow_inf_nan=False: `.inf` and `.nan` are not measurements
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -46,27 +49,56 @@ class _Sourced(BaseModel):
 
 
 class SmLimits(_Sourced):
-    """Per-SM resource limits of one compute capability (CUDA C++ Programming Guide, cuda_occupancy.h)."""
+    """Per-SM resource limits of one compute capability (CUDA C++ Programming Guide, cuda_occupancy.h).
+
+    Upper bounds here and in DeviceFile are far above any GPU's (no SM holds 256 CTAs, no GPU has
+    1024 SMs); they keep the engine's int64 arithmetic from overflowing on a mistyped number."""
 
     compute_capability: str
-    max_threads_per_sm: int = Field(gt=0)
-    max_warps_per_sm: int = Field(gt=0)
-    max_blocks_per_sm: int = Field(gt=0)
-    max_threads_per_block: int = Field(gt=0)
-    warp_size: int = Field(gt=0)
-    registers_per_sm: int = Field(gt=0)
-    max_registers_per_thread: int = Field(gt=0)
-    register_allocation_unit: int = Field(gt=0, description="registers, allocated per warp")
+    max_threads_per_sm: int = Field(gt=0, le=8192)
+    max_warps_per_sm: int = Field(gt=0, le=256)
+    max_blocks_per_sm: int = Field(gt=0, le=256)
+    max_threads_per_block: int = Field(gt=0, le=8192)
+    warp_size: int = Field(gt=0, le=64)
+    registers_per_sm: int = Field(gt=0, le=1 << 20)
+    max_registers_per_thread: int = Field(gt=0, le=4096)
+    register_allocation_unit: int = Field(gt=0, le=1 << 16, description="registers, allocated per warp")
     register_partitions: int = Field(
         gt=0, description="SM sub-partitions that each own a quarter (or half) of the register file"
     )
     warp_instructions_per_clock: int = Field(
         gt=0, description="warp instructions each sub-partition's scheduler dispatches per clock (dual issue: 2)"
     )
-    shared_memory_per_sm: int = Field(gt=0, description="bytes, largest carveout")
-    max_shared_memory_per_block: int = Field(gt=0, description="bytes, opt-in maximum")
-    shared_memory_allocation_unit: int = Field(gt=0, description="bytes")
-    reserved_shared_memory_per_block: int = Field(ge=0, description="bytes the driver reserves per CTA")
+    shared_memory_per_sm: int = Field(gt=0, le=1 << 24, description="bytes, largest carveout")
+    max_shared_memory_per_block: int = Field(gt=0, le=1 << 24, description="bytes, opt-in maximum")
+    shared_memory_allocation_unit: int = Field(gt=0, le=1 << 16, description="bytes")
+    reserved_shared_memory_per_block: int = Field(ge=0, le=1 << 16, description="bytes the driver reserves per CTA")
+
+    @model_validator(mode="after")
+    def _one_cta_fits(self) -> SmLimits:
+        """The largest CTA these limits allow must fit on one SM; otherwise kernels would be priced at infinity."""
+        checks = (
+            ("max_threads_per_block", self.max_threads_per_block, "max_threads_per_sm", self.max_threads_per_sm),
+            ("max_warps_per_sm", self.max_warps_per_sm * self.warp_size, "max_threads_per_sm", self.max_threads_per_sm),
+            (
+                "max_shared_memory_per_block",
+                self.max_shared_memory_per_block + self.reserved_shared_memory_per_block,
+                "shared_memory_per_sm",
+                self.shared_memory_per_sm,
+            ),
+            (
+                "max_registers_per_thread",
+                self.max_registers_per_thread * self.warp_size,
+                "registers_per_sm",
+                self.registers_per_sm,
+            ),
+        )
+        for field, need, limit_field, limit in checks:
+            if need > limit:
+                raise ValueError(
+                    f"{field}: one CTA (or warp) at this limit needs {need}, more than {limit_field} ({limit})"
+                )
+        return self
 
 
 class TensorCoreMma(BaseModel):
@@ -96,7 +128,7 @@ class ArchFacts(_Sourced):
     and lanes are written; no code path branches on a compute-capability number."""
 
     family: Literal[ARCHITECTURES]  # type: ignore[valid-type]
-    fp32_lanes_per_sm: int = Field(gt=0)
+    fp32_lanes_per_sm: int = Field(gt=0, le=1024)
     kernel_table: int = Field(
         gt=0, description="compute capability x10 whose library kernel table this one runs (sm_86: 80)"
     )
@@ -107,6 +139,12 @@ class ArchFacts(_Sourced):
     fused_winograd_tiles: tuple[tuple[int, int, int], ...] = Field(
         min_length=1, description="cuDNN's fused Winograd arrangements (images, tile rows, tile columns) it ships"
     )
+
+    @field_validator("fused_winograd_tiles", mode="before")
+    @classmethod
+    def _tiles_from_yaml_lists(cls, value: object) -> object:
+        """YAML writes tuples as lists; the numbers inside stay strict."""
+        return tuple(tuple(t) if isinstance(t, list) else t for t in value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def _structured_facts_sourced(self) -> ArchFacts:
@@ -121,13 +159,13 @@ class ArchFacts(_Sourced):
 class PeakRates(BaseModel):
     """Dense peak throughput at the boost clock, in TFLOP/s (TOP/s for int8); absent = no such unit."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    fp32: float = Field(gt=0)
-    tf32: float | None = Field(default=None, gt=0)
-    fp16: float | None = Field(default=None, gt=0)
-    bf16: float | None = Field(default=None, gt=0)
-    int8: float | None = Field(default=None, gt=0)
-    fp8: float | None = Field(default=None, gt=0, description="E4M3 and E5M2 (same rate), FP32 accumulate")
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    fp32: float = Field(gt=0, le=1e6)
+    tf32: float | None = Field(default=None, gt=0, le=1e6)
+    fp16: float | None = Field(default=None, gt=0, le=1e6)
+    bf16: float | None = Field(default=None, gt=0, le=1e6)
+    int8: float | None = Field(default=None, gt=0, le=1e6)
+    fp8: float | None = Field(default=None, gt=0, le=1e6, description="E4M3 and E5M2 (same rate), FP32 accumulate")
 
 
 class DeviceFile(_Sourced):
@@ -139,19 +177,19 @@ class DeviceFile(_Sourced):
         default=None, description="optional: the compute capability's family (must agree when given)"
     )
     compute_capability: str
-    sm_count: int = Field(gt=0)
+    sm_count: int = Field(gt=0, le=1024)
     fp32_cores_per_sm: int | None = Field(
         default=None, gt=0, description="optional: the compute capability's FP32 lanes per SM (must agree when given)"
     )
-    boost_clock_mhz: float = Field(gt=0)
-    sustained_clock_mhz: float = Field(gt=0, description="clock the simulator uses")
+    boost_clock_mhz: float = Field(gt=0, le=10_000)
+    sustained_clock_mhz: float = Field(gt=0, le=10_000, description="clock the simulator uses")
     clock_basis: Literal[tuple(CLOCK_CONFIDENCE)] = Field(  # type: ignore[valid-type]
         default="boost", description="what the sustained clock rests on (CLOCK_CONFIDENCE)"
     )
     clock_note: str = Field(min_length=1, description="why the sustained clock is what it is")
-    memory_bandwidth_gbs: float = Field(gt=0)
-    memory_gb: float = Field(gt=0)
-    l2_cache_mb: float = Field(gt=0)
+    memory_bandwidth_gbs: float = Field(gt=0, le=1e6)
+    memory_gb: float = Field(gt=0, le=1e6)
+    l2_cache_mb: float = Field(gt=0, le=1e6)
     peak_tflops: PeakRates
     sm_limits: dict[str, int] = Field(default_factory=dict, description="overrides of the compute capability's limits")
 
@@ -243,16 +281,7 @@ class GpuSpec(BaseModel):
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}:{where} is not valid YAML") from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     return data
@@ -262,12 +291,16 @@ def _first_error(path: Path, exc: ValidationError) -> SpecError:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "(file)"
     msg = err["msg"]
+    if err["type"] == "value_error" and not err["loc"]:  # a model validator's own "field: problem"
+        return SpecError(f"{path}: {msg.removeprefix('Value error, ')}")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
     elif err["type"] == "literal_error":
         msg = f"got {err.get('input')!r}; {msg.lower()}"
     elif err["type"] == "missing":
         msg = "missing field"
+    elif err["type"].endswith("_type") or err["type"] == "finite_number":
+        msg = f"{msg.lower()}, got {err.get('input')!r}"
     return SpecError(f"{path}: field '{field}': {msg}")
 
 
@@ -366,7 +399,25 @@ def load_spec_file(path: str | Path) -> GpuSpec:
 
 @lru_cache(maxsize=1)
 def _builtin_specs() -> tuple[GpuSpec, ...]:
-    return tuple(load_spec_file(p) for p in sorted(DEVICE_DIR.glob("*.yaml")))
+    specs = tuple(load_spec_file(p) for p in sorted(DEVICE_DIR.glob("*.yaml")))
+    owner: dict[str, str] = {}
+    for spec in specs:
+        for key in sorted(_keys(spec)):
+            if owner.setdefault(key, spec.path) != spec.path:
+                raise SpecError(
+                    f"{spec.path}: name or alias {key!r} is also used by {owner[key]}; names must be unique"
+                )
+    return specs
+
+
+def alias_clash(spec: GpuSpec) -> str | None:
+    """The shipped spec file that already answers to one of spec's names, as a message (None: no clash)."""
+    for other in _builtin_specs():
+        if Path(other.path).resolve() != Path(spec.path).resolve():
+            shared = sorted(_keys(spec) & _keys(other))
+            if shared:
+                return f"{spec.path}: name or alias {shared[0]!r} is also used by {other.path}"
+    return None
 
 
 def list_specs() -> list[GpuSpec]:
@@ -380,9 +431,13 @@ def _keys(spec: GpuSpec) -> set[str]:
 
 @lru_cache(maxsize=256)
 def _load_spec_cached(name_or_path: str) -> GpuSpec:
+    if not name_or_path.strip():
+        raise SpecError("--gpu: empty GPU name; `wavecut specs` lists the names (or pass a spec YAML file)")
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.exists():
+    # Only what looks like a path is read as one: a directory named `a100` in the working directory
+    # must not shadow the built-in GPU.
+    if looks_like_path(name_or_path, (".yaml", ".yml")):
+        if not candidate.is_file():
             raise SpecError(f"{name_or_path}: no such spec file")
         return load_spec_file(candidate)
     wanted = name_or_path.strip().lower()
@@ -393,6 +448,13 @@ def _load_spec_cached(name_or_path: str) -> GpuSpec:
     close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `wavecut specs` lists them"
     raise SpecError(f"unknown GPU {name_or_path!r}{hint} (or pass a path to a spec YAML file)")
+
+
+def looks_like_path(text: str, suffixes: tuple[str, ...]) -> bool:
+    """Whether a name given on the command line means a file: it has a directory separator or one of
+    `suffixes`, or it is an existing regular file. Anything else is a built-in name."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(c in text for c in seps) or Path(text).suffix.lower() in suffixes or Path(text).is_file()
 
 
 def load_spec(name_or_path: str | Path | GpuSpec) -> GpuSpec:

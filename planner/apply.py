@@ -22,6 +22,13 @@ from planner.plan_model import Plan
 
 # Calibration images for compensation when applying a functionality plan.
 COMPENSATION_BATCH = 8
+# How closely the pruned model's predicted latency must match the plan's (both are one gpusim call on
+# the same ops; anything but rounding is a planner bug).
+MATCH_TOLERANCE = 1e-6
+
+
+class PlanMismatch(WavecutError):
+    """The pruned model does not predict the latency its plan claims (a planner bug, reported in one line)."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,13 @@ class Applied:
     parameters_after: int
 
 
-def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None) -> None:
-    """Refuse (one line) a plan made for another model, weights or GPU spec file."""
+def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None, model_spec: str | None = None) -> None:
+    """Refuse (one line) a plan made for another model, weights or GPU spec file; `model_spec` names the model
+    checked (default: the plan's)."""
     if fingerprint(model) != plan.model_fingerprint:
         raise WavecutError(
-            f"plan was made for another model (fingerprint {plan.model_fingerprint}, "
-            f"{plan.model!r} now gives {fingerprint(model)})"
+            f"plan was made for another model: {plan.model!r} (fingerprint {plan.model_fingerprint}), "
+            f"{(model_spec or plan.model)!r} gives {fingerprint(model)}"
         )
     if weights_sha256 != plan.weights_sha256:
         raise WavecutError(
@@ -107,7 +115,7 @@ def apply_plan(
             f"plan was made for input {'x'.join(map(str, plan.input_shape))}, not {'x'.join(map(str, input_shape))}"
         )
     model, digest = load_weights_model(model_spec or plan.model, weights)
-    check_plan(plan, model, digest)
+    check_plan(plan, model, digest, model_spec)
     example = torch.zeros(1, *plan.input_shape)
     with torch.no_grad():
         shape_before = tuple(model(example).shape)
@@ -131,3 +139,17 @@ def apply_plan(
     if out is not None:
         write_atomic(out, lambda tmp: torch.save(model, tmp))
     return Applied(model, shape_after, predicted, count_before, sum(p.numel() for p in model.parameters()))
+
+
+def verify_plan(plan: Plan, weights: str | None = None) -> float:
+    """Prune a fresh copy of the plan's model and predict it; PlanMismatch unless it equals the plan's latency.
+
+    What `wavecut plan` runs before writing a plan, so no plan claims a latency (or a budget) its
+    pruned model does not have."""
+    predicted = apply_plan(plan, weights).predicted_us
+    if abs(predicted - plan.planned_latency_us) > MATCH_TOLERANCE * plan.planned_latency_us:
+        raise PlanMismatch(
+            f"internal check failed: the pruned {plan.model} predicts {predicted:.1f} us, the plan claims "
+            f"{plan.planned_latency_us:.1f} us; no plan written, please report this (or pass --no-check)"
+        )
+    return predicted

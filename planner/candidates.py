@@ -26,7 +26,7 @@ from gpusim.ops import Conv2d, Linear, MemoryOp, Op
 from gpusim.predict import LoweredOps
 from gpusim.staircase import StairPoint, step_edges
 from planner.groups import ChannelGroup
-from planner.lowering import GEMM, with_batch
+from planner.lowering import CAT_CALLS, GEMM, with_batch
 
 if TYPE_CHECKING:  # planner.network prices width vectors with WidthModel, so only the annotation is imported here
     from planner.network import Network
@@ -55,12 +55,18 @@ def _round_up(value: int, align: int) -> int:
     return -(-value // align) * align
 
 
+# The channels of a tensor as segments (channel count, group index or -1 for fixed channels): one
+# segment for a conv/linear output, several for a channel-wise concatenation (squeezenet's and
+# inception's fire/branch outputs), whose width is the sum of its inputs' widths.
+Layout = tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True)
 class _Scaled:
-    """How one op depends on the groups: fields scaled by a group's width ratio."""
+    """How one op depends on the groups: fields scaled by their channel layout's width ratio."""
 
-    fields: tuple[tuple[str, int], ...]  # (op field, group index) pairs
-    inputs: tuple[tuple[int, int], ...] = ()  # memory ops: (elements, group index or -1) per input tensor
+    fields: tuple[tuple[str, Layout], ...]  # (op field, layout of the channels it counts) pairs
+    inputs: tuple[tuple[int, Layout | None], ...] = ()  # memory ops: (elements, layout) per input tensor
 
 
 class WidthModel:
@@ -90,11 +96,12 @@ class WidthModel:
         self.shape_class: list[int] = []
         self.key_groups: list[tuple[int, ...]] = []
         for op, sc in zip(self.base_ops, self.scaled):
-            key_groups = tuple(g for _, g in sc.fields) + tuple(g for _, g in sc.inputs if g >= 0)
+            layouts = [lay for _, lay in sc.fields] + [lay for _, lay in sc.inputs if lay is not None]
+            key_groups = tuple(g for lay in layouts for _, g in lay if g >= 0)
             shape = (
                 dataclasses.replace(op, name=""),
-                tuple(f for f, _ in sc.fields),
-                tuple((n, g < 0) for n, g in sc.inputs),
+                tuple((f, _structure(lay)) for f, lay in sc.fields),
+                tuple((n, None if lay is None else _structure(lay)) for n, lay in sc.inputs),
                 tuple(int(self.full[g]) for g in key_groups),
             )
             self.shape_class.append(classes.setdefault(shape, len(classes)))
@@ -106,11 +113,11 @@ class WidthModel:
         s, op = self.scaled[i], self.base_ops[i]
         if not s.fields:
             return op
-        change = {f: _scale(getattr(op, f), widths[g], self.full[g]) for f, g in s.fields}
+        change = {f: _resize(getattr(op, f), lay, widths, self.full) for f, lay in s.fields}
         if s.inputs:
             if op.elements_in == self.batch * sum(n for n, _ in s.inputs):
                 change["elements_in"] = self.batch * sum(
-                    n if g < 0 else _scale(n, widths[g], self.full[g]) for n, g in s.inputs
+                    n if lay is None else _resize(n, lay, widths, self.full) for n, lay in s.inputs
                 )
             else:
                 change["elements_in"] = _scale(op.elements_in, change["elements_out"], op.elements_out)
@@ -227,7 +234,13 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _groups_of(s: _Scaled) -> set[int]:
-    return {g for _, g in s.fields} | {g for _, g in s.inputs if g >= 0}
+    layouts = [lay for _, lay in s.fields] + [lay for _, lay in s.inputs if lay is not None]
+    return {g for lay in layouts for _, g in lay if g >= 0}
+
+
+def _structure(layout: Layout) -> tuple[tuple[int, bool], ...]:
+    """A layout without its group indices (which segments are fixed): part of an op's shape class."""
+    return tuple((n, g < 0) for n, g in layout)
 
 
 def _scale(value: int, width: int, full: int) -> int:
@@ -237,36 +250,71 @@ def _scale(value: int, width: int, full: int) -> int:
     return scaled
 
 
-def _channel_labels(network: Network, groups: list[ChannelGroup]) -> dict[str, int | None]:
-    """The group of each node's output channels (None: fixed). Conv/linear outputs start a group's tensor;
-    every other node carries its first tensor input's channels (BN, activations, adds, pooling, flatten, SE)."""
+def _resize(value: int, layout: Layout, widths: np.ndarray, full: np.ndarray) -> int:
+    """`value` (a channel count, or elements proportional to it) with every segment of `layout` at `widths`."""
+    total = sum(n for n, _ in layout)
+    kept = sum(n if g < 0 else _scale(n, widths[g], full[g]) for n, g in layout)
+    return _scale(value, kept, total)
+
+
+def _channel_labels(network: Network, groups: list[ChannelGroup]) -> dict[str, Layout | None]:
+    """The channel layout of each node's output (None: fixed). Conv/linear outputs start a group's tensor;
+    a concatenation along the channels joins its inputs' layouts; every other node carries its first
+    tensor input's channels (BN, activations, adds, pooling, flatten, SE)."""
     out_group = {name: i for i, g in enumerate(groups) if g.prunable for name in g.producers}
-    labels: dict[str, int | None] = {}
+    labels: dict[str, Layout | None] = {}
     for node, data in network.graph.nodes(data=True):
         if data["role"] == GEMM:
-            labels[node] = out_group.get(node)
+            g = out_group.get(node)
+            labels[node] = None if g is None else ((groups[g].full_width, g),)
+        elif data["op_type"] in CAT_CALLS:
+            labels[node] = _cat_layout(network, data, labels)
         else:
             labels[node] = labels.get(data["inputs"][0]) if data["inputs"] else None
     return labels
 
 
-def _scaling(network: Network, node: str, op: Op, labels: dict[str, int | None]) -> _Scaled:
-    """Which fields of `node`'s op follow which group."""
+def _cat_layout(network: Network, data: dict, labels: dict[str, Layout | None]) -> Layout | None:
+    """The layout of a concatenation: its inputs' segments in order when it joins them along the channel
+    dim (dim 1 of NCHW tensors) and every input's layout covers that dim; else its first input's layout
+    (a concatenation of tokens or rows keeps the channels of its inputs)."""
+    shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
+    out = data["shape"]
+    first = labels.get(data["inputs"][0]) if data["inputs"] else None
+    along_channels = (
+        out is not None
+        and len(out) == 4
+        and all(s is not None and len(s) == 4 and s[0] == out[0] and s[2:] == out[2:] for s in shapes)
+        and sum(s[1] for s in shapes) == out[1]
+    )
+    if not along_channels:
+        return first
+    segments: list[tuple[int, int]] = []
+    for i, s in zip(data["inputs"], shapes):
+        lay = labels.get(i)
+        if lay is not None and sum(n for n, _ in lay) != s[1]:
+            return first  # the input's group does not count its channels: leave the old rule
+        segments.extend(lay if lay is not None else ((s[1], -1),))
+    return tuple(segments) if any(g >= 0 for _, g in segments) else None
+
+
+def _scaling(network: Network, node: str, op: Op, labels: dict[str, Layout | None]) -> _Scaled:
+    """Which fields of `node`'s op follow which channel layout."""
     data = network.graph.nodes[node]
     out = labels[node]
     src = labels.get(data["inputs"][0]) if data["inputs"] else None
     if len(data["ops"]) != 1:
         return _Scaled(())  # multi-op nodes (attention) touch only locked groups
-    fields: list[tuple[str, int | None]] = []
+    fields: list[tuple[str, Layout | None]] = []
     if isinstance(op, Conv2d):
         fields = [("in_channels", src), ("out_channels", out)] + ([("groups", out)] if op.is_depthwise else [])
     elif isinstance(op, Linear):
         fields = [("in_features", src), ("out_features", out)]
     elif isinstance(op, MemoryOp) and out is not None:
         shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
-        inputs = tuple((math.prod(s), -1 if labels[i] is None else labels[i]) for s, i in zip(shapes, data["inputs"]))
+        inputs = tuple((math.prod(s), labels[i]) for s, i in zip(shapes, data["inputs"]))
         return _Scaled((("elements_out", out),), inputs)
-    return _Scaled(tuple((f, g) for f, g in fields if g is not None))
+    return _Scaled(tuple((f, lay) for f, lay in fields if lay is not None))
 
 
 def right_edges(widths: list[int], table: np.ndarray) -> list[int]:

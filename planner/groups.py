@@ -11,13 +11,32 @@ input channels and the final classifier's outputs are never in a group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import resource
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import torch
 import torch_pruning as tp
 from torch import nn
+
+from gpusim.errors import WavecutError
+
+# Torch-Pruning follows a reshape by expanding each channel index into every element it maps to, one
+# Python object each; on window-attention models (swin_t) the expansion compounds without end (22.7 GB
+# when the OOM killer stopped it). Enumerating the groups may grow the process by at most this many MiB;
+# past it planning is refused in one line (docs/hardening.md). The largest group of a torchvision CNN
+# (vgg16's flatten: 25088 indices) is far below it.
+GROUP_MEMORY_BOUND_MB = 2048
+_CHECK_EVERY_S = 0.05  # CPU seconds between two looks at the process's size
+
+
+class GroupsTooLarge(WavecutError):
+    """Torch-Pruning's channel-group enumeration outgrew GROUP_MEMORY_BOUND_MB."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,16 @@ def dependency_graph(model: nn.Module, example: torch.Tensor) -> tuple[tp.Depend
 
     def build(m: nn.Module, x: torch.Tensor) -> tp.DependencyGraph:
         # forward_fn: Torch-Pruning's default first tries model(*example), a failed extra pass for a tensor
-        return tp.DependencyGraph().build_dependency(
-            m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp), verbose=False
-        )
+        try:
+            return tp.DependencyGraph().build_dependency(
+                m, example_inputs=x, forward_fn=lambda mod, inp: mod(inp), verbose=False
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. ZeroDivisionError on shufflenet's channel shuffle
+            first = (str(exc).splitlines() or [""])[0][:160]
+            raise WavecutError(
+                f"{type(m).__name__}: Torch-Pruning cannot trace its channel dependencies "
+                f"({type(exc).__name__}: {first}); planning it is not supported"
+            ) from None
 
     return _run_finding_classifier(model, example, build)
 
@@ -94,7 +120,9 @@ def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.M
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, n in enumerate(names.values())}
     groups = []
-    for tp_group in graph.get_all_groups(ignored_layers=classifier, root_module_types=(nn.Conv2d, nn.Linear)):
+    with memory_bound(GROUP_MEMORY_BOUND_MB, type(model).__name__):
+        tp_groups = list(graph.get_all_groups(ignored_layers=classifier, root_module_types=(nn.Conv2d, nn.Linear)))
+    for tp_group in tp_groups:
         producers, consumers = set(), set()
         for item in tp_group:
             module = item.dep.target.module
@@ -128,3 +156,42 @@ def _locked(tp_group: tp.dependency.Group, names: dict[nn.Module, str]) -> str:
         if isinstance(module, nn.Conv2d) and 1 < module.groups != module.out_channels:
             return f"grouped conv {names[module]} ({module.groups} groups)"
     return ""
+
+
+def _rss_mb() -> float:
+    """The process's resident size now (Linux /proc), else its peak so far (getrusage), in MiB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def memory_bound(limit_mb: float, what: str) -> Iterator[None]:
+    """Raise GroupsTooLarge inside the block once the process has grown by more than limit_mb.
+
+    A CPU-time timer (SIGPROF) looks at the resident size every _CHECK_EVERY_S; its handler raises in
+    the main thread between two Python bytecodes, which is where Torch-Pruning's index expansion runs.
+    Off the main thread (signals cannot be set there) the block runs unguarded."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    start = _rss_mb()
+
+    def check(_signum: int, _frame: object) -> None:
+        grown = _rss_mb() - start
+        if grown > limit_mb:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            raise GroupsTooLarge(
+                f"{what}: Torch-Pruning's channel-group analysis grew past {limit_mb:.0f} MiB "
+                f"(reshapes it expands element by element, as in window attention); planning it is not supported"
+            )
+
+    previous = signal.signal(signal.SIGPROF, check)
+    signal.setitimer(signal.ITIMER_PROF, _CHECK_EVERY_S, _CHECK_EVERY_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edg
 from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, allowed_widths, minimum_width
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup, find_groups
-from planner.models import load_model
+from planner.models import load_model, load_torch_file
 from planner.network import Network
 from planner.plan_model import Baseline, GroupWidth, LayerLatency, Plan, wavecut_version
 from planner.snap import DEFAULT_THRESHOLD, snap, widths_from_mapping
@@ -53,12 +54,10 @@ def load_weights_model(spec: str, weights: str | None) -> tuple[nn.Module, str |
     if weights is None:
         return model, None
     path = Path(weights)
+    state = load_torch_file(path, "--weights file")  # weights only unless --trust-model-file
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(state.state_dict() if isinstance(state, nn.Module) else state)
-    except FileNotFoundError:
-        raise WavecutError(f"--weights: {weights}: no such file") from None
-    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError) as exc:
         raise WavecutError(f"--weights: {weights} does not fit {spec} ({str(exc).splitlines()[0]})") from None
     return model.eval(), hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -123,7 +122,7 @@ def parse_budget(text: str, baseline_us: float) -> float:
                 value = float(t[: -len(suffix)]) * scale
             except ValueError:
                 break
-            if value <= 0:
+            if not 0 < value < math.inf:  # also refuses nan and inf ("infms")
                 break
             return value
     else:
@@ -190,6 +189,7 @@ def make_plan(
 ) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
+    parse_budget(budget, 1.0)  # refuse a malformed budget before the slow preparation
     prep = prep or prepare(model, input_shape, importance, weights)
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
@@ -279,11 +279,13 @@ def layer_latencies(names: list[str], before: gpusim.Prediction, after: gpusim.P
 def read_widths(path: str | Path) -> tuple[Plan | None, dict[str, int]]:
     """Widths to snap: a plan file (and the plan), or a JSON mapping of group or layer names to widths."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
         raise WavecutError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise WavecutError(f"{path}: not JSON ({exc})") from None
+    except OSError as exc:
+        raise WavecutError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise WavecutError(f"{path}: not JSON text ({str(exc)[:200]})") from None
     if isinstance(data, dict) and "groups" in data and "model_fingerprint" in data:
         plan = Plan.load(path)
         return plan, {g.name: g.width for g in plan.groups if not g.locked}
@@ -302,6 +304,10 @@ def make_snap(
     """Snap the widths in `mapping` onto step edges (with `trade`, spend the freed latency on growing groups);
     the Plan (kind 'snap', with its moves) and notes."""
     start = time.perf_counter()
+    layers = dict(prep.model.named_modules())
+    unknown = [name for name in mapping if not name or name not in layers]
+    if unknown:
+        raise WavecutError(f"widths name {unknown[0]!r}, which is not a layer of {prep.spec}")
     widths, notes = widths_from_mapping(prep.groups, mapping)
     snapped, moves = snap(problem, widths, threshold, [g.name for g in prep.groups], trade)
     comparison = [_row(problem, "input", None, widths), _row(problem, "snapped", None, snapped)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import WavecutError
@@ -22,14 +22,28 @@ def wavecut_version() -> str:
 class GroupWidth(BaseModel):
     """One channel group: its layers, full and planned width, kept channel indices and importance kept."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
     name: str
-    full_width: int
-    width: int
+    full_width: int = Field(ge=1)
+    width: int = Field(ge=1)
     kept: list[int]
     producers: list[str]
     consumers: list[str]
     locked: str = ""
     importance_kept: float  # fraction of the group's importance
+
+    @model_validator(mode="after")
+    def _kept_fits(self) -> GroupWidth:
+        """width <= full_width, and kept is `width` distinct channel indices in 0..full_width-1, ascending."""
+        if self.width > self.full_width:
+            raise ValueError(f"width {self.width} exceeds full_width {self.full_width}")
+        if len(self.kept) != self.width:
+            raise ValueError(f"kept lists {len(self.kept)} channels, width is {self.width}")
+        if any(b <= a for a, b in zip(self.kept, self.kept[1:])):
+            raise ValueError("kept must list distinct channel indices in ascending order")
+        if self.kept and (self.kept[0] < 0 or self.kept[-1] >= self.full_width):
+            raise ValueError(f"kept indices must be in 0..{self.full_width - 1}")
+        return self
 
 
 class LayerLatency(BaseModel):
@@ -74,8 +88,8 @@ class Plan(BaseModel):
     model_fingerprint: str
     weights: str | None = None
     weights_sha256: str | None = None
-    input_shape: list[int]
-    batch: int
+    input_shape: list[PositiveInt] = Field(min_length=1, max_length=8)
+    batch: int = Field(ge=1)
     dtype: str
     mode: str
     gpu: str
@@ -105,10 +119,14 @@ class Plan(BaseModel):
     def load(cls, path: str | Path) -> Plan:
         """Read a plan file; a missing or malformed file is a one-line WavecutError."""
         try:
-            return cls.model_validate_json(Path(path).read_text())
+            # strict at the edge: in a plan file `width: true` or "64" is not a width
+            return cls.model_validate_json(Path(path).read_bytes(), strict=True)
         except FileNotFoundError:
             raise WavecutError(f"{path}: no such plan file") from None
+        except OSError as exc:
+            raise WavecutError(f"{path}: cannot read the plan file ({exc.strerror})") from None
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            raise WavecutError(f"{path}: not a wavecut plan ({where}: {err['msg']})") from None
+            where = ".".join(str(x) for x in err["loc"]) or "(file)"
+            msg = err["msg"].removeprefix("Value error, ")
+            raise WavecutError(f"{path}: not a wavecut plan ({where}: {msg})") from None

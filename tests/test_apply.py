@@ -83,7 +83,19 @@ def test_cli_apply_then_predict_reproduces_the_plan(tmp_path) -> None:
     report = json.loads(applied.stdout)
     assert report["matches_plan"] and report["output_shape"] == [1, 1000]
     predicted = runner.invoke(
-        app, ["predict", str(pruned), "--gpu", "a100", "--batch", "32", "--input", "3x64x64", "--json"]
+        app,
+        [
+            "predict",
+            str(pruned),
+            "--gpu",
+            "a100",
+            "--batch",
+            "32",
+            "--input",
+            "3x64x64",
+            "--json",
+            "--trust-model-file",
+        ],
     )
     assert json.loads(predicted.stdout)["total_us"] == pytest.approx(report["plan_latency_us"], rel=1e-9)
 

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from gpusim.errors import WavecutError
-from planner.models import load_model
+from planner.models import TRUST_MODEL_FILES, load_model
 from planner.network import Network
 from planner.trace import UnmappedOpWarning
 
@@ -173,7 +173,13 @@ def test_model_loading(tmp_path):
         load_model("tests.test_network:no_such_factory")
     path = tmp_path / "net.pt"
     torch.save(CumsumNet(), path)
-    assert isinstance(load_model(str(path)), CumsumNet)
+    with pytest.raises(WavecutError, match="--trust-model-file"):  # a whole pickled model can run code
+        load_model(str(path))
+    token = TRUST_MODEL_FILES.set(True)
+    try:
+        assert isinstance(load_model(str(path)), CumsumNet)
+    finally:
+        TRUST_MODEL_FILES.reset(token)
     assert not load_model("tests.test_network:CumsumNet").training
     torch.save({"not": "a module"}, path)
     with pytest.raises(WavecutError, match="expected a torch.nn.Module"):

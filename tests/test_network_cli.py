@@ -31,7 +31,7 @@ def test_predict_json_has_totals_and_layers():
 def test_table_and_unmapped_op_warning(tmp_path):
     path = tmp_path / "cumsum.pt"
     torch.save(CumsumNet(), path)
-    r = _invoke(str(path), "--input", "3x16x16")
+    r = _invoke(str(path), "--input", "3x16x16", "--trust-model-file")
     assert r.exit_code == 0, r.output
     assert "warning" in r.stderr and "cumsum" in r.stderr
     assert "conv +" not in r.stdout and "tail waste" in r.stdout and "total" in r.stdout

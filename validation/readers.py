@@ -72,6 +72,7 @@ class CsvFormat:
     shape_columns: dict[str, tuple[str, ...]]  # op value -> the shape columns its rows need
     pair_columns: frozenset[str]  # shape columns that may hold "HxW"
     build: Callable[[str, dict[str, Value], str], Op]
+    zero_columns: frozenset[str]  # shape columns that may be 0 (padding); every other one must be >= 1
     grid_columns: tuple[str, str, str]
     kernel_column: str
     name_column: str | None = None
@@ -125,6 +126,7 @@ NEUSIGHT = CsvFormat(
     },
     pair_columns=frozenset(),
     build=_neusight_op,
+    zero_columns=frozenset({"Padding"}),
     grid_columns=("Grid x", "Grid y", "Grid z"),
     kernel_column="Kernel Name",
     torch_column="Torch Version",
@@ -141,6 +143,7 @@ PROJECT = CsvFormat(
     shape_columns=project_format.SHAPE_COLUMNS,
     pair_columns=project_format.PAIR_COLUMNS,
     build=project_format.build_op,
+    zero_columns=frozenset({"padding"}),
     grid_columns=("grid_x", "grid_y", "grid_z"),
     kernel_column="kernel",
     name_column="name",
@@ -148,6 +151,11 @@ PROJECT = CsvFormat(
     torch_column="torch",
     clock_column="sm_clock_mhz",
 )
+
+
+# Largest shape or grid cell accepted: CUDA's grid x limit (2^31 - 1). A larger dimension is a typo or a
+# corrupted file (M=999999999999999999 once "measured" an op at 4.8e15 times its prediction).
+MAX_DIMENSION = 2**31 - 1
 
 
 def _fail(path: Path, row: int, column: str, message: str) -> DataError:
@@ -162,7 +170,11 @@ def _number(text: str) -> float:
 
 
 def _integer(text: str) -> int:
-    value = _number(text)
+    try:
+        return int(text)  # exact, however long (float() would round 999999999999999999 up)
+    except ValueError:
+        pass
+    value = _number(text)  # "64.0", "6.4e1"
     if not value.is_integer():
         raise ValueError(text)
     return int(value)
@@ -230,6 +242,13 @@ class _RowReader:
         except ValueError:
             raise _fail(self.path, row, column, f"expected a number, got {text!r}") from None
 
+    def bounded(self, row: int, column: str, value: Value, low: int) -> Value:
+        """value (or both halves of an HxW pair) within low..MAX_DIMENSION, else a DataError naming the column."""
+        for v in value if isinstance(value, tuple) else (value,):
+            if not low <= v <= MAX_DIMENSION:
+                raise _fail(self.path, row, column, f"must be between {low} and {MAX_DIMENSION:,}, got {v}")
+        return value
+
     def measurement(self, cells: list[str], row: int) -> Measurement:
         """One data row as a Measurement."""
         fmt = self.fmt
@@ -239,7 +258,12 @@ class _RowReader:
                 self.path, row, fmt.op_column, f"unknown op {op_value!r}; allowed: {', '.join(fmt.shape_columns)}"
             )
         shape = {
-            c: self.cell(cells, row, c, _pair_or_int if c in fmt.pair_columns else _integer)
+            c: self.bounded(
+                row,
+                c,
+                self.cell(cells, row, c, _pair_or_int if c in fmt.pair_columns else _integer),
+                0 if c in fmt.zero_columns else 1,
+            )
             for c in fmt.shape_columns[op_value]
         }
         name = (self.cell(cells, row, fmt.name_column, optional=True) or "") if fmt.name_column else ""
@@ -254,6 +278,7 @@ class _RowReader:
         if dtype not in DTYPE_BYTES:
             raise _fail(self.path, row, fmt.dtype_column, f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPE_BYTES)}")
         grid = [self.cell(cells, row, c, _integer, optional=True) for c in fmt.grid_columns]
+        grid = [g if g is None else self.bounded(row, c, g, 1) for g, c in zip(grid, fmt.grid_columns)]
         clock = self.cell(cells, row, fmt.clock_column, _number, optional=True) if fmt.clock_column else None
         if clock is not None and clock <= 0:
             raise _fail(self.path, row, fmt.clock_column, f"must be positive, got {clock}")
@@ -284,11 +309,13 @@ def read_timings(path: str | Path, timing: str | None = None) -> Timings:
     if timing is not None and timing not in TIMINGS:
         raise DataError(f"--timing: unknown timing {timing!r}; allowed: {', '.join(TIMINGS)}")
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is fine
             records = [r for r in csv.reader(f)]
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte offset {exc.start}); save the CSV as UTF-8") from None
+    except csv.Error as exc:
         raise DataError(f"{path}: not a CSV text file ({exc})") from None
     if not records or not any(c.strip() for c in records[0]):
         raise DataError(f"{path}: row 1, column (none): empty file, expected a header row")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, DEFAULT_MODEL
 from wavecut.output import console, print_json
+from wavecut.predict_cmd import TRUST_HELP
 
 INPUT_HELP = "input shape without batch, e.g. 3x224x224"
 
@@ -33,10 +34,15 @@ def plan(
     weights: Path = typer.Option(None, help="state_dict (or saved model) to load before ranking channels"),
     out: Path = typer.Option(Path("plan.json"), help="plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
+    trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
+    check: bool = typer.Option(True, help="prune a copy with the plan and check it predicts the plan's latency"),
 ) -> None:
     """Plan channel widths that keep the most importance within a latency budget on a GPU."""
+    from planner.apply import verify_plan
     from planner.plan import make_plan
-    from wavecut.predict_cmd import parse_input
+    from wavecut.predict_cmd import parse_input, trust_model_files
+
+    trust_model_files(trust)
 
     result = _quiet(
         make_plan,
@@ -50,6 +56,8 @@ def plan(
         importance,
         str(weights) if weights else None,
     )
+    if check:
+        _quiet(verify_plan, result, str(weights) if weights else None)
     result.save(out)
     if as_json:
         print_json(result.model_dump())
@@ -145,10 +153,13 @@ def snap(
     trade: bool = typer.Option(False, help="spend the latency snapping frees on growing other groups to step edges"),
     out: Path = typer.Option(Path("snapped.json"), help="snapped plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the snapped plan as one JSON object"),
+    trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
     """Move widths from any pruner onto latency step edges: drop partly used waves, fill free channels."""
     from planner.plan import make_snap, prepare, problem_for, read_widths
-    from wavecut.predict_cmd import parse_input
+    from wavecut.predict_cmd import parse_input, trust_model_files
+
+    trust_model_files(trust)
 
     source, mapping = read_widths(widths)
     if source is not None:
@@ -186,11 +197,14 @@ def apply(
     input_shape: str = typer.Option(None, "--input", help="check the plan was made for this input shape"),
     out: Path = typer.Option(Path("pruned.pt"), help="where to save the pruned model (torch.save)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
     """Remove the plan's channels from the PyTorch model, check it, save it and predict its latency."""
-    from planner.apply import apply_plan
+    from planner.apply import MATCH_TOLERANCE, apply_plan
     from planner.plan_model import Plan
-    from wavecut.predict_cmd import parse_input
+    from wavecut.predict_cmd import parse_input, trust_model_files
+
+    trust_model_files(trust)
 
     plan_obj = Plan.load(plan_file)
     shape = parse_input(input_shape) if input_shape else None
@@ -203,7 +217,8 @@ def apply(
         "parameters_after": applied.parameters_after,
         "predicted_latency_us": applied.predicted_us,
         "plan_latency_us": plan_obj.planned_latency_us,
-        "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us) <= 1e-6 * plan_obj.planned_latency_us,
+        "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us)
+        <= MATCH_TOLERANCE * plan_obj.planned_latency_us,
     }
     if as_json:
         print_json(report)

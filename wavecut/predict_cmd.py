@@ -37,6 +37,22 @@ def parse_input(text: str) -> tuple[int, ...]:
     return dims
 
 
+TRUST_HELP = "unpickle model and weights files in full (can run code they hold); default: weights only"
+
+
+def trust_model_files(trust: bool) -> None:
+    """Set whether this command may unpickle model files in full; say so on stderr when it may."""
+    from planner.models import TRUST_MODEL_FILES
+
+    TRUST_MODEL_FILES.set(trust)
+    if trust:
+        print(
+            "wavecut: warning: --trust-model-file: model and weights files are unpickled in full, "
+            "which runs any code they hold",
+            file=sys.stderr,
+        )
+
+
 def predict(
     model: str = typer.Argument(DEFAULT_MODEL, help="torchvision name, package.module:factory, or a torch.save file"),
     gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
@@ -46,8 +62,10 @@ def predict(
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help="input shape without batch"),
     strict: bool = typer.Option(False, "--strict", help="fail on ops that have no gpusim equivalent"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
     """Predict a whole model layer by layer: kernels, grids, waves, tail waste and the total."""
+    trust_model_files(trust)
     shape = parse_input(input_shape)
     check_mode(mode)
     check_dtype(dtype)

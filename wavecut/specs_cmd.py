@@ -8,8 +8,9 @@ import typer
 import yaml
 from rich.table import Table
 
+from gpusim.errors import SpecError
 from gpusim.kernels import kernel_table
-from gpusim.spec import CLOCK_CONFIDENCE, GpuSpec, list_specs, load_spec, load_spec_file
+from gpusim.spec import CLOCK_CONFIDENCE, GpuSpec, alias_clash, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
 
@@ -88,6 +89,9 @@ def show(
 def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     """Validate a spec file: exit 0 and a summary if it is usable, one error line and exit 2 if not."""
     spec = load_spec_file(path)
+    clash = alias_clash(spec)
+    if clash:
+        raise SpecError(f"{clash}; an alias may appear in only one file")
     table = kernel_table(spec)
     kernels = f"kernel table sm_{table.cc}" + (f" (fallback: {table.fallback})" if table.fallback else "")
     console.print(

@@ -16,6 +16,7 @@ from gpusim.staircase import StairPoint, step_edges, sweep
 from wavecut.output import console, print_json
 
 OPS = ("conv2d", "depthwise", "linear", "bmm")
+MAX_POINTS = 100_000  # a sweep longer than this is a typo (1:10000000), not a plot anyone reads
 
 
 def parse_range(text: str, option: str) -> list[int]:
@@ -28,7 +29,10 @@ def parse_range(text: str, option: str) -> list[int]:
         return parts
     if len(parts) > 3 or parts[0] < 1 or parts[1] < parts[0] or (len(parts) == 3 and parts[2] < 1):
         raise WavecutError(f"{option}: {text!r} must be A:B or A:B:STEP with 1 <= A <= B and STEP >= 1")
-    return list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+    values = range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1)
+    if len(values) > MAX_POINTS:
+        raise WavecutError(f"{option}: {text!r} sweeps {len(values):,} values; at most {MAX_POINTS:,} (use a STEP)")
+    return list(values)
 
 
 def _template(op: str, batch: int, cin: int, cout: int, size: int, kernel: int, stride: int, padding: int | None) -> Op:
@@ -78,11 +82,15 @@ def staircase(
     padding: int = typer.Option(None, help="default: kernel // 2"),
     dtype: str = typer.Option("fp16", help="fp32, tf32, fp16, bf16 or int8"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list of points"),
-    plot: Path = typer.Option(None, help="write a PNG of the staircase"),
+    plot: Path = typer.Option(None, help="write a plot of the staircase (.png, .svg or .pdf)"),
 ) -> None:
     """Sweep one dimension (the option given as A:B) of one op and print the latency staircase."""
     if op not in OPS:
         raise WavecutError(f"--op: unknown op {op!r}; allowed: {', '.join(OPS)}")
+    if plot is not None:
+        from wavecut.plots import plot_format
+
+        plot_format(plot)  # refuse an unknown extension before sweeping
     given = {"--batch": batch, "--in-channels": in_channels, "--out-channels": out_channels, "--size": size}
     if op == "depthwise":
         given["--out-channels"] = "1"
