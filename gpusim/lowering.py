@@ -7,7 +7,8 @@
   non-fused F(4x4, 3x3) (data, filter and output transforms plus 36 batched GEMMs, as
   cuDNN's winograd_nonfused) and fused F(2x2, 3x3) (one kernel doing 16 GEMMs of a
   2.25x smaller multiply count, as cuDNN's scudnn_winograd kernels).
-- depthwise conv and memory-bound ops: streaming kernels.
+- depthwise conv and memory-bound ops: streaming kernels (memory-bound ops as PyTorch launches
+  them: gpusim.memory_ops).
 The predictor prices every algorithm and keeps the fastest (cuDNN benchmark mode).
 """
 
@@ -50,6 +51,7 @@ class StreamProblem:
     flops: float
     threads: int = STREAM_THREADS
     work_per_thread: int = STREAM_WORK_PER_THREAD
+    dram_fraction: float = 0.0  # achieved fraction of DRAM peak; 0: the calibrated dram_efficiency
 
 
 Problem = GemmProblem | StreamProblem
@@ -63,9 +65,12 @@ class Algorithm:
     problems: tuple[Problem, ...]
 
 
-def lower(op: Op, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
+def lower(
+    op: Op, elem_bytes: int, simt: bool, cc: int = 80, sms: int = 108, threads_per_sm: int = 2048
+) -> list[Algorithm]:
     """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies),
-    `cc` is the compute capability x10 (cuDNN's fused Winograd kernel variants depend on it)."""
+    `cc` is the compute capability x10 (cuDNN's fused Winograd kernel variants depend on it); `sms` and
+    `threads_per_sm` size PyTorch's reduction grids (gpusim.memory_ops)."""
     if isinstance(op, Conv2d):
         return _lower_conv(op, elem_bytes, simt, cc)
     if isinstance(op, Linear):
@@ -75,8 +80,9 @@ def lower(op: Op, elem_bytes: int, simt: bool, cc: int = 80) -> list[Algorithm]:
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
         return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
     if isinstance(op, MemoryOp):
-        moved = (op.elements_in + op.elements_out) * elem_bytes
-        return [Algorithm(op.kind, (StreamProblem(op.kind, op.elements_out, moved, op.flops),))]
+        from gpusim.memory_ops import lower_memory  # it builds on this module's problem types
+
+        return [lower_memory(op, elem_bytes, sms, threads_per_sm)]
     raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
 
 
