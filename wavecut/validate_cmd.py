@@ -87,6 +87,22 @@ def score(
     _score_file(data, gpu, as_json, report, at_recorded_clock)
 
 
+@app.command("networks")
+def networks(
+    data: Path = typer.Option(
+        ..., "--data", help="network timings CSV (validation/README.md) or a converted timm file"
+    ),
+    gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    report: Path = typer.Option(None, "--report", help="write report.md (every row, worst first) into this folder"),
+) -> None:
+    """Predict every whole-network row (model, batch, size, precision, mode, device) and print MAPE,
+    median/p90 APE, Spearman, and the errors per device and model family."""
+    from wavecut.networks_cmd import score_network_file
+
+    score_network_file(data, gpu, as_json, report)
+
+
 def _print_clocks(report: ClockReport) -> None:
     """Rich tables: per device the spec's clocks and the suggestion, then the sustained rows' clocks per group."""
     from validation.clock_summary import SUSTAINED_US
