@@ -94,10 +94,13 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, cc: int = 80) -> list[A
     y_elems = op.batch * op.out_channels * p * q
     w_elems = op.out_channels * cin_g * kh * kw
     moved = (x_elems + w_elems + y_elems) * elem_bytes
-    if op.is_depthwise:
-        return [
-            Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops), DEPTHWISE_THREADS, 1),))
-        ]
+    if op.is_depthwise:  # ATen's conv_depthwise2d kernel: one output per thread, streaming its input once
+        from gpusim.memory_ops import STREAM_DRAM_FRACTION
+
+        depthwise = StreamProblem(
+            "depthwise", y_elems, moved, float(op.flops), DEPTHWISE_THREADS, 1, dram_fraction=STREAM_DRAM_FRACTION
+        )
+        return [Algorithm("depthwise", (depthwise,))]
     # CUDA-core implicit GEMM runs cuDNN's scudnn_* kernels, whose efficiency is calibrated per family
     gemm = GemmProblem(
         op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved, "implicit_gemm" if simt else "gemm", USE_CONV, ""

@@ -114,6 +114,8 @@ GEMM_OP_KINDS = ("conv2d", "linear", "bmm")
 SOFTMAX_CALLS = {"softmax", "log_softmax"}
 MATMUL_CALLS = {"matmul", "bmm", "mm"}
 CAT_CALLS = {"cat", "concat", "stack"}
+# torchvision's Swin helpers that copy a tensor: the relative-position-bias gather, patch merging's pad
+COPY_CALLS = {"_get_relative_position_bias", "_patch_merging_pad"}
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,10 @@ def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape)
     if call == "layer_norm":
         features = math.prod(node.args[1])
         return _one(MEMORY, layernorm(_numel(out) // features, features, name=name), out)
+    if call == "shifted_window_attention":
+        return Mapping(GEMM, _window_attention(node, name, ins[0]))
+    if call in COPY_CALLS:
+        return _one(MEMORY, MemoryOp("elementwise", _numel(out), _numel(out), 0.0, name=name), out)
     if call == "scaled_dot_product_attention":
         q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
         return Mapping(GEMM, _attention(name, _numel(q[:-2]), q[-2], k[-2], q[-1], v[-1], head_first=True))
@@ -333,6 +339,47 @@ def _attention(name: str, heads: int, lq: int, lk: int, d: int, dv: int, head_fi
         TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
         TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
         TracedOp(Matmul(heads, lq, dv, lk, name=f"{name}.av"), (*lead, lq, dv)),
+    )
+
+
+def _window_attention(node: fx.Node, name: str, shape: Shape) -> tuple[TracedOp, ...]:
+    """torchvision's shifted_window_attention (Swin) as the kernels it launches on an [1, H, W, C] input:
+    pad (a copy even without padding), roll (shifted windows), window partition (a copy), the qkv
+    linear, the query scale, q/k/v made contiguous for matmul, Q K^T, the relative position bias (and,
+    shifted, the mask) added, softmax, the product with V, the head merge (a copy), the projection,
+    window reverse (a copy), the roll back and the final crop (a copy)."""
+    kwargs = dict(zip(("window_size", "num_heads", "shift_size"), node.args[4:7])) | node.kwargs
+    (ws0, ws1), heads = kwargs["window_size"], kwargs["num_heads"]
+    _, h, w, c = shape
+    ph, pw = -(-h // ws0) * ws0, -(-w // ws1) * ws1
+    shifted = any(kwargs.get("shift_size", (0, 0))) and (ws0 < ph or ws1 < pw)
+    tokens, win = ph * pw, ws0 * ws1
+    windows, hd = tokens // win, c // heads
+    scores = windows * heads * win * win
+
+    def copy(label: str, n: int = tokens * c) -> TracedOp:
+        return TracedOp(MemoryOp("elementwise", n, n, 0.0, name=f"{name}.{label}"), (1, n))
+
+    def add(label: str, extra: int) -> TracedOp:
+        return TracedOp(MemoryOp("elementwise", scores + extra, scores, 1.0, name=f"{name}.{label}"), (1, scores))
+
+    return (
+        copy("pad"),
+        *((copy("roll"),) if shifted else ()),
+        copy("partition"),
+        TracedOp(Linear(tokens, c, 3 * c, name=f"{name}.qkv"), (1, tokens, 3 * c)),
+        TracedOp(elementwise(tokens * c, name=f"{name}.scale"), (1, tokens, c)),
+        *(copy(f"{t}_contiguous") for t in "qkv"),
+        TracedOp(Matmul(windows * heads, win, win, hd, name=f"{name}.qk"), (1, windows * heads, win, win)),
+        add("bias", heads * win * win),
+        *((add("mask", windows * win * win),) if shifted else ()),
+        TracedOp(softmax(windows * heads * win, win, name=f"{name}.softmax"), (1, windows * heads, win, win)),
+        TracedOp(Matmul(windows * heads, win, hd, win, name=f"{name}.av"), (1, windows * heads, win, hd)),
+        copy("merge_heads"),
+        TracedOp(Linear(tokens, c, c, name=f"{name}.proj"), (1, tokens, c)),
+        copy("reverse"),
+        *((copy("roll_back"),) if shifted else ()),
+        copy("crop", h * w * c),
     )
 
 
