@@ -213,3 +213,41 @@ def test_cli_scores_a_network_file(tmp_path):
     bad = _csv(tmp_path, "model,batch,img_size,dtype,mode,device,median_us\nresnet18,1,64,fp32,eager,nogpu,10\n")
     result = CliRunner().invoke(app, ["validate", "networks", "--data", str(bad)])
     assert result.exit_code != 0 and "unknown GPU 'nogpu'" in str(result.exception)
+
+
+def test_measure_networks_dry_run_writes_the_network_format(capsys, tmp_path, monkeypatch):
+    import yaml
+
+    from validation import measure
+
+    from .test_validation import cli_in_process
+
+    monkeypatch.setattr(measure, "WARMUP_CALLS", 1)
+    monkeypatch.setattr(measure, "NETWORK_STEPS", 3)
+    sweep = tmp_path / "nets.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "nets",
+                "description": "test",
+                "dtypes": ["fp32", "amp-bf16"],
+                "networks": [{"model": "mobilenet_v3_small", "batch": 1, "size": 32}],
+            }
+        )
+    )
+    out = tmp_path / "nets.csv"
+    code, _, _ = cli_in_process(capsys, "validate", "measure", "--sweep", sweep, "--out", out, "--device", "cpu")
+    assert code == 0
+    rows = read_network_timings(out).rows
+    assert [(r.model, r.batch, r.img_size, r.dtype, r.device, r.timing) for r in rows] == [
+        ("mobilenet_v3_small", 1, 32, "fp32", "cpu", "host_wall_step"),
+        ("mobilenet_v3_small", 1, 32, "amp-bf16", "cpu", "host_wall_step"),
+    ]
+    code, stdout, _ = cli_in_process(capsys, "validate", "networks", "--data", out, "--gpu", "a100", "--json")
+    assert code == 0 and __import__("json").loads(stdout)["by_device"]["cpu"]["rows"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump({"name": "b", "description": "d", "dtypes": ["amp-fp16"], "cases": [{"op": "linear"}]})
+    )
+    code, _, err = cli_in_process(capsys, "validate", "measure", "--sweep", bad, "--out", out, "--device", "cpu")
+    assert code == 2 and "'amp-fp16' is a network precision; op cases allow fp32, tf32, fp16, bf16" in err
