@@ -55,13 +55,19 @@ class NetworkPredictor:
 
     def __call__(self, row: NetworkRow) -> float:
         """Predicted time of one row, the same kind of time as its `timing` column."""
+        from planner.network import PrecisionWarning
+        from planner.trace import UnmappedOpWarning
+
         spec = self._spec(row)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             network = self._network(row)
             pred = network.predict(spec, row.batch, row.dtype, row.mode, row.allow_tf32_matmul)
-        for w in caught:
-            self.warnings.setdefault(f"{row.model}: {w.message}" if "op(s)" in str(w.message) else str(w.message))
+        for w in caught:  # wavecut's own warnings only (torchvision's init notices are not about the prediction)
+            if issubclass(w.category, UnmappedOpWarning):
+                self.warnings.setdefault(f"{row.model}: {w.message}")
+            elif issubclass(w.category, PrecisionWarning):
+                self.warnings.setdefault(str(w.message))
         return pred.step_us if row.timing == "host_wall_step" else pred.total_us
 
 
