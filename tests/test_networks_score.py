@@ -251,3 +251,32 @@ def test_measure_networks_dry_run_writes_the_network_format(capsys, tmp_path, mo
     )
     code, _, err = cli_in_process(capsys, "validate", "measure", "--sweep", bad, "--out", out, "--device", "cpu")
     assert code == 2 and "'amp-fp16' is a network precision; op cases allow fp32, tf32, fp16, bf16" in err
+
+
+def test_swin_window_attention_is_priced_and_global_pools_are_reductions():
+    import torchvision
+
+    net = Network.load("swin_t", (3, 224, 224))
+    assert net.unmapped == []  # shifted_window_attention, its bias gather and patch merging's pad are mapped
+    macs = net.predict("a100", 1, "fp16", "eager").macs
+    assert macs / 1e9 == pytest.approx(torchvision.models.Swin_T_Weights.IMAGENET1K_V1.meta["_ops"], rel=1e-3)
+    first = [low.op.name.rsplit(".", 1)[-1] for low in net.lowered("eager") if low.node == "shifted_window_attention"]
+    assert first == [
+        "pad",
+        "partition",
+        "qkv",
+        "scale",
+        "q_contiguous",
+        "k_contiguous",
+        "v_contiguous",
+        "qk",
+        "bias",
+        "softmax",
+        "av",
+        "merge_heads",
+        "proj",
+        "reverse",
+        "crop",
+    ]  # the first block's windows are not shifted: no roll, no mask
+    pools = [low.op.kind for low in net.lowered("eager") if low.node == "avgpool"]
+    assert pools == ["reduce"]
