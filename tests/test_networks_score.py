@@ -182,6 +182,8 @@ def test_project_format_and_scoring_with_any_predictor(tmp_path):
         ("resnet18,8,224,fp32,jit,Tesla T4,1000", "row 2: column 'mode': 'jit' unknown; allowed: eager, fused"),
         ("resnet18,0,224,fp32,eager,Tesla T4,1000", "row 2: column 'batch': Input should be greater than 0"),
         ("resnet18,8,224,fp32,eager,Tesla T4,", "row 2: no time: give 'median_us'"),
+        ("resnet18,8,224,fp32,eager,Tesla T4,abc", "row 2: time: could not convert string to float: 'abc'"),
+        (",8,224,fp32,eager,Tesla T4,10", r"row 2: column 'model \(or torchvision_name\)': missing"),
     ],
 )
 def test_bad_rows_name_the_file_row_and_column(tmp_path, row, message):

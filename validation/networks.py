@@ -115,12 +115,10 @@ def _row(record: dict[str, str], number: int, where: str) -> NetworkRow:
         return NetworkRow(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        return_field = ".".join(map(str, err["loc"]))
-        column = {"model": "model (or torchvision_name)", "time_us": "median_us"}.get(return_field, return_field)
+        field = ".".join(map(str, err["loc"]))
+        column = {"model": "model (or torchvision_name)", "time_us": "median_us"}.get(field, field)
         msg = "missing" if err["type"] == "missing" else err["msg"]
         raise DataError(f"{where}: column '{column}': {msg}") from None
-    except ValueError as exc:  # float() of a non-number time
-        raise DataError(f"{where}: time: {exc}") from None
 
 
 def read_network_timings(path: str | Path) -> NetworkTimings:
@@ -138,7 +136,7 @@ def read_network_timings(path: str | Path) -> NetworkTimings:
     for i, record in enumerate(records, start=2):
         try:
             rows.append(_row(record, i, f"{path}: row {i}"))
-        except ValueError as exc:  # float() of a non-number time
+        except ValueError as exc:  # float() of a time that is not a number
             raise DataError(f"{path}: row {i}: time: {exc}") from None
     return NetworkTimings(path, rows)
 
