@@ -433,7 +433,10 @@ def _sole_consumer(graph: nx.DiGraph, producer: str, consumer: str) -> bool:
 
 
 def with_precision(graph: nx.DiGraph, lowered: list[LoweredOp], precision: Precision, mode: str) -> list[LoweredOp]:
-    """`lowered` with the gpusim dtype of every op, and autocast's cast kernels inserted (eager mode)."""
+    """`lowered` with the gpusim dtype of every op, and autocast's cast kernels inserted (eager mode).
+    Ops of nodes computed from parameters alone (Swin's relative position bias) do not grow with the batch."""
+    batched = _batched(graph)
+    lowered = [low if batched[low.node] else replace(low, per_sample=False) for low in lowered]
     if not precision.autocast or mode != "eager":
         return [replace(low, dtype=_plain_dtype(low.op, precision)) for low in lowered]
     by_node: dict[str, list[LoweredOp]] = {}
@@ -451,11 +454,11 @@ def with_precision(graph: nx.DiGraph, lowered: list[LoweredOp], precision: Preci
         kind = ops[0].op.kind
         if kind in GEMM_OP_KINDS:
             want = precision.autocast
-            out += _casts(graph, node, inputs, dtypes, want, include_weights=True)
+            out += _casts(graph, node, inputs, dtypes, want, batched, include_weights=True)
             out += [replace(low, dtype=want) for low in ops]
         elif kind in AUTOCAST_FP32_KINDS:
             want = "fp32"
-            out += _casts(graph, node, inputs, dtypes, want, include_weights=False)
+            out += _casts(graph, node, inputs, dtypes, want, batched, include_weights=False)
             out += [_sized(low, [DTYPE_BYTES[want]], want, precision.autocast) for low in ops]
         else:
             want = "fp32" if "fp32" in dtypes else precision.autocast
@@ -466,6 +469,14 @@ def with_precision(graph: nx.DiGraph, lowered: list[LoweredOp], precision: Preci
             out += [_sized(low, [average, first], want, precision.autocast) for low in ops]
         dtype_of[node] = want
     return out
+
+
+def _batched(graph: nx.DiGraph) -> dict[str, bool]:
+    """Per node: whether its value depends on the model's input (has a batch dimension)."""
+    batched: dict[str, bool] = {}
+    for node, data in graph.nodes(data=True):
+        batched[node] = data.get("fx_op") == "placeholder" or any(batched.get(i, False) for i in data["inputs"])
+    return batched
 
 
 def _plain_dtype(op: Op, precision: Precision) -> str:
@@ -487,13 +498,18 @@ def _sized(low: LoweredOp, in_sizes: list[float], out_dtype: str, group: str) ->
 
 
 def _casts(
-    graph: nx.DiGraph, node: str, inputs: list[str], dtypes: list[str], want: str, include_weights: bool
+    graph: nx.DiGraph,
+    node: str,
+    inputs: list[str],
+    dtypes: list[str],
+    want: str,
+    batched: dict[str, bool],
+    include_weights: bool,
 ) -> Iterator[LoweredOp]:
     """Autocast's cast kernels before `node`: each input not in `want`, and (gemm nodes) each weight."""
     for i, d in zip(inputs, dtypes):
         if d != want:
-            source = not graph.nodes[i]["inputs"] and graph.nodes[i].get("fx_op") == "get_attr"
-            yield _cast(f"{node}.cast_{i}", graph.nodes[i]["shape"], d, want, node, not source)
+            yield _cast(f"{node}.cast_{i}", graph.nodes[i]["shape"], d, want, node, batched[i])
     module = graph.nodes[node]["module"]
     if include_weights and module is not None:
         for pname, p in module.named_parameters():

@@ -282,3 +282,6 @@ def test_swin_window_attention_is_priced_and_global_pools_are_reductions():
     ]  # the first block's windows are not shifted: no roll, no mask
     pools = [low.op.kind for low in net.lowered("eager") if low.node == "avgpool"]
     assert pools == ["reduce"]
+    amp = with_precision(net.graph, net.lowered("eager"), resolve_precision("amp-fp16", load_spec("a100")), "eager")
+    bias = [low for low in amp if low.node == "_get_relative_position_bias"]
+    assert [low.per_sample for low in bias] == [False]  # computed from parameters alone: not per image
