@@ -7,7 +7,8 @@
   non-fused F(4x4, 3x3) (data, filter and output transforms plus 36 batched GEMMs, as
   cuDNN's winograd_nonfused) and fused F(2x2, 3x3) (one kernel doing 16 GEMMs of a
   2.25x smaller multiply count, as cuDNN's scudnn_winograd kernels).
-- depthwise conv and memory-bound ops: streaming kernels.
+- depthwise conv and memory-bound ops: streaming kernels (memory-bound ops as PyTorch launches
+  them: gpusim.memory_ops).
 The predictor prices every algorithm and keeps the fastest (cuDNN benchmark mode).
 """
 
@@ -57,6 +58,7 @@ class StreamProblem:
     flops: float
     threads: int = STREAM_THREADS
     work_per_thread: int = STREAM_WORK_PER_THREAD
+    dram_fraction: float = 0.0  # achieved fraction of DRAM peak; 0: the calibrated dram_efficiency
 
 
 Problem = GemmProblem | StreamProblem
@@ -73,9 +75,12 @@ class Algorithm:
 Arrangements = tuple[tuple[int, int, int], ...]
 
 
-def lower(op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> list[Algorithm]:
+def lower(
+    op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements, sms: int = 108, threads_per_sm: int = 2048
+) -> list[Algorithm]:
     """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies),
-    `fused_tiles` are the fused Winograd arrangements the GPU's cuDNN ships (spec.arch.fused_winograd_tiles)."""
+    `fused_tiles` are the fused Winograd arrangements the GPU's cuDNN ships (spec.arch.fused_winograd_tiles);
+    `sms` and `threads_per_sm` size PyTorch's reduction grids (gpusim.memory_ops)."""
     if isinstance(op, Conv2d):
         return _lower_conv(op, elem_bytes, simt, fused_tiles)
     if isinstance(op, Linear):
@@ -89,8 +94,9 @@ def lower(op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> lis
         moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
         return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
     if isinstance(op, MemoryOp):
-        moved = (op.elements_in + op.elements_out) * elem_bytes
-        return [Algorithm(op.kind, (StreamProblem(op.kind, op.elements_out, moved, op.flops),))]
+        from gpusim.memory_ops import lower_memory  # it builds on this module's problem types
+
+        return [lower_memory(op, elem_bytes, sms, threads_per_sm)]
     raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
 
 
@@ -102,10 +108,13 @@ def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, fused_tiles: Arrangemen
     y_elems = op.batch * op.out_channels * p * q
     w_elems = op.out_channels * cin_g * kh * kw
     moved = (x_elems + w_elems + y_elems) * elem_bytes
-    if op.is_depthwise:
-        return [
-            Algorithm("depthwise", (StreamProblem("depthwise", y_elems, moved, float(op.flops), DEPTHWISE_THREADS, 1),))
-        ]
+    if op.is_depthwise:  # ATen's conv_depthwise2d kernel: one output per thread, streaming its input once
+        from gpusim.memory_ops import STREAM_DRAM_FRACTION
+
+        depthwise = StreamProblem(
+            "depthwise", y_elems, moved, float(op.flops), DEPTHWISE_THREADS, 1, dram_fraction=STREAM_DRAM_FRACTION
+        )
+        return [Algorithm("depthwise", (depthwise,))]
     # CUDA-core implicit GEMM runs cuDNN's scudnn_* kernels, whose efficiency is calibrated per family
     gemm = GemmProblem(
         op.batch * p * q, cout_g, cin_g * kh * kw, op.groups, moved, "implicit_gemm" if simt else "gemm", USE_CONV, ""

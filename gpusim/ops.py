@@ -137,14 +137,28 @@ class Matmul(Op):
 class MemoryOp(Op):
     """A memory-bound op: reads `elements_in`, writes `elements_out`, few FLOPs per element.
 
-    kind_name is one of MEMORY_KINDS; use the helpers below for the common shapes."""
+    kind_name is one of MEMORY_KINDS; use the helpers below for the common shapes. `reduce` sums
+    elements_in / elements_out contiguous inputs into each output (global pooling, mean), `cast`
+    converts between dtypes. in_bytes / out_bytes: element sizes read and written where they differ
+    from the prediction's dtype (autocast: fp16 in, fp32 out); 0 means the dtype's size."""
 
     kind_name: str
     elements_in: int
     elements_out: int
     flops_per_element: float = 1.0
+    in_bytes: float = 0.0
+    out_bytes: float = 0.0
 
-    MEMORY_KINDS: ClassVar[tuple[str, ...]] = ("elementwise", "batchnorm", "layernorm", "pool", "softmax", "other")
+    MEMORY_KINDS: ClassVar[tuple[str, ...]] = (
+        "elementwise",
+        "batchnorm",
+        "layernorm",
+        "pool",
+        "softmax",
+        "reduce",
+        "cast",
+        "other",
+    )
 
     def __post_init__(self) -> None:
         if self.kind_name not in self.MEMORY_KINDS:

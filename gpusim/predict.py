@@ -10,7 +10,15 @@ import numpy as np
 
 from gpusim.calibration import CONSTANT_NAMES, constants_for, constants_vector
 from gpusim.dtypes import DTYPE_BYTES, check_dtype, check_dtype_on
-from gpusim.engine import GemmLaunches, StreamLaunches, device_array, gemm_select, stream_launch
+from gpusim.engine import (
+    C_DRAM_EFF,
+    C_WAVE_LATENCY,
+    GemmLaunches,
+    StreamLaunches,
+    device_array,
+    gemm_select,
+    stream_launch,
+)
 from gpusim.errors import OpError
 from gpusim.kernels import gemm_tiles, kernel_table
 from gpusim.lowering import GemmProblem, StreamProblem, lower
@@ -148,11 +156,12 @@ class LoweredOps:
         self.cached_plans = np.zeros(len(self.ops)) if cached_plans is None else np.asarray(cached_plans, np.float64)
         self.elem = DTYPE_BYTES[dtype]
         simt = not spec.uses_tensor_cores(dtype)
+        sms, threads_per_sm = spec.sm_count, spec.limits.max_threads_per_sm
         # (op index, algorithm index, algorithm name, problem), in launch order
         self.entries = [
             (i, a, algo.name, prob)
             for i, op in enumerate(self.ops)
-            for a, algo in enumerate(lower(op, self.elem, simt, spec.arch.fused_winograd_tiles))
+            for a, algo in enumerate(lower(op, self.elem, simt, spec.arch.fused_winograd_tiles, sms, threads_per_sm))
             for prob in algo.problems
         ]
         self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
@@ -169,6 +178,7 @@ class LoweredOps:
             np.array([(s.work, s.threads, s.work_per_thread) for s in sp], np.int64).reshape(-1, 3).T.copy()
         )
         self.stream_bytes = np.array([s.bytes_moved for s in sp], np.float64)
+        self.stream_fraction = np.array([s.dram_fraction for s in sp], np.float64)
         self.stream_flops = np.array([s.flops for s in sp], np.float64)
         self.entry_op = np.array([x[0] for x in self.entries], np.int64)
         keys = {}
@@ -198,11 +208,31 @@ class LoweredOps:
                 self.gemm_use,
             )
         if len(self.stream_at):
-            work, threads, per_thread = self.stream_cols
-            stream = stream_launch(
-                work, self.stream_bytes, self.stream_flops, threads, per_thread, 32, self.limits, self.device, c
-            )
+            stream = self._streams(c)
         return gemm, stream
+
+    def _streams(self, c: np.ndarray) -> StreamLaunches:
+        """stream_launch over every streaming kernel. Memory-bound ops' kernels (gpusim.memory_ops: those
+        with their own achieved DRAM fraction) move their bytes at that fraction, and without the per-wave
+        fixed time: their CTAs retire one by one, with no tile epilogue to wait for."""
+        work, threads, per_thread = self.stream_cols
+        own = self.stream_fraction > 0
+        moved = self.stream_bytes * np.where(own, c[C_DRAM_EFF] / np.where(own, self.stream_fraction, 1.0), 1.0)
+        no_waves = c.copy()
+        no_waves[C_WAVE_LATENCY] = 0.0
+        out = None
+        for mask, consts in ((~own, c), (own, no_waves)):
+            if not mask.any():
+                continue
+            part = stream_launch(
+                work[mask], moved[mask], self.stream_flops[mask], threads[mask], per_thread[mask], 32,
+                self.limits, self.device, consts,
+            )  # fmt: skip
+            if out is None:
+                out = tuple(np.zeros(len(moved), col.dtype) for col in part)
+            for col, values in zip(out, part):
+                col[mask] = values
+        return StreamLaunches(*out)
 
     def _choose(
         self, gemm: GemmLaunches | None, stream: StreamLaunches | None

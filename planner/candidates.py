@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import gpusim
+from gpusim.eager import predict_mixed, resolve_precision
 from gpusim.ops import Conv2d, Linear, MemoryOp, Op
 from gpusim.predict import LoweredOps
 from gpusim.staircase import StairPoint, step_edges
 from planner.groups import ChannelGroup
-from planner.lowering import CAT_CALLS, GEMM, with_batch
+from planner.lowering import CAT_CALLS, GEMM, with_batch, with_precision
 
 if TYPE_CHECKING:  # planner.network prices width vectors with WidthModel, so only the annotation is imported here
     from planner.network import Network
@@ -79,9 +80,13 @@ class WidthModel:
         self.spec = gpusim.load_spec(gpu)
         self.batch, self.dtype, self.mode = batch, dtype, mode
         self.full = np.array([g.full_width for g in groups], dtype=np.int64)
-        lowered = network.lowered(mode)
+        # The same precision pipeline as Network.predict (fp32 = PyTorch's defaults: TF32 convs on sm80+),
+        # so a plan's latency is the one its pruned model is reported at.
+        precision = resolve_precision(dtype, self.spec)
+        lowered = with_precision(network.graph, network.lowered(mode), precision, mode)
         self.names = [low.node for low in lowered]
-        self.base_ops: list[Op] = [with_batch(low.op, batch) for low in lowered]
+        self.op_dtypes = [low.dtype for low in lowered]
+        self.base_ops: list[Op] = [with_batch(low.op, batch) if low.per_sample else low.op for low in lowered]
         labels = _channel_labels(network, groups)
         self.scaled = [_scaling(network, low.node, low.op, labels) for low in lowered]
         self.deps = [tuple(sorted(_groups_of(s))) for s in self.scaled]  # the groups each op follows
@@ -95,7 +100,7 @@ class WidthModel:
         classes: dict[tuple, int] = {}
         self.shape_class: list[int] = []
         self.key_groups: list[tuple[int, ...]] = []
-        for op, sc in zip(self.base_ops, self.scaled):
+        for op, sc, op_dtype in zip(self.base_ops, self.scaled, self.op_dtypes):
             layouts = [lay for _, lay in sc.fields] + [lay for _, lay in sc.inputs if lay is not None]
             key_groups = tuple(g for lay in layouts for _, g in lay if g >= 0)
             shape = (
@@ -103,6 +108,7 @@ class WidthModel:
                 tuple((f, _structure(lay)) for f, lay in sc.fields),
                 tuple((n, None if lay is None else _structure(lay)) for n, lay in sc.inputs),
                 tuple(int(self.full[g]) for g in key_groups),
+                op_dtype,
             )
             self.shape_class.append(classes.setdefault(shape, len(classes)))
             self.key_groups.append(key_groups)
@@ -129,7 +135,7 @@ class WidthModel:
 
     def predict(self, widths: np.ndarray) -> gpusim.Prediction:
         """Full-network prediction with the groups at `widths`."""
-        return gpusim.predict(self.ops(widths), self.spec, self.dtype)
+        return predict_mixed(self.ops(widths), self.op_dtypes, self.spec)
 
     def latency(self, widths: np.ndarray) -> float:
         """Total predicted latency (us) with the groups at `widths`."""
@@ -151,10 +157,8 @@ class WidthModel:
             key = (self.shape_class[i], *(int(widths[g]) for g in self.key_groups[i]))
             keys.append(key)
             if key not in self._priced and key not in missing:
-                missing[key] = self.op_at(i, widths)
-        if missing:
-            times = LoweredOps(list(missing.values()), self.spec, self.dtype).op_times()
-            self._priced.update(zip(missing, times.tolist()))
+                missing[key] = i, self.op_at(i, widths)
+        self._price(missing)
         return np.array([self._priced[k] for k in keys], dtype=np.float64)
 
     def op_time_matrix(self, widths: np.ndarray) -> np.ndarray:
@@ -176,15 +180,23 @@ class WidthModel:
             keys = [(c, *row) for row in distinct.tolist()]
             for key, at in zip(keys, first.tolist()):
                 if key not in self._priced and key not in missing:
-                    missing[key] = self.op_at(ops[at // count], widths[at % count])
+                    missing[key] = ops[at // count], self.op_at(ops[at // count], widths[at % count])
             found.append((ops, keys, inverse.reshape(len(ops), count)))
-        if missing:
-            times = LoweredOps(list(missing.values()), self.spec, self.dtype).op_times()
-            self._priced.update(zip(missing, times.tolist()))
+        self._price(missing)
         table = np.empty((count, len(self.base_ops)), dtype=np.float64)
         for ops, keys, inverse in found:
             table[:, ops] = np.array([self._priced[k] for k in keys], dtype=np.float64)[inverse.T]
         return table
+
+    def _price(self, missing: dict[tuple[int, ...], tuple[int, Op]]) -> None:
+        """Price the (op index, op) of each key in one gpusim call per dtype, and remember the times."""
+        keys, entries = list(missing), list(missing.values())
+        by_dtype: dict[str, list[int]] = {}
+        for k, (i, _) in enumerate(entries):
+            by_dtype.setdefault(self.op_dtypes[i], []).append(k)
+        for dtype, at in by_dtype.items():
+            times = LoweredOps([entries[k][1] for k in at], self.spec, dtype).op_times()
+            self._priced.update(zip((keys[k] for k in at), times.tolist()))
 
     def group_tables(self, requests: list[tuple[int, list[int]]], widths: np.ndarray) -> list[np.ndarray]:
         """For each (group, candidate widths): latency of the group's ops at each candidate, others at `widths`.
@@ -211,7 +223,8 @@ class WidthModel:
             w = widths.copy()
             w[g] = c
             ops.extend(self.op_at(i, w) for i in self.ops_of[g])
-        main = gpusim.predict(ops, self.spec, self.dtype).main_launches()
+        dtypes = [self.op_dtypes[i] for i in self.ops_of[g]] * len(cands)
+        main = predict_mixed(ops, dtypes, self.spec).main_launches()
         n = len(self.ops_of[g])
         return [main[k * n : (k + 1) * n] for k in range(len(cands))]
 

@@ -6,8 +6,9 @@ Every node gets a *role* and its per-sample ops (batch 1; `with_batch` scales th
   (nn.MultiheadAttention and scaled_dot_product_attention, lowered to linear + bmm + softmax + bmm + linear);
 - norm: batch norm (one scale and shift per element);
 - epilogue: activations, add/sub/mul/div (residual adds, constant or per-channel scales);
-- memory: pooling, softmax, layer norm, cat, tensor-by-tensor broadcasts (squeeze-excitation's scale),
-  and ops that cannot be mapped (kind "other", listed as unmapped);
+- memory: pooling, reductions (global average pooling and mean: kind "reduce", priced with the grid
+  of PyTorch's reduction kernel), softmax, layer norm, cat, tensor-by-tensor broadcasts
+  (squeeze-excitation's scale), and ops that cannot be mapped (kind "other", listed as unmapped);
 - free: views and bookkeeping (reshape, view, flatten, permute, transpose, contiguous, getitem, expand,
   dropout and stochastic depth in eval mode, identity, shape reads, asserts).
 
@@ -17,16 +18,27 @@ an epilogue op (activation, residual add, scale) whose input comes from a gemm n
 runs inside that gemm's epilogue, provided the fused input has no other consumer and is not
 broadcast. Fused ops cost nothing; the gemm's layer lists them under `fused`. Free nodes pass a
 gemm's output chain through. Attention is lowered the same way in both modes.
+
+Precisions (gpusim.eager.Precision): `with_precision` gives every op the gpusim dtype PyTorch runs
+it in. Under autocast (eager mode) it follows the tensors' dtypes through the graph: conv, linear
+and matmul run in the low dtype and cast every fp32 input (weights once per forward: casts that do
+not grow with the batch), layer norm and softmax (autocast's fp32 list) cast a low-precision input
+to fp32 and write fp32, and every other op reads its inputs as they are and writes the dtype they
+promote to (an fp32 parameter such as ConvNeXt's layer scale or ViT's class token makes it fp32).
+The model's input and parameters are fp32 (autocast over an fp32 model).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import networkx as nx
 from torch import fx, nn
 
+from gpusim.dtypes import DTYPE_BYTES
+from gpusim.eager import Precision
 from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, elementwise, layernorm, softmax
 
 GEMM, NORM, EPILOGUE, MEMORY, FREE = "gemm", "norm", "epilogue", "memory", "free"
@@ -94,10 +106,16 @@ FREE_CALLS = {
     "narrow",
     "unflatten",
 }
-POOL_CALLS = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "mean", "amax", "sum"}
+POOL_CALLS = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d"}
+REDUCE_CALLS = {"mean", "amax", "sum"}
+# Op kinds autocast runs in fp32 (torch.amp autocast op reference: "CUDA ops that can autocast to float32")
+AUTOCAST_FP32_KINDS = ("layernorm", "softmax")
+GEMM_OP_KINDS = ("conv2d", "linear", "bmm")
 SOFTMAX_CALLS = {"softmax", "log_softmax"}
 MATMUL_CALLS = {"matmul", "bmm", "mm"}
 CAT_CALLS = {"cat", "concat", "stack"}
+# torchvision's Swin helpers that copy a tensor: the relative-position-bias gather, patch merging's pad
+COPY_CALLS = {"_get_relative_position_bias", "_patch_merging_pad"}
 
 
 @dataclass(frozen=True)
@@ -119,12 +137,17 @@ class Mapping:
 
 @dataclass(frozen=True)
 class LoweredOp:
-    """An op in the order the network runs it, with the names of the nodes fused into it."""
+    """An op in the order the network runs it, with the names of the nodes fused into it.
+
+    dtype: the gpusim dtype it runs in ('' until with_precision sets it); per_sample: its work grows
+    with the batch (False for autocast's weight casts)."""
 
     op: Op
     shape: Shape
     node: str
     fused: tuple[str, ...] = ()
+    dtype: str = ""
+    per_sample: bool = True
 
 
 def with_batch(op: Op, batch: int) -> Op:
@@ -200,6 +223,8 @@ def _map_module(module: nn.Module, node: fx.Node, name: str, ins: list[Shape], o
         return _one(EPILOGUE, elementwise(_numel(out), name=name), out)
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         return _one(MEMORY, _pool(ins[0], out, _window(module.kernel_size), name), out)
+    if isinstance(module, nn.AdaptiveAvgPool2d) and _numel(out[2:]) == 1:
+        return _one(MEMORY, _reduce(ins[0], out, name), out)  # ATen: adaptive_avg_pool2d to 1x1 is mean()
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         return _one(MEMORY, _pool(ins[0], out, math.ceil(_numel(ins[0]) / _numel(out)), name), out)
     if isinstance(module, nn.Softmax):
@@ -218,6 +243,8 @@ def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape)
         broadcast = len(ins) > 1 and any(s != out for s in ins) and not _has_constant(node)
         op = MemoryOp("elementwise", sum(_numel(s) for s in ins), _numel(out), 1.0, name=name)
         return _one(MEMORY if broadcast else EPILOGUE, op, out)
+    if call == "adaptive_avg_pool2d" and _numel(out[2:]) == 1 or call in REDUCE_CALLS:
+        return _one(MEMORY, _reduce(ins[0], out, name), out)
     if call in POOL_CALLS:
         return _one(MEMORY, _pool(ins[0], out, math.ceil(_numel(ins[0]) / _numel(out)), name), out)
     if call in SOFTMAX_CALLS:
@@ -231,6 +258,10 @@ def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape)
     if call == "layer_norm":
         features = math.prod(node.args[1])
         return _one(MEMORY, layernorm(_numel(out) // features, features, name=name), out)
+    if call == "shifted_window_attention":
+        return Mapping(GEMM, _window_attention(node, name, ins[0]))
+    if call in COPY_CALLS:
+        return _one(MEMORY, MemoryOp("elementwise", _numel(out), _numel(out), 0.0, name=name), out)
     if call == "scaled_dot_product_attention":
         q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
         return Mapping(GEMM, _attention(name, _numel(q[:-2]), q[-2], k[-2], q[-1], v[-1], head_first=True))
@@ -274,6 +305,11 @@ def _pool(shape_in: Shape, shape_out: Shape, window: int, name: str) -> MemoryOp
     return MemoryOp("pool", _numel(shape_in), _numel(shape_out), float(window), name=name)
 
 
+def _reduce(shape_in: Shape, shape_out: Shape, name: str) -> MemoryOp:
+    """A reduction of the innermost dimensions (global pooling over H x W, mean over the last dims)."""
+    return MemoryOp("reduce", _numel(shape_in), _numel(shape_out), 1.0, name=name)
+
+
 def _softmax(shape: Shape, dim: int, name: str) -> MemoryOp:
     features = shape[dim]
     return softmax(_numel(shape) // features, features, name=name)
@@ -303,6 +339,47 @@ def _attention(name: str, heads: int, lq: int, lk: int, d: int, dv: int, head_fi
         TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
         TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
         TracedOp(Matmul(heads, lq, dv, lk, name=f"{name}.av"), (*lead, lq, dv)),
+    )
+
+
+def _window_attention(node: fx.Node, name: str, shape: Shape) -> tuple[TracedOp, ...]:
+    """torchvision's shifted_window_attention (Swin) as the kernels it launches on an [1, H, W, C] input:
+    pad (a copy even without padding), roll (shifted windows), window partition (a copy), the qkv
+    linear, the query scale, q/k/v made contiguous for matmul, Q K^T, the relative position bias (and,
+    shifted, the mask) added, softmax, the product with V, the head merge (a copy), the projection,
+    window reverse (a copy), the roll back and the final crop (a copy)."""
+    kwargs = dict(zip(("window_size", "num_heads", "shift_size"), node.args[4:7])) | node.kwargs
+    (ws0, ws1), heads = kwargs["window_size"], kwargs["num_heads"]
+    _, h, w, c = shape
+    ph, pw = -(-h // ws0) * ws0, -(-w // ws1) * ws1
+    shifted = any(kwargs.get("shift_size", (0, 0))) and (ws0 < ph or ws1 < pw)
+    tokens, win = ph * pw, ws0 * ws1
+    windows, hd = tokens // win, c // heads
+    scores = windows * heads * win * win
+
+    def copy(label: str, n: int = tokens * c) -> TracedOp:
+        return TracedOp(MemoryOp("elementwise", n, n, 0.0, name=f"{name}.{label}"), (1, n))
+
+    def add(label: str, extra: int) -> TracedOp:
+        return TracedOp(MemoryOp("elementwise", scores + extra, scores, 1.0, name=f"{name}.{label}"), (1, scores))
+
+    return (
+        copy("pad"),
+        *((copy("roll"),) if shifted else ()),
+        copy("partition"),
+        TracedOp(Linear(tokens, c, 3 * c, name=f"{name}.qkv"), (1, tokens, 3 * c)),
+        TracedOp(elementwise(tokens * c, name=f"{name}.scale"), (1, tokens, c)),
+        *(copy(f"{t}_contiguous") for t in "qkv"),
+        TracedOp(Matmul(windows * heads, win, win, hd, name=f"{name}.qk"), (1, windows * heads, win, win)),
+        add("bias", heads * win * win),
+        *((add("mask", windows * win * win),) if shifted else ()),
+        TracedOp(softmax(windows * heads * win, win, name=f"{name}.softmax"), (1, windows * heads, win, win)),
+        TracedOp(Matmul(windows * heads, win, hd, win, name=f"{name}.av"), (1, windows * heads, win, hd)),
+        copy("merge_heads"),
+        TracedOp(Linear(tokens, c, c, name=f"{name}.proj"), (1, tokens, c)),
+        copy("reverse"),
+        *((copy("roll_back"),) if shifted else ()),
+        copy("crop", h * w * c),
     )
 
 
@@ -353,3 +430,94 @@ def _sole_consumer(graph: nx.DiGraph, producer: str, consumer: str) -> bool:
         if graph.nodes[u]["shape"] is not None and (graph.out_degree(u) or graph.nodes[u]["op_type"] == "output")
     ]
     return users == [consumer]
+
+
+def with_precision(graph: nx.DiGraph, lowered: list[LoweredOp], precision: Precision, mode: str) -> list[LoweredOp]:
+    """`lowered` with the gpusim dtype of every op, and autocast's cast kernels inserted (eager mode).
+    Ops of nodes computed from parameters alone (Swin's relative position bias) do not grow with the batch."""
+    batched = _batched(graph)
+    lowered = [low if batched[low.node] else replace(low, per_sample=False) for low in lowered]
+    if not precision.autocast or mode != "eager":
+        return [replace(low, dtype=_plain_dtype(low.op, precision)) for low in lowered]
+    by_node: dict[str, list[LoweredOp]] = {}
+    for low in lowered:
+        by_node.setdefault(low.node, []).append(low)
+    dtype_of: dict[str, str] = {}  # node -> dtype of its output
+    out: list[LoweredOp] = []
+    for node, data in graph.nodes(data=True):
+        inputs = [i for i in data["inputs"] if graph.nodes[i]["shape"] is not None]
+        dtypes = [dtype_of.get(i, "fp32") for i in inputs]
+        ops = by_node.get(node)
+        if not ops:  # views and bookkeeping pass their input's dtype; inputs and parameters are fp32
+            dtype_of[node] = dtypes[0] if dtypes else "fp32"
+            continue
+        kind = ops[0].op.kind
+        if kind in GEMM_OP_KINDS:
+            want = precision.autocast
+            out += _casts(graph, node, inputs, dtypes, want, batched, include_weights=True)
+            out += [replace(low, dtype=want) for low in ops]
+        elif kind in AUTOCAST_FP32_KINDS:
+            want = "fp32"
+            out += _casts(graph, node, inputs, dtypes, want, batched, include_weights=False)
+            out += [_sized(low, [DTYPE_BYTES[want]], want, precision.autocast) for low in ops]
+        else:
+            want = "fp32" if "fp32" in dtypes else precision.autocast
+            sizes = [DTYPE_BYTES[d] * _numel(graph.nodes[i]["shape"]) for i, d in zip(inputs, dtypes)]
+            numel = sum(_numel(graph.nodes[i]["shape"]) for i in inputs)
+            first = DTYPE_BYTES[dtypes[0]] if dtypes else DTYPE_BYTES[want]
+            average = sum(sizes) / numel if numel else first
+            out += [_sized(low, [average, first], want, precision.autocast) for low in ops]
+        dtype_of[node] = want
+    return out
+
+
+def _batched(graph: nx.DiGraph) -> dict[str, bool]:
+    """Per node: whether its value depends on the model's input (has a batch dimension)."""
+    batched: dict[str, bool] = {}
+    for node, data in graph.nodes(data=True):
+        batched[node] = data.get("fx_op") == "placeholder" or any(batched.get(i, False) for i in data["inputs"])
+    return batched
+
+
+def _plain_dtype(op: Op, precision: Precision) -> str:
+    if op.kind == "conv2d":
+        return precision.conv
+    if op.kind in ("linear", "bmm"):
+        return precision.matmul
+    return precision.storage
+
+
+def _sized(low: LoweredOp, in_sizes: list[float], out_dtype: str, group: str) -> LoweredOp:
+    """A memory op reading `in_sizes[0]` bytes per input element (the second size when its input count
+    is not the sum of its inputs, e.g. pooling) and writing out_dtype; priced in the `group` dtype."""
+    op = low.op
+    if not isinstance(op, MemoryOp):
+        return replace(low, dtype=out_dtype)
+    size = in_sizes[0] if len(in_sizes) == 1 or op.kind == "elementwise" else in_sizes[1]
+    return replace(low, op=replace(op, in_bytes=size, out_bytes=DTYPE_BYTES[out_dtype]), dtype=group)
+
+
+def _casts(
+    graph: nx.DiGraph,
+    node: str,
+    inputs: list[str],
+    dtypes: list[str],
+    want: str,
+    batched: dict[str, bool],
+    include_weights: bool,
+) -> Iterator[LoweredOp]:
+    """Autocast's cast kernels before `node`: each input not in `want`, and (gemm nodes) each weight."""
+    for i, d in zip(inputs, dtypes):
+        if d != want:
+            yield _cast(f"{node}.cast_{i}", graph.nodes[i]["shape"], d, want, node, batched[i])
+    module = graph.nodes[node]["module"]
+    if include_weights and module is not None:
+        for pname, p in module.named_parameters():
+            if p.dtype.is_floating_point:
+                yield _cast(f"{node}.cast_{pname}", tuple(p.shape), "fp32", want, node, False)
+
+
+def _cast(name: str, shape: Shape, src: str, dst: str, node: str, per_sample: bool) -> LoweredOp:
+    n = _numel(shape)
+    op = MemoryOp("cast", n, n, 1.0, DTYPE_BYTES[src], DTYPE_BYTES[dst], name=name)
+    return LoweredOp(op, shape, node, dtype=dst, per_sample=per_sample)

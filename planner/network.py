@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -12,16 +13,21 @@ from torch import nn
 
 import gpusim
 from gpusim.dtypes import check_dtype
+from gpusim.eager import eager_step_us, precision_warnings, predict_mixed, resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.predict import launch_overhead_us
 from planner.candidates import WidthModel
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup
-from planner.lowering import LoweredOp, lower, with_batch
+from planner.lowering import LoweredOp, lower, with_batch, with_precision
 from planner.models import load_model
 from planner.trace import trace
 
 GEMM_KINDS = ("conv2d", "linear", "bmm")
+
+
+class PrecisionWarning(UserWarning):
+    """A precision the GPU has no tensor cores for (priced at the rate it really runs at)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,10 @@ class Layer:
 
 @dataclass(frozen=True)
 class NetworkPrediction:
-    """Per-layer launches, the total, FLOPs (all ops) and MACs (conv, linear, bmm), and the tail waste."""
+    """Per-layer launches, the total GPU time, FLOPs (all ops) and MACs (conv, linear, bmm), and the tail waste.
+
+    step_us: wall time of one forward as the host sees it (eager: the GPU idles while the host issues
+    ops more slowly than they run, gpusim.eager.eager_step_us; fused: total_us)."""
 
     model: str
     gpu: str
@@ -72,6 +81,7 @@ class NetworkPrediction:
     macs: int
     tail_waste_us: float
     unmapped: list[str]
+    step_us: float = 0.0
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output; each layer also carries its share of the total."""
@@ -128,14 +138,24 @@ class Network:
         batch: int = DEFAULT_BATCH,
         dtype: str = DEFAULT_DTYPE,
         mode: str = DEFAULT_MODE,
+        allow_tf32_matmul: bool = False,
     ) -> NetworkPrediction:
-        """Predict every launch of the network on `gpu` (one vectorised gpusim call)."""
+        """Predict every launch of the network on `gpu` (one vectorised gpusim call per dtype used).
+
+        dtype is a precision of gpusim.eager (fp32 = PyTorch's defaults, amp-fp16 = autocast, ...); a
+        GPU without tensor cores for it is priced at its real rate, with a PrecisionWarning."""
         spec = gpusim.load_spec(gpu)
-        lowered = self.lowered(mode)
-        ops = self.ops(batch, mode)
-        pred = gpusim.predict(ops, spec, dtype)
+        precision = resolve_precision(dtype, spec, allow_tf32_matmul)
+        for line in precision_warnings(precision, spec):
+            warnings.warn(line, PrecisionWarning, stacklevel=2)
+        if batch < 1:
+            raise WavecutError(f"--batch: must be at least 1, got {batch}")
+        lowered = with_precision(self.graph, self.lowered(mode), precision, mode)
+        ops = [with_batch(low.op, batch) if low.per_sample else low.op for low in lowered]
+        pred = predict_mixed(ops, [low.dtype for low in lowered], spec)
         overhead = launch_overhead_us(spec)
         layers = [_layer(k, lowered[k.op_index], batch, overhead) for k in pred.launches]
+        eager = mode == "eager"
         return NetworkPrediction(
             model=self.name,
             gpu=pred.gpu,
@@ -148,6 +168,7 @@ class Network:
             macs=sum(op.flops for op in ops if op.kind in GEMM_KINDS) // 2,
             tail_waste_us=sum(layer.tail_waste_us for layer in layers),
             unmapped=self.unmapped,
+            step_us=eager_step_us(pred.op_times_us, pred.host_overhead_us) if eager else pred.total_us,
         )
 
     def predict_many(
@@ -193,7 +214,7 @@ def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) 
     return Layer(
         name=k.op_name,
         op=k.op_kind,
-        shape=(low.shape[0] * batch, *low.shape[1:]),
+        shape=(low.shape[0] * batch, *low.shape[1:]) if low.per_sample else low.shape,
         kernel=k.kernel,
         grid=k.grid,
         ctas_per_sm=k.ctas_per_sm,

@@ -32,7 +32,8 @@ def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool 
     """The op graph of `model` run on `example` (a tensor, or an input shape without the batch, e.g. (3, 224, 224)).
 
     Nodes are in run order, keyed by module path for modules ("layer1.0.conv1"; a module called again
-    gets "_1", "_2") and by the fx node name otherwise ("add_3"). Node attributes: fx_name, op_type
+    gets "_1", "_2") and by the fx node name otherwise ("add_3"). Node attributes: fx_name, fx_op
+    (placeholder, get_attr, call_module, ...), op_type
     (module class or function name), module (or None), role and ops (see planner.lowering; ops are for a
     batch of 1), shape (output shape with batch 1, None for non-tensor values), inputs (tensor inputs),
     unmapped. Ops that cannot be mapped are priced as memory-bound ops and reported with an
@@ -86,6 +87,7 @@ def _build_graph(gm: fx.GraphModule) -> nx.DiGraph:
         graph.add_node(
             name,
             fx_name=node.name,
+            fx_op=node.op,
             op_type=type(module).__name__ if module is not None else target_name(node.target),
             module=module,
             role=mapping.role,

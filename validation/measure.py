@@ -31,6 +31,7 @@ WARMUP_CALLS = 10
 TARGET_TIMED_US = 50_000.0  # repeats are chosen so the timed calls add up to about this much
 CPU_FLUSH_BYTES = 8 << 20  # the dry run only exercises the plumbing
 TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+NETWORK_STEPS = 40  # timed forwards per network (timm's benchmark.py default --num-bench-iter)
 
 
 class MeasureError(WavecutError):
@@ -122,9 +123,108 @@ def network_ops(case: NetworkCase) -> list[Op]:
 
 
 def plan_tasks(sweep: Sweep, dtypes: list[str] | None = None) -> list[Task]:
-    """Every (op, dtype) of a sweep; `dtypes` replaces the sweep's own list when given."""
-    ops = sweep_ops(sweep) + [op for case in sweep.networks for op in network_ops(case)]
+    """Every (op, dtype) of a sweep (cases, and the layers of `layers: true` networks); `dtypes` replaces
+    the sweep's own list when given."""
+    ops = sweep_ops(sweep) + [op for case in sweep.networks if case.layers for op in network_ops(case)]
     return [Task(op, dtype, sweep.name) for dtype in (dtypes or sweep.dtypes) for op in ops]
+
+
+@dataclass(frozen=True)
+class NetworkTask:
+    """One whole network to time in one precision (validation.networks' row format)."""
+
+    case: NetworkCase
+    dtype: str
+
+
+def plan_networks(sweep: Sweep) -> list[NetworkTask]:
+    """Every (whole network, precision) of a sweep: each case's dtypes, else the sweep's."""
+    return [NetworkTask(c, d) for c in sweep.networks if not c.layers for d in (c.dtypes or sweep.dtypes)]
+
+
+@contextmanager
+def _network_flags(dtype: str):
+    """PyTorch's flags for a network precision (gpusim.eager): fp32 = the defaults (cuDNN TF32 on, matmul
+    TF32 off), fp32-strict both off, tf32 both on; cuDNN autotuning on; restored afterwards."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cudnn.allow_tf32 = dtype != "fp32-strict"
+    torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) = saved
+
+
+def network_step(task: NetworkTask, device: str) -> Callable[[], object]:
+    """One forward of the task's network as its precision runs it: autocast over the fp32 model for amp-*,
+    the model converted for fp16 / bf16, fp32 otherwise; returns once the device has finished."""
+    import torch
+    import torchvision
+
+    case = task.case
+    try:
+        model = torchvision.models.get_model(case.model, weights=None).eval().to(device)
+    except ValueError:
+        raise SweepError(
+            f"networks: unknown torchvision model {case.model!r}; see torchvision.models.list_models()"
+        ) from None
+    x = torch.randn(case.batch, 3, case.size, case.size, device=device)
+    low = getattr(torch, TORCH_DTYPES.get(task.dtype.removeprefix("amp-"), "float32"))
+    if task.dtype in ("fp16", "bf16"):
+        model, x = model.to(low), x.to(low)
+    autocast = task.dtype.startswith("amp-")
+    device_type = "cpu" if device == "cpu" else "cuda"
+
+    def step() -> None:
+        with torch.autocast(device_type, low, enabled=autocast):
+            model(x)
+        if device != "cpu":
+            torch.cuda.synchronize(device)
+
+    return step
+
+
+def measure_networks(tasks: list[NetworkTask], device: str = "cuda") -> Iterator[dict[str, str]]:
+    """Time every whole-network task as timm does (WARMUP_CALLS untimed steps, then NETWORK_STEPS steps of
+    time.perf_counter around one forward and its synchronize); yields one row of NETWORK_COLUMNS each."""
+    import torch
+
+    from validation.networks import NETWORK_COLUMNS
+
+    device = check_device(device)
+    name, env = device_name(device), environment(device)
+    with torch.inference_mode(), _cpu_threads(device):
+        for task in tasks:
+            with _network_flags(task.dtype):
+                step = network_step(task, device)
+                for _ in range(WARMUP_CALLS):
+                    step()
+                times = []
+                for _ in range(NETWORK_STEPS):
+                    t0 = time.perf_counter()
+                    step()
+                    times.append((time.perf_counter() - t0) * 1e6)
+            cells = {
+                "model": task.case.model,
+                "batch": str(task.case.batch),
+                "img_size": str(task.case.size),
+                "channels": "3",
+                "dtype": task.dtype,
+                "mode": "eager",
+                "device": name,
+                "median_us": f"{np.median(times):.3f}",
+                "p10_us": f"{np.percentile(times, 10):.3f}",
+                "p90_us": f"{np.percentile(times, 90):.3f}",
+                "repeats": str(len(times)),
+                "timing": "host_wall_step",
+                "allow_tf32_matmul": str(int(task.dtype == "tf32")),
+                "torch": env["torch"],
+                "cuda": env["cuda"],
+            }
+            yield {c: cells[c] for c in NETWORK_COLUMNS}
 
 
 def check_device(device: str) -> str:

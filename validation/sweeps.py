@@ -3,7 +3,8 @@
 A case names an op (conv2d, depthwise, linear, bmm) and its gpusim fields; any field may be
 a number, a list, or a range "A:B" / "A:B:STEP" (inclusive), and a case expands to the
 product of its fields. `size` sets height = width; depthwise takes `channels`.
-Whole networks are listed under `networks` and are expanded by the timing harness.
+Whole networks are listed under `networks`: each forward is timed whole (the network format of
+validation/networks.py), or, with `layers: true`, its conv and linear layers one by one (op rows).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpusim.errors import OpError, WavecutError
 from gpusim.ops import Conv2d, Op
@@ -29,13 +30,20 @@ class SweepError(WavecutError):
     """A sweep name or file that cannot be used."""
 
 
+NetworkDtype = Literal["fp32", "fp32-strict", "tf32", "amp-fp16", "amp-bf16", "fp16", "bf16"]
+
+
 class NetworkCase(BaseModel):
-    """A torchvision network whose conv and linear layers are timed one by one."""
+    """A torchvision network timed whole, one forward per step (host wall time, as timm measures), in each
+    precision of `dtypes` (default: the sweep's dtypes); with `layers`, its conv and linear layers are
+    timed one by one instead."""
 
     model_config = ConfigDict(extra="forbid")
     model: str
     batch: int = Field(gt=0)
     size: int = Field(gt=0, description="input height = width")
+    dtypes: list[NetworkDtype] = Field(default_factory=list)
+    layers: bool = False
 
 
 class Sweep(BaseModel):
@@ -44,9 +52,17 @@ class Sweep(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     description: str
-    dtypes: list[MeasureDtype] = Field(min_length=1)
+    dtypes: list[NetworkDtype] = Field(min_length=1, description="op cases: fp32, tf32, fp16, bf16 only")
     cases: list[dict[str, FieldValue]] = Field(default_factory=list)
     networks: list[NetworkCase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _op_dtypes(self) -> Sweep:
+        ops = bool(self.cases) or any(n.layers for n in self.networks)
+        bad = [d for d in self.dtypes if d not in get_args(MeasureDtype)]
+        if ops and bad:
+            raise ValueError(f"{bad[0]!r} is a network precision; op cases allow {', '.join(get_args(MeasureDtype))}")
+        return self
 
 
 def shipped_sweeps() -> list[str]:

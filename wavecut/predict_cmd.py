@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from gpusim.dtypes import check_dtype
+from gpusim.eager import resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.kernels import kernel_table
 from gpusim.spec import load_spec
@@ -57,7 +57,14 @@ def predict(
     model: str = typer.Argument(DEFAULT_MODEL, help="torchvision name, package.module:factory, or a torch.save file"),
     gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
     batch: int = typer.Option(DEFAULT_BATCH, help="batch size"),
-    dtype: str = typer.Option(DEFAULT_DTYPE, help="fp32, tf32, fp16, bf16 or int8"),
+    dtype: str = typer.Option(
+        DEFAULT_DTYPE,
+        help="fp32 (PyTorch's defaults: TF32 convs on sm80+), fp32-strict, tf32, amp-fp16, amp-bf16 (autocast), "
+        "fp16, bf16 or int8 (model converted)",
+    ),
+    allow_tf32_matmul: bool = typer.Option(
+        False, "--allow-tf32-matmul", help="fp32: matmuls in TF32 too (torch.backends.cuda.matmul.allow_tf32)"
+    ),
     mode: str = typer.Option(DEFAULT_MODE, help="eager (one kernel per PyTorch op) or fused (conv+BN+act+add)"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help="input shape without batch"),
     strict: bool = typer.Option(False, "--strict", help="fail on ops that have no gpusim equivalent"),
@@ -68,16 +75,16 @@ def predict(
     trust_model_files(trust)
     shape = parse_input(input_shape)
     check_mode(mode)
-    check_dtype(dtype)
     spec = load_spec(gpu)
+    resolve_precision(dtype, spec)  # an unknown precision fails before the model is traced
     from planner.network import Network
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         network = Network.load(model, shape, strict)
+        result = network.predict(spec, batch, dtype, mode, allow_tf32_matmul)
     for w in caught:
         print(f"wavecut: warning: {w.message}", file=sys.stderr)
-    result = network.predict(spec, batch, dtype, mode)
     fallback = kernel_table(spec).fallback  # a GPU whose compute capability has no tuned kernel table
     if fallback:
         print(f"wavecut: note: {fallback}", file=sys.stderr)
@@ -117,7 +124,8 @@ def predict(
     wide = Measurement.get(console, console.options.update_width(1000), table).maximum
     Console(width=max(console.width, wide)).print(table)  # never truncate layer or kernel names
     console.print(
-        f"total {result.total_us:.1f} us in {len(result.layers)} launches; "
+        f"total {result.total_us:.1f} us in {len(result.layers)} launches (step {result.step_us:.1f} us as the "
+        f"host sees it); "
         f"{result.flops / 1e9:.2f} GFLOPs ({result.macs / 1e9:.3f} GMACs in conv/linear/bmm); "
         f"tail waste {result.tail_waste_us:.1f} us ({result.tail_waste_us / result.total_us:.1%})"
     )

@@ -16,7 +16,7 @@ from wavecut.output import console, print_json
 
 if TYPE_CHECKING:
     from validation.clock_summary import ClockReport
-    from validation.measure import Task
+    from validation.measure import NetworkTask, Task
     from validation.score import Scored, Summary
 
 app = typer.Typer(help="Check the simulator against real GPU timings.", no_args_is_help=True)
@@ -98,6 +98,22 @@ def score(
 ) -> None:
     """Predict every row of a timings file and print MAPE, median/p90 APE, Spearman and grid agreement."""
     _score_file(data, gpu, as_json, report, at_recorded_clock, timing)
+
+
+@app.command("networks")
+def networks(
+    data: Path = typer.Option(
+        ..., "--data", help="network timings CSV (validation/README.md) or a converted timm file"
+    ),
+    gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    report: Path = typer.Option(None, "--report", help="write report.md (every row, worst first) into this folder"),
+) -> None:
+    """Predict every whole-network row (model, batch, size, precision, mode, device) and print MAPE,
+    median/p90 APE, Spearman, and the errors per device and model family."""
+    from wavecut.networks_cmd import score_network_file
+
+    score_network_file(data, gpu, as_json, report)
 
 
 def _print_clocks(report: ClockReport) -> None:
@@ -186,13 +202,40 @@ def measure(
     l2_flush: bool = typer.Option(False, "--l2-flush", help="flush L2 between repeats"),
 ) -> None:
     """Time a sweep's ops with torch (CUDA events, profiler kernel names, grids and blocks)."""
-    from validation.measure import check_device, plan_tasks
+    from validation.measure import check_device, plan_networks, plan_tasks
     from validation.sweeps import load_sweep
 
     device = check_device(device)
-    tasks = plan_tasks(load_sweep(sweep), _parse_dtypes(dtype))
-    path = _measure_to_csv(tasks, device, l2_flush, out)
-    console.print(f"wrote {len(tasks)} rows to {path}")
+    loaded = load_sweep(sweep)
+    tasks = plan_tasks(loaded, _parse_dtypes(dtype))
+    networks = plan_networks(loaded)
+    if tasks:
+        path = _measure_to_csv(tasks, device, l2_flush, out)
+        console.print(f"wrote {len(tasks)} rows to {path}")
+    if networks:
+        path = _networks_to_csv(networks, device, _networks_path(out, bool(tasks)))
+        console.print(f"wrote {len(networks)} network rows to {path}")
+
+
+def _networks_path(out: Path, with_ops: bool) -> Path:
+    """Where whole-network rows go: `out` itself, or beside op rows as <stem>_networks.csv."""
+    return out.with_name(f"{out.stem}_networks{out.suffix}") if with_ops else out
+
+
+def _networks_to_csv(tasks: list[NetworkTask], device: str, out: Path) -> Path:
+    """Time every whole network (validation.measure.measure_networks) and write the network CSV atomically."""
+    from validation.measure import measure_networks
+    from validation.networks import NETWORK_COLUMNS
+
+    rows = list(measure_networks(tasks, device))
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=NETWORK_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomic(out, write)
 
 
 @app.command("run")
@@ -208,7 +251,7 @@ def run(
     import validation
     from gpusim.errors import SpecError
     from gpusim.spec import load_spec
-    from validation.measure import check_device, device_name, plan_tasks
+    from validation.measure import check_device, device_name, plan_networks, plan_tasks
     from validation.sweeps import load_sweep
 
     device = check_device(device)
@@ -223,12 +266,21 @@ def run(
             f"fill it in and add {name!r} to its aliases, or pass --gpu NAME"
         ) from None
     dtypes = _parse_dtypes(dtype)
-    tasks = [t for sweep in sweeps.split(",") if sweep.strip() for t in plan_tasks(load_sweep(sweep.strip()), dtypes)]
+    loaded = [load_sweep(sweep.strip()) for sweep in sweeps.split(",") if sweep.strip()]
+    tasks = [t for sweep in loaded for t in plan_tasks(sweep, dtypes)]
+    networks = [t for sweep in loaded for t in plan_networks(sweep)]
     out_dir = out_dir or Path(validation.__file__).resolve().parent / "data" / Path(spec.path).stem
-    data = _measure_to_csv(tasks, device, l2_flush, out_dir / "measurements.csv")
-    console.print(f"wrote {len(tasks)} rows to {data}")
-    _score_file(data, gpu, False, out_dir / "report")
-    _clocks_of_run(data, gpu, out_dir / "report" / "clocks.json")
+    if tasks:
+        data = _measure_to_csv(tasks, device, l2_flush, out_dir / "measurements.csv")
+        console.print(f"wrote {len(tasks)} rows to {data}")
+        _score_file(data, gpu, False, out_dir / "report")
+        _clocks_of_run(data, gpu, out_dir / "report" / "clocks.json")
+    if networks:
+        from wavecut.networks_cmd import score_network_file
+
+        data = _networks_to_csv(networks, device, out_dir / "networks.csv")
+        console.print(f"wrote {len(networks)} network rows to {data}")
+        score_network_file(data, gpu, False, out_dir / "report" / "networks")
 
 
 def _clocks_of_run(data: Path, gpu: str | None, out: Path) -> None:
