@@ -81,7 +81,13 @@ def prepare(
     shape = tuple(input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Torch-Pruning's notes on bare parameters; tracing notes repeat in predict
-        groups = find_groups(model, torch.zeros(1, *shape))
+        try:
+            groups = find_groups(model, torch.zeros(1, *shape))
+        except (RuntimeError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise WavecutError(
+                f"cannot plan {spec}: Torch-Pruning cannot find its channel groups on input "
+                f"{'x'.join(map(str, shape))} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         network = Network.from_model(model, shape, spec)
     scores = [
         rank_channels(model, g.tp_group, importance).detach().cpu().numpy() if g.prunable else np.ones(g.full_width)
