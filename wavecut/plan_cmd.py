@@ -141,13 +141,20 @@ def snap(
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
     importance: str = typer.Option("magnitude", help="magnitude or functionality (ignored for a plan file)"),
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
-    threshold: float = typer.Option(0.5, help="drop a step whose last wave is at most this full; else fill it"),
+    threshold: float = typer.Option(
+        0.5,
+        help="take a drop to a step or wave edge when the importance it loses per microsecond saved is at most "
+        "this fraction of the input's average importance per microsecond",
+    ),
     trade: bool = typer.Option(False, help="spend the latency snapping frees on growing other groups to step edges"),
     out: Path = typer.Option(Path("snapped.json"), help="snapped plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the snapped plan as one JSON object"),
 ) -> None:
     """Move widths from any pruner onto latency step edges: drop partly used waves, fill free channels."""
+    import numpy as np
+
     from planner.plan import make_snap, prepare, problem_for, read_widths
+    from planner.snap import idle_tail_us, widths_from_mapping
     from wavecut.predict_cmd import parse_input
 
     source, mapping = read_widths(widths)
@@ -156,7 +163,8 @@ def snap(
         input_shape, importance = "x".join(map(str, source.input_shape)), source.importance
         weights = Path(source.weights) if source.weights else None
     prep = _quiet(prepare, model, parse_input(input_shape), importance, str(weights) if weights else None)
-    result, notes = make_snap(prep, problem_for(prep, gpu, batch, dtype, mode), mapping, threshold, trade)
+    problem = problem_for(prep, gpu, batch, dtype, mode)
+    result, notes = make_snap(prep, problem, mapping, threshold, trade)
     result.save(out)
     if as_json:
         print_json(result.model_dump())
@@ -170,11 +178,13 @@ def snap(
         table.add_row(m.group, f"{m.before} -> {m.after}", f"{m.latency_change_us:+.1f}", m.reason)
     console.print(table)
     before, after = result.comparison
+    idle_before = idle_tail_us(problem, widths_from_mapping(prep.groups, mapping)[0])
+    idle_after = idle_tail_us(problem, np.array([g.width for g in result.groups]))
     console.print(
         f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
         f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
         f"({after.channels - before.channels:+d}); importance kept {before.importance:.1%} -> "
-        f"{after.importance:.1%}"
+        f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us"
     )
     console.print(f"wrote {out}")
 
