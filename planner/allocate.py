@@ -45,9 +45,9 @@ class Problem:
 
 
 def cumulative_importance(scores: np.ndarray) -> np.ndarray:
-    """Importance kept at each width 0..n when the highest scores are kept; scores are scaled to mean 1."""
+    """Importance kept at each width 0..n when the highest scores are kept (scores comparable across groups,
+    see planner.plan.prepare)."""
     s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
-    s = s / s.mean() if s.mean() > 0 else np.ones_like(s)
     return np.concatenate([[0.0], np.cumsum(s)])
 
 

@@ -26,7 +26,8 @@ from planner.network import Network
 from planner.plan_model import Baseline, GroupWidth, LayerLatency, Plan, wavecut_version
 from planner.snap import DEFAULT_THRESHOLD, snap, widths_from_mapping
 
-IMPORTANCE_METHODS = ("magnitude", "functionality")
+IMPORTANCE_METHODS = ("taylor", "magnitude", "functionality")
+DEFAULT_IMPORTANCE = "taylor"
 SEED = 0  # models built without weights are initialised from this seed, so plan and apply see the same weights
 ROUND_TO = 8  # the rounded uniform baseline
 
@@ -44,6 +45,7 @@ class PreparedModel:
     importance: str
     weights: str | None
     weights_sha256: str | None
+    calibration: str = "synthetic"  # where the calibration batch came from
 
 
 def load_weights_model(spec: str, weights: str | None) -> tuple[nn.Module, str | None]:
@@ -70,15 +72,26 @@ def fingerprint(model: nn.Module) -> str:
 
 
 def prepare(
-    spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, importance: str = "magnitude", weights: str | None = None
+    spec: str,
+    input_shape: Sequence[int] = DEFAULT_INPUT,
+    importance: str = DEFAULT_IMPORTANCE,
+    weights: str | None = None,
+    calibration_data: str | None = None,
 ) -> PreparedModel:
-    """Load `spec`, find its channel groups, rank every group's channels and trace it."""
+    """Load `spec`, find its channel groups, rank every group's channels and trace it.
+
+    Scores are comparable across groups: Taylor scores are loss changes already; magnitude and functionality
+    scores are scaled, per group, to sum to the group's Taylor sensitivity (the loss change of removing all
+    its channels, to first order), so their ranking within a group is kept and a group's total is what its
+    removal costs. The calibration batch (`calibration_data`, default synthetic) drives the Taylor gradients."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
-    from planner.importance import rank_channels
+    from planner.calibration import load_calibration
+    from planner.importance import rank_channels, taylor_for
 
     model, digest = load_weights_model(spec, weights)
     shape = tuple(input_shape)
+    calibration = load_calibration(calibration_data, shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Torch-Pruning's notes on bare parameters; tracing notes repeat in predict
         try:
@@ -89,11 +102,27 @@ def prepare(
                 f"{'x'.join(map(str, shape))} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
         network = Network.from_model(model, shape, spec)
-    scores = [
-        rank_channels(model, g.tp_group, importance).detach().cpu().numpy() if g.prunable else np.ones(g.full_width)
-        for g in groups
-    ]
-    return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest)
+    taylor = taylor_for(model, calibration.x, calibration.labels)
+    scores = []
+    for g in groups:
+        if not g.prunable:
+            scores.append(np.ones(g.full_width))
+            continue
+        sensitivity = taylor(g.tp_group).double().numpy()
+        raw = (
+            sensitivity
+            if importance == "taylor"
+            else rank_channels(model, g.tp_group, importance, calibration=calibration.x).detach().double().numpy()
+        )
+        scores.append(comparable(raw, float(sensitivity.sum())))
+    return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source)
+
+
+def comparable(raw: np.ndarray, sensitivity: float) -> np.ndarray:
+    """Per-channel scores of one group scaled to sum to the group's sensitivity (ties to equal shares)."""
+    raw = np.clip(np.asarray(raw, dtype=np.float64), 0.0, None)
+    total = raw.sum()
+    return raw * (sensitivity / total) if total > 0 else np.full(len(raw), sensitivity / max(len(raw), 1))
 
 
 def problem_for(
@@ -190,13 +219,14 @@ def make_plan(
     dtype: str = DEFAULT_DTYPE,
     mode: str = DEFAULT_MODE,
     input_shape: Sequence[int] = DEFAULT_INPUT,
-    importance: str = "magnitude",
+    importance: str = DEFAULT_IMPORTANCE,
     weights: str | None = None,
     prep: PreparedModel | None = None,
+    calibration_data: str | None = None,
 ) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
-    prep = prep or prepare(model, input_shape, importance, weights)
+    prep = prep or prepare(model, input_shape, importance, weights, calibration_data)
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
     budget_us = parse_budget(budget, baseline_us)

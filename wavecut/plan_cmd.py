@@ -12,6 +12,9 @@ from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_
 from wavecut.output import console, print_json
 
 INPUT_HELP = "input shape without batch, e.g. 3x224x224"
+CALIBRATION_HELP = (
+    "calibration inputs: a folder of images, a .pt tensor (or dict with x, y); default: 8 synthetic images"
+)
 
 
 def _quiet(fn, *args):
@@ -29,8 +32,9 @@ def plan(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="fp32, tf32, fp16, bf16 or int8"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("magnitude", help="magnitude or functionality"),
+    importance: str = typer.Option("taylor", help="taylor, magnitude or functionality"),
     weights: Path = typer.Option(None, help="state_dict (or saved model) to load before ranking channels"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
     out: Path = typer.Option(Path("plan.json"), help="plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
 ) -> None:
@@ -49,6 +53,8 @@ def plan(
         parse_input(input_shape),
         importance,
         str(weights) if weights else None,
+        None,
+        str(calibration_data) if calibration_data else None,
     )
     result.save(out)
     if as_json:
@@ -139,8 +145,9 @@ def snap(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="data type (ignored for a plan file)"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused (ignored for a plan file)"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("magnitude", help="magnitude or functionality (ignored for a plan file)"),
+    importance: str = typer.Option("taylor", help="taylor, magnitude or functionality (ignored for a plan file)"),
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
     threshold: float = typer.Option(
         0.5,
         help="take a drop to a step or wave edge when the importance it loses per microsecond saved is at most "
@@ -162,7 +169,14 @@ def snap(
         model, gpu, batch, dtype, mode = source.model, source.gpu_spec, source.batch, source.dtype, source.mode
         input_shape, importance = "x".join(map(str, source.input_shape)), source.importance
         weights = Path(source.weights) if source.weights else None
-    prep = _quiet(prepare, model, parse_input(input_shape), importance, str(weights) if weights else None)
+    prep = _quiet(
+        prepare,
+        model,
+        parse_input(input_shape),
+        importance,
+        str(weights) if weights else None,
+        str(calibration_data) if calibration_data else None,
+    )
     problem = problem_for(prep, gpu, batch, dtype, mode)
     result, notes = make_snap(prep, problem, mapping, threshold, trade)
     result.save(out)
