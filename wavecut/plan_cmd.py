@@ -209,6 +209,14 @@ def apply(
     model: str = typer.Option(None, help="model to prune (default: the plan's); must be the plan's architecture"),
     input_shape: str = typer.Option(None, "--input", help="check the plan was made for this input shape"),
     out: Path = typer.Option(Path("pruned.pt"), help="where to save the pruned model (torch.save)"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
+    compensate: bool = typer.Option(True, help="fold each removed channel into its best kept partner first"),
+    bn_recalibration: bool = typer.Option(
+        None,
+        "--bn-recalibration/--no-bn-recalibration",
+        help="re-estimate BatchNorm statistics on the calibration batch (default: only with --calibration-data)",
+    ),
+    seed: int = typer.Option(0, help="seed of the synthetic calibration batch"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Remove the plan's channels from the PyTorch model, check it, save it and predict its latency."""
@@ -218,7 +226,17 @@ def apply(
 
     plan_obj = Plan.load(plan_file)
     shape = parse_input(input_shape) if input_shape else None
-    applied = apply_plan(plan_obj, str(weights) if weights else None, out, model, shape)
+    applied = apply_plan(
+        plan_obj,
+        str(weights) if weights else None,
+        out,
+        model,
+        shape,
+        str(calibration_data) if calibration_data else None,
+        compensate,
+        bn_recalibration,
+        seed,
+    )
     report = {
         "model": plan_obj.model,
         "out": str(out),
@@ -228,6 +246,9 @@ def apply(
         "predicted_latency_us": applied.predicted_us,
         "plan_latency_us": plan_obj.planned_latency_us,
         "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us) <= 1e-6 * plan_obj.planned_latency_us,
+        "calibration": applied.calibration,
+        "compensated": applied.compensated,
+        "bn_recalibrated_layers": applied.bn_recalibrated,
     }
     if as_json:
         print_json(report)
@@ -240,4 +261,10 @@ def apply(
         f"predicted {applied.predicted_us:.1f} us on {plan_obj.gpu} "
         f"(plan: {plan_obj.planned_latency_us:.1f} us"
         f"{', equal' if report['matches_plan'] else ', DIFFERENT: please report this'}); wrote {out}"
+    )
+    console.print(
+        f"calibration: {applied.calibration}"
+        f"{' (synthetic images, not real data)' if applied.calibration == 'synthetic' else ''}; "
+        f"compensation {'on' if applied.compensated else 'off'}; "
+        f"BatchNorm statistics re-estimated in {applied.bn_recalibrated} layers"
     )
