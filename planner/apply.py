@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from planner.groups import dependency_graph, groups_of
 from planner.importance import compensate
 from planner.network import Network
 from planner.plan import fingerprint, load_weights_model
-from planner.plan_model import Plan
+from planner.plan_model import GroupWidth, Plan
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,13 @@ def plan_spec(plan: Plan) -> gpusim.GpuSpec:
     return gpusim.load_spec(plan.gpu_spec if Path(plan.gpu_spec).exists() else plan.gpu)
 
 
-def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torch.Tensor | None = None) -> None:
-    """Remove every group's unkept channels in place (Torch-Pruning propagates them to the coupled layers).
+def prune(
+    model: nn.Module,
+    planned_groups: Sequence[GroupWidth],
+    example: torch.Tensor,
+    calibration: torch.Tensor | None = None,
+) -> None:
+    """Remove every planned group's unkept channels in place (Torch-Pruning propagates them to the coupled layers).
 
     With a `calibration` batch, each removed channel is first folded into the kept channel that best
     explains its response in the consumer layers (planner.importance.compensate, refitted group by group on
@@ -69,7 +75,7 @@ def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torc
     graph, classifier = dependency_graph(model, example)
     groups = {g.name: g for g in groups_of(model, graph, classifier)}
     modules = dict(model.named_modules())
-    for planned in plan.groups:
+    for planned in planned_groups:
         group = groups.get(planned.name)
         if group is None or group.full_width != planned.full_width:
             raise WavecutError(
@@ -146,7 +152,7 @@ def apply_plan(
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prune(model, plan, example, calibration.x if compensation else None)
+        prune(model, plan.groups, example, calibration.x if compensation else None)
     norms = recalibrate_batchnorm(model, calibration.x) if recalibrate else 0
     with torch.no_grad():
         shape_after = tuple(model(example).shape)

@@ -18,6 +18,7 @@ import gpusim
 from gpusim.dtypes import check_dtype
 from gpusim.errors import WavecutError
 from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget, unreachable
+from planner.calibration import Calibration, load_calibration
 from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, allowed_widths, minimum_width
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup, find_groups
@@ -86,12 +87,24 @@ def prepare(
     removal costs. The calibration batch (`calibration_data`, default synthetic) drives the Taylor gradients."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
-    from planner.calibration import load_calibration
+    model, digest = load_weights_model(spec, weights)
+    calibration = load_calibration(calibration_data, tuple(input_shape))
+    return prepare_module(model, spec, input_shape, importance, calibration, weights, digest)
+
+
+def prepare_module(
+    model: nn.Module,
+    spec: str,
+    input_shape: Sequence[int],
+    importance: str,
+    calibration: Calibration,
+    weights: str | None = None,
+    digest: str | None = None,
+) -> PreparedModel:
+    """`prepare` for a model already loaded (`spec` names it in the plan), with its calibration batch."""
     from planner.importance import rank_channels, taylor_for
 
-    model, digest = load_weights_model(spec, weights)
     shape = tuple(input_shape)
-    calibration = load_calibration(calibration_data, shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Torch-Pruning's notes on bare parameters; tracing notes repeat in predict
         try:

@@ -105,7 +105,7 @@ def test_functionality_plans_fold_pruned_filters_into_kept_partners() -> None:
             reference = model(batch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prune(model, plan, torch.zeros(1, *SHAPE), calibration)
+            prune(model, plan.groups, torch.zeros(1, *SHAPE), calibration)
         with torch.no_grad():
             errors.append(float(((model(batch) - reference) ** 2).mean()))
     assert errors[1] < 0.5 * errors[0]
