@@ -187,9 +187,19 @@ def parse_budget(text: str, baseline_us: float) -> float:
     )
 
 
-def allocate(problem: Problem, budget_us: float) -> np.ndarray:
+ALLOCATION_METHODS = ("greedy", "exact")
+
+
+def allocate(problem: Problem, budget_us: float, method: str = "greedy") -> np.ndarray:
     """The widths that keep the most importance within the budget: greedy + fill + edges, or a uniform
-    baseline grown to its step edges where that keeps more. Raises the unreachable-budget error."""
+    baseline grown to its step edges where that keeps more; or (`exact`) the MILP of planner.exact.
+    Raises the unreachable-budget error."""
+    if method not in ALLOCATION_METHODS:
+        raise WavecutError(f"--method: unknown method {method!r}; allowed: {', '.join(ALLOCATION_METHODS)}")
+    if method == "exact":
+        from planner.exact import exact_widths
+
+        return exact_widths(problem, budget_us)
     options = [grow_to_edges(problem, greedy(problem, budget_us))]
     rounded = uniform_at_budget(problem, budget_us, ROUND_TO)
     if rounded is not None:
@@ -236,6 +246,7 @@ def make_plan(
     weights: str | None = None,
     prep: PreparedModel | None = None,
     calibration_data: str | None = None,
+    method: str = "greedy",
 ) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
@@ -243,7 +254,7 @@ def make_plan(
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
     budget_us = parse_budget(budget, baseline_us)
-    widths = allocate(problem, budget_us)
+    widths = allocate(problem, budget_us, method)
     comparison = compare(problem, widths, budget_us)
     return build_plan(
         prep, problem, widths, time.perf_counter() - start, budget=budget, budget_us=budget_us, comparison=comparison

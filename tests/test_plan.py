@@ -113,3 +113,18 @@ def test_uniform_search_finds_the_largest_ratio_in_budget(resnet18) -> None:
         keep, widths = uniform_at_budget(problem, budget_us)
         assert keep == expected and widths.tolist() == uniform_widths(problem, keep).tolist()
     assert uniform_at_budget(problem, 1.0) is None
+
+
+def test_exact_allocation_meets_the_budget_and_keeps_at_least_the_greedys_importance(resnet18) -> None:
+    from planner.exact import exact_widths
+    from planner.plan import allocate
+
+    problem = problem_for(resnet18, "a100", 32)
+    budget = 0.7 * problem.model.latency(problem.full)
+    greedy_widths = allocate(problem, budget)
+    exact = exact_widths(problem, budget)
+    assert problem.model.latency(exact) <= budget
+    assert problem.importance(exact) >= problem.importance(greedy_widths) - 1e-12
+    assert all(w in a for w, a in zip(exact, problem.allowed))
+    with pytest.raises(WavecutError, match="cannot be reached"):
+        exact_widths(problem, 1.0)

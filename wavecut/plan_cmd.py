@@ -35,6 +35,7 @@ def plan(
     importance: str = typer.Option("taylor", help="taylor, magnitude or functionality"),
     weights: Path = typer.Option(None, help="state_dict (or saved model) to load before ranking channels"),
     calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
+    method: str = typer.Option("greedy", help="greedy, or exact (a MILP over the groups' candidate widths)"),
     out: Path = typer.Option(Path("plan.json"), help="plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
 ) -> None:
@@ -55,6 +56,7 @@ def plan(
         str(weights) if weights else None,
         None,
         str(calibration_data) if calibration_data else None,
+        method,
     )
     result.save(out)
     if as_json:
