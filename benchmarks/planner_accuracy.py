@@ -7,6 +7,7 @@ per training seed. For each GPU (t4, a100; fp16, fused, batch 256) the budget is
 predicted latency, and each method picks widths within it:
 
 - plan: `wavecut plan`'s allocation (Taylor importance on 256 labelled train images);
+- plan-sensitivity: the same with `--importance sensitivity` (each group's measured loss curve);
 - uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
 - torch-pruning: Torch-Pruning's MetaPruner, global pruning, round_to=8, its default group L2 magnitude
   importance; the smallest pruning ratio within the budget (bisection on the predicted latency);
@@ -56,7 +57,7 @@ BUDGET = 0.6
 SEEDS = (0, 1, 2)
 SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 CALIBRATION = 256
-METHODS = ("plan", "uniform", "uniform-round8", "torch-pruning")
+METHODS = ("plan", "plan-sensitivity", "uniform", "uniform-round8", "torch-pruning")
 
 
 def build_cnn() -> nn.Sequential:
@@ -145,18 +146,16 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
     baseline = accuracy(model, split)
     calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
     prep = prepare_module(model, "digits-cnn", SHAPE, "taylor", calibration)
-    ranking = {
-        "plan": prep.scores,
-        "uniform": prep.scores,
-        "uniform-round8": prep.scores,
-        "torch-pruning": tp_scores(prep),
-    }
+    measured = prepare_module(model, "digits-cnn", SHAPE, "sensitivity", calibration)
+    ranking = {method: prep.scores for method in METHODS}  # the same channels: Taylor's order
+    ranking["torch-pruning"] = tp_scores(prep)
     rows, gaps = [], []
     for gpu in GPUS:
         problem = problem_for(prep, gpu, BATCH, DTYPE, MODE)
         budget = BUDGET * problem.model.latency(problem.full)
         chosen = {
             "plan": allocate(problem, budget),
+            "plan-sensitivity": allocate(problem_for(measured, gpu, BATCH, DTYPE, MODE), budget),
             "uniform": uniform_at_budget(problem, budget, 1)[1],
             "uniform-round8": uniform_at_budget(problem, budget, 8)[1],
             "torch-pruning": torch_pruning_widths(model, prep, problem, budget),

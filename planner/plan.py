@@ -27,7 +27,7 @@ from planner.network import Network
 from planner.plan_model import Baseline, GroupWidth, LayerLatency, Plan, wavecut_version
 from planner.snap import DEFAULT_THRESHOLD, snap, widths_from_mapping
 
-IMPORTANCE_METHODS = ("taylor", "magnitude", "functionality")
+IMPORTANCE_METHODS = ("taylor", "sensitivity", "magnitude", "functionality")
 DEFAULT_IMPORTANCE = "taylor"
 SEED = 0  # models built without weights are initialised from this seed, so plan and apply see the same weights
 ROUND_TO = 8  # the rounded uniform baseline
@@ -103,6 +103,7 @@ def prepare_module(
 ) -> PreparedModel:
     """`prepare` for a model already loaded (`spec` names it in the plan), with its calibration batch."""
     from planner.importance import rank_channels, taylor_for
+    from planner.importance.sensitivity import measured_scores
 
     shape = tuple(input_shape)
     with warnings.catch_warnings():
@@ -122,6 +123,11 @@ def prepare_module(
             scores.append(np.ones(g.full_width))
             continue
         sensitivity = taylor(g.tp_group).double().numpy()
+        if importance == "sensitivity":
+            scores.append(
+                measured_scores(model, g.tp_group, torch.from_numpy(sensitivity), calibration.x, calibration.labels)
+            )
+            continue
         raw = (
             sensitivity
             if importance == "taylor"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch_pruning as tp
@@ -280,3 +281,24 @@ def test_next_layer_tap_sees_a_repeat_that_the_layer_output_hides() -> None:
     }
     assert similarity["next"] == pytest.approx(1.0, abs=1e-5)  # post-BN-ReLU: channel 1 = 3 x channel 0
     assert similarity["output"] == pytest.approx(-1.0, abs=1e-5)  # pre-BN: negated filter
+
+
+def test_measured_sensitivity_follows_the_loss_of_cutting_the_group() -> None:
+    """Scores keep Taylor's channel order; their total is the loss increase of switching the whole group off."""
+    from planner.importance.sensitivity import measured_scores
+
+    torch.manual_seed(0)
+    model = _TaylorNet().eval()
+    x, y = torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4)
+    group = _root_group(model, model.conv, x[:1])
+    taylor = TaylorImportance(model, x, y)(group)
+    scores = measured_scores(model, group, taylor, x, y, grid=3)
+    loss = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        full = float(loss(model(x), y))
+        saved = model.bn.weight.clone(), model.bn.bias.clone()
+        model.bn.weight.zero_(), model.bn.bias.zero_()
+        off = float(loss(model(x), y))
+        model.bn.weight.copy_(saved[0]), model.bn.bias.copy_(saved[1])
+    assert scores.sum() == pytest.approx(max(off - full, 0.0), rel=1e-5, abs=1e-7)
+    assert list(np.argsort(-scores, kind="stable")) == list(torch.argsort(taylor, descending=True, stable=True))
