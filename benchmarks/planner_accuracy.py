@@ -6,14 +6,15 @@ with the package: 8x8 upsampled to 16x16, stratified 75/25 split, benchmarks.fun
 per training seed. For each GPU (t4, a100; fp16, fused, batch 256) the budget is BUDGET of the unpruned
 predicted latency, and each method picks widths within it:
 
-- plan: `wavecut plan`'s allocation (Taylor importance on 256 labelled train images);
-- plan-sensitivity: the same with `--importance sensitivity` (each group's measured loss curve);
+- plan: `wavecut plan`'s allocation with its default importance (filter L1 ranking within a group, each
+  group scaled to its Taylor sensitivity on 256 labelled train images);
+- plan-taylor: the same with `--importance taylor` (per-channel Taylor scores, ranking included);
 - uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
 - torch-pruning: Torch-Pruning's MetaPruner, global pruning, round_to=8, its default group L2 magnitude
   importance; the smallest pruning ratio within the budget (bisection on the predicted latency);
 - each `+snap`: that method's widths snapped (planner.snap; never slower).
-Channels kept are the top of the method's own ranking (Taylor for plan and uniform, Torch-Pruning's for
-torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
+Channels kept are the top of the method's own ranking (L1 for plan and uniform, Taylor for plan-taylor,
+Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
 kept partners (256 train images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
 one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
 and reports the greedy's optimality gap in importance.
@@ -46,7 +47,14 @@ from benchmarks.functionality import IMAGE_SIZE, Split, accuracy, load_split, tr
 from planner.allocate import uniform_at_budget  # noqa: E402
 from planner.apply import prune, recalibrate_batchnorm  # noqa: E402
 from planner.calibration import Calibration  # noqa: E402
-from planner.plan import PreparedModel, allocate, kept_indices, prepare_module, problem_for  # noqa: E402
+from planner.plan import (  # noqa: E402
+    DEFAULT_IMPORTANCE,
+    PreparedModel,
+    allocate,
+    kept_indices,
+    prepare_module,
+    problem_for,
+)
 from planner.plan_model import GroupWidth  # noqa: E402
 from planner.snap import snap  # noqa: E402
 
@@ -57,7 +65,7 @@ BUDGET = 0.6
 SEEDS = (0, 1, 2)
 SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 CALIBRATION = 256
-METHODS = ("plan", "plan-sensitivity", "uniform", "uniform-round8", "torch-pruning")
+METHODS = ("plan", "plan-taylor", "uniform", "uniform-round8", "torch-pruning")
 
 
 def build_cnn() -> nn.Sequential:
@@ -145,9 +153,10 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
     model.eval()
     baseline = accuracy(model, split)
     calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
-    prep = prepare_module(model, "digits-cnn", SHAPE, "taylor", calibration)
-    measured = prepare_module(model, "digits-cnn", SHAPE, "sensitivity", calibration)
-    ranking = {method: prep.scores for method in METHODS}  # the same channels: Taylor's order
+    prep = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
+    taylor = prepare_module(model, "digits-cnn", SHAPE, "taylor", calibration)
+    ranking = {method: prep.scores for method in METHODS}  # the default importance's order within each group
+    ranking["plan-taylor"] = taylor.scores
     ranking["torch-pruning"] = tp_scores(prep)
     rows, gaps = [], []
     for gpu in GPUS:
@@ -155,7 +164,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
         budget = BUDGET * problem.model.latency(problem.full)
         chosen = {
             "plan": allocate(problem, budget),
-            "plan-sensitivity": allocate(problem_for(measured, gpu, BATCH, DTYPE, MODE), budget),
+            "plan-taylor": allocate(problem_for(taylor, gpu, BATCH, DTYPE, MODE), budget),
             "uniform": uniform_at_budget(problem, budget, 1)[1],
             "uniform-round8": uniform_at_budget(problem, budget, 8)[1],
             "torch-pruning": torch_pruning_widths(model, prep, problem, budget),

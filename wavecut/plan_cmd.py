@@ -32,7 +32,9 @@ def plan(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="fp32, tf32, fp16, bf16 or int8"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("taylor", help="taylor, magnitude or functionality"),
+    importance: str = typer.Option(
+        "magnitude", help="magnitude (scaled to Taylor sensitivity), taylor, sensitivity or functionality"
+    ),
     weights: Path = typer.Option(None, help="state_dict (or saved model) to load before ranking channels"),
     calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
     method: str = typer.Option("greedy", help="greedy, or exact (a MILP over the groups' candidate widths)"),
@@ -147,7 +149,9 @@ def snap(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="data type (ignored for a plan file)"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused (ignored for a plan file)"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("taylor", help="taylor, magnitude or functionality (ignored for a plan file)"),
+    importance: str = typer.Option(
+        "magnitude", help="magnitude, taylor, sensitivity or functionality (ignored for a plan file)"
+    ),
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
     calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
     threshold: float = typer.Option(
