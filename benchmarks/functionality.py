@@ -52,6 +52,7 @@ class Result:
     method: str
     ratio: float
     seed: int
+    train_seed: int
     acc_no_retrain: float
     acc_bn_recal: float
     acc_compensated: float
@@ -159,14 +160,14 @@ def random_scorer(seed: int) -> Callable:
     return lambda group: torch.rand(len(group[0].idxs), generator=generator)
 
 
-def run(quick: bool, seeds: int, threads: int) -> tuple[float, list[Result]]:
+def run(quick: bool, seeds: int, threads: int, train_seed: int = 0) -> tuple[float, list[Result]]:
     """Train the baseline, prune by every method and ratio, return baseline accuracy and results."""
-    torch.manual_seed(0)
+    torch.manual_seed(train_seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     split = load_split()
     model = build_cnn()
-    train(model, split, epochs=4 if quick else 20, lr=0.05, seed=0)
+    train(model, split, epochs=4 if quick else 20, lr=0.05, seed=train_seed)
     baseline = accuracy(model, split)
     groups = conv_groups(model)
     calibration = split.x_train[:256]
@@ -195,7 +196,7 @@ def run(quick: bool, seeds: int, threads: int) -> tuple[float, list[Result]]:
                 for m in (pruned, recalibrate_bn(pruned, split), compensated, recalibrate_bn(compensated, split))
             ]
             train(pruned, split, epochs=1, lr=0.01, seed=seed)
-            results.append(Result(method, ratio, seed, *accuracies, accuracy(pruned, split)))
+            results.append(Result(method, ratio, seed, train_seed, *accuracies, accuracy(pruned, split)))
     return baseline, results
 
 
@@ -245,14 +246,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 training epochs, 2 random seeds (for tests)")
     parser.add_argument("--seeds", type=int, default=None, help="random-pruning seeds (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (fixed for determinism)")
+    parser.add_argument("--train-seeds", type=int, default=1, help="training seeds (rows: mean ± std over them)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else (2 if args.quick else 5)
     start = time.perf_counter()
-    baseline, results = run(args.quick, seeds, args.threads)
+    baselines, results = [], []
+    for train_seed in range(args.train_seeds):
+        baseline, seed_results = run(args.quick, seeds, args.threads, train_seed)
+        baselines.append(baseline)
+        results += seed_results
+    baseline = statistics.mean(baselines)
     Console(width=200).print(summary_table(baseline, results, time.perf_counter() - start))
     if args.json:
-        print(json.dumps({"baseline_acc": baseline, "results": [asdict(r) for r in results]}))
+        print(json.dumps({"baseline_acc": baseline, "baselines": baselines, "results": [asdict(r) for r in results]}))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,8 @@ import numpy as np
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from planner.allocate import uniform_widths  # noqa: E402
-from planner.candidates import alignment  # noqa: E402
 from planner.plan import allocate, compare, prepare, problem_for  # noqa: E402
-from planner.snap import snap, wasted_tails  # noqa: E402
+from planner.snap import idle_tail_us, snap, wasted_tails  # noqa: E402
 
 MODELS = ("resnet50", "mobilenet_v2", "vgg16")
 GPUS = ("a100", "h100", "t4")
@@ -80,7 +79,6 @@ def plan_rows(problem, model: str, gpu: str, batch: int, prepare_s: float) -> li
 def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
     """One row per uniform pruning ratio: before and after snapping."""
     rows = []
-    step = alignment(problem.model.dtype)
     for ratio in RATIOS:
         widths = uniform_widths(problem, 1 - ratio)
         snapped, moves = snap(problem, widths)
@@ -107,8 +105,10 @@ def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
                 "moves": len(moves),
                 "uniform_tails": len(tails),
                 "uniform_tails_free": sum(t.fix > t.width for t in tails),
-                "tails_one_step": len(wasted_tails(problem, snapped, reach=step)),
-                "tails_two_steps": len(wasted_tails(problem, snapped, reach=2 * step)),
+                "tails_after_snap": len(wasted_tails(problem, snapped)),
+                "uniform_idle_tail_us": idle_tail_us(problem, widths),
+                "snapped_idle_tail_us": idle_tail_us(problem, snapped),
+                "round8_us": problem.model.latency(uniform_widths(problem, 1 - ratio, 8)),
             }
         )
     return rows
@@ -149,7 +149,8 @@ def main() -> None:
             f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
             f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
             f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}, "
-            f"fixable tails {r['uniform_tails']} -> {r['tails_one_step']} (1 step) / {r['tails_two_steps']} (2 steps)"
+            f"moves worth taking {r['uniform_tails']} -> {r['tails_after_snap']}, multi-wave idle tail "
+            f"{r['uniform_idle_tail_us']:.1f} -> {r['snapped_idle_tail_us']:.1f} us"
             f" | trade {r['traded_change']:+.1%}, importance {r['traded_importance']:.3f}"
         )
     summary = _summary(plans, snaps)
@@ -185,9 +186,10 @@ def _summary(plans: list[dict], snaps: list[dict]) -> dict:
         ),
         "tails_before_snap": sum(r["uniform_tails"] for r in snaps),
         "tails_before_snap_free_channels": sum(r["uniform_tails_free"] for r in snaps),
-        "tails_after_snap_one_step": sum(r["tails_one_step"] for r in snaps),
-        "tails_after_snap_two_steps": sum(r["tails_two_steps"] for r in snaps),
-        "snap_cases_with_tails": sum(r["tails_two_steps"] > 0 for r in snaps),
+        "tails_after_snap": sum(r["tails_after_snap"] for r in snaps),
+        "idle_tail_us_before_snap": sum(r["uniform_idle_tail_us"] for r in snaps),
+        "idle_tail_us_after_snap": sum(r["snapped_idle_tail_us"] for r in snaps),
+        "snap_vs_round8_mean": float(np.mean([r["snapped_us"] / r["round8_us"] - 1 for r in snaps])),
         "trade_worst_latency_change": max((r["traded_change"] for r in snaps), default=0.0),
         "trade_importance_ge_uniform": sum(r["traded_importance"] >= r["uniform_importance"] - 1e-12 for r in snaps),
         "trade_mean_importance_gain": float(np.mean([r["traded_importance"] - r["uniform_importance"] for r in snaps]))

@@ -45,9 +45,9 @@ class Problem:
 
 
 def cumulative_importance(scores: np.ndarray) -> np.ndarray:
-    """Importance kept at each width 0..n when the highest scores are kept; scores are scaled to mean 1."""
+    """Importance kept at each width 0..n when the highest scores are kept (scores comparable across groups,
+    see planner.plan.prepare)."""
     s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
-    s = s / s.mean() if s.mean() > 0 else np.ones_like(s)
     return np.concatenate([[0.0], np.cumsum(s)])
 
 
@@ -166,10 +166,12 @@ def _apply(
     return d_lat
 
 
-def grow_to_edges(problem: Problem, widths: np.ndarray) -> np.ndarray:
-    """Move every group up to the right edge of its current step (widest width at no extra latency)."""
+def grow_to_edges(problem: Problem, widths: np.ndarray, groups: list[int] | None = None) -> np.ndarray:
+    """Move every group (or those in `groups`) up to the right edge of its current step (widest width at no extra
+    latency), one after the other."""
     widths = widths.copy()
-    for g, allowed in enumerate(problem.allowed):
+    for g in range(len(widths)) if groups is None else groups:
+        allowed = problem.allowed[g]
         above = [int(widths[g])] + [w for w in allowed if w > widths[g]]
         if len(above) < 2:
             continue

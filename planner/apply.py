@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,15 +14,13 @@ from torch import nn
 import gpusim
 from gpusim.atomic_write import write_atomic
 from gpusim.errors import WavecutError
+from planner.calibration import load_calibration
 from planner.groups import dependency_graph, groups_of
 from planner.importance import compensate
-from planner.importance.signatures import synthetic_batch
 from planner.network import Network
 from planner.plan import fingerprint, load_weights_model
-from planner.plan_model import Plan
+from planner.plan_model import GroupWidth, Plan
 
-# Calibration images for compensation when applying a functionality plan.
-COMPENSATION_BATCH = 8
 # How closely the pruned model's predicted latency must match the plan's (both are one gpusim call on
 # the same ops; anything but rounding is a planner bug).
 MATCH_TOLERANCE = 1e-6
@@ -40,6 +39,9 @@ class Applied:
     predicted_us: float
     parameters_before: int
     parameters_after: int
+    calibration: str = "synthetic"  # where the calibration batch came from
+    compensated: bool = False
+    bn_recalibrated: int = 0  # BatchNorm layers whose statistics were re-estimated
 
 
 def check_plan(plan: Plan, model: nn.Module, weights_sha256: str | None, model_spec: str | None = None) -> None:
@@ -68,16 +70,21 @@ def plan_spec(plan: Plan) -> gpusim.GpuSpec:
     return gpusim.load_spec(plan.gpu_spec if Path(plan.gpu_spec).exists() else plan.gpu)
 
 
-def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torch.Tensor | None = None) -> None:
-    """Remove every group's unkept channels in place (Torch-Pruning propagates them to the coupled layers).
+def prune(
+    model: nn.Module,
+    planned_groups: Sequence[GroupWidth],
+    example: torch.Tensor,
+    calibration: torch.Tensor | None = None,
+) -> None:
+    """Remove every planned group's unkept channels in place (Torch-Pruning propagates them to the coupled layers).
 
     With a `calibration` batch, each removed channel is first folded into the kept channel that best
-    explains its response in the consumer layers (planner.importance.compensate): what functionality
-    pruning relies on to need little or no retraining."""
+    explains its response in the consumer layers (planner.importance.compensate, refitted group by group on
+    the model as pruned so far): what lets a pruned model work with little or no retraining."""
     graph, classifier = dependency_graph(model, example)
     groups = {g.name: g for g in groups_of(model, graph, classifier)}
     modules = dict(model.named_modules())
-    for planned in plan.groups:
+    for planned in planned_groups:
         group = groups.get(planned.name)
         if group is None or group.full_width != planned.full_width:
             raise WavecutError(
@@ -89,8 +96,28 @@ def prune(model: nn.Module, plan: Plan, example: torch.Tensor, calibration: torc
         module = modules[planned.name]
         removed = sorted(set(range(planned.full_width)) - set(planned.kept))
         if calibration is not None:
-            compensate(model, planned.name, planned.kept, calibration)
+            full = graph.get_pruning_group(module, _out_pruner(module), list(range(planned.full_width)))
+            compensate(model, full, planned.kept, calibration)
         graph.get_pruning_group(module, _out_pruner(module), removed).prune()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, calibration: torch.Tensor, batch_size: int = 32) -> int:
+    """Re-estimate every BatchNorm layer's running mean and variance on `calibration` (cumulative average over
+    its batches; the weights and every other layer stay as they are, dropout stays off). Returns the number
+    of BatchNorm layers."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+        m.train()
+    try:
+        for batch in calibration.split(batch_size):
+            model(batch)
+    finally:
+        model.eval()
+    return len(norms)
 
 
 def _out_pruner(module: nn.Module):
@@ -107,24 +134,35 @@ def apply_plan(
     out: str | Path | None = None,
     model_spec: str | None = None,
     input_shape: tuple[int, ...] | None = None,
+    calibration_data: str | None = None,
+    compensation: bool = True,
+    bn_recalibration: bool | None = None,
+    seed: int = 0,
 ) -> Applied:
     """Prune the plan's model (or `model_spec`, which must be the same architecture), check a forward pass keeps
-    the output shape, save it to `out`, and predict its latency with the plan's GPU, batch, dtype and mode."""
+    the output shape, save it to `out`, and predict its latency with the plan's GPU, batch, dtype and mode.
+
+    The no-retraining path: with `compensation`, removed channels are folded into kept partners first; with
+    `bn_recalibration` (default: when `calibration_data` is given; synthetic statistics would replace real
+    ones), BatchNorm statistics are then re-estimated. Both use the calibration batch (planner.calibration:
+    images, a .pt tensor, or the synthetic default from `seed`); the result is deterministic for a seed."""
     if input_shape is not None and list(input_shape) != plan.input_shape:
         raise WavecutError(
             f"plan was made for input {'x'.join(map(str, plan.input_shape))}, not {'x'.join(map(str, input_shape))}"
         )
     model, digest = load_weights_model(model_spec or plan.model, weights)
     check_plan(plan, model, digest, model_spec)
+    calibration = load_calibration(calibration_data, plan.input_shape, seed=seed)
+    recalibrate = calibration_data is not None if bn_recalibration is None else bn_recalibration
     example = torch.zeros(1, *plan.input_shape)
     with torch.no_grad():
         shape_before = tuple(model(example).shape)
     count_before = sum(p.numel() for p in model.parameters())
-    # functionality plans fold pruned filters into their kept partners (synthetic batch: no data needed)
-    calibration = synthetic_batch(plan.input_shape, COMPENSATION_BATCH) if plan.importance == "functionality" else None
+    torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prune(model, plan, example, calibration)
+        prune(model, plan.groups, example, calibration.x if compensation else None)
+    norms = recalibrate_batchnorm(model, calibration.x) if recalibrate else 0
     with torch.no_grad():
         shape_after = tuple(model(example).shape)
     if shape_after != shape_before:
@@ -138,7 +176,16 @@ def apply_plan(
         )
     if out is not None:
         write_atomic(out, lambda tmp: torch.save(model, tmp))
-    return Applied(model, shape_after, predicted, count_before, sum(p.numel() for p in model.parameters()))
+    return Applied(
+        model,
+        shape_after,
+        predicted,
+        count_before,
+        sum(p.numel() for p in model.parameters()),
+        calibration.source,
+        compensation,
+        norms,
+    )
 
 
 def verify_plan(plan: Plan, weights: str | None = None) -> float:
@@ -146,7 +193,9 @@ def verify_plan(plan: Plan, weights: str | None = None) -> float:
 
     What `wavecut plan` runs before writing a plan, so no plan claims a latency (or a budget) its
     pruned model does not have."""
-    predicted = apply_plan(plan, weights).predicted_us
+    predicted = apply_plan(
+        plan, weights, compensation=False, bn_recalibration=False
+    ).predicted_us  # widths alone set it
     if abs(predicted - plan.planned_latency_us) > MATCH_TOLERANCE * plan.planned_latency_us:
         raise PlanMismatch(
             f"internal check failed: the pruned {plan.model} predicts {predicted:.1f} us, the plan claims "

@@ -23,6 +23,7 @@ import numpy as np
 
 import gpusim
 from gpusim.eager import predict_mixed, resolve_precision
+from gpusim.errors import WavecutError
 from gpusim.ops import Conv2d, Linear, MemoryOp, Op
 from gpusim.predict import LoweredOps
 from gpusim.staircase import StairPoint, step_edges
@@ -32,7 +33,9 @@ from planner.lowering import CAT_CALLS, GEMM, with_batch, with_precision
 if TYPE_CHECKING:  # planner.network prices width vectors with WidthModel, so only the annotation is imported here
     from planner.network import Network
 
-ALIGNMENT = {"fp16": 8, "bf16": 8, "tf32": 4, "int8": 16, "fp32": 1}
+# Channel multiple per precision (gpusim.eager's names): tensor-core MMA K/N granularity of the GEMM dtype.
+ALIGNMENT = {"fp16": 8, "bf16": 8, "amp-fp16": 8, "amp-bf16": 8, "tf32": 4, "int8": 16, "fp8": 16, "fp32": 1}
+ALIGNMENT["fp32-strict"] = ALIGNMENT["fp32"]
 MIN_CHANNELS = 8
 MIN_FRACTION = 0.1
 
@@ -56,18 +59,15 @@ def _round_up(value: int, align: int) -> int:
     return -(-value // align) * align
 
 
-# The channels of a tensor as segments (channel count, group index or -1 for fixed channels): one
-# segment for a conv/linear output, several for a channel-wise concatenation (squeezenet's and
-# inception's fire/branch outputs), whose width is the sum of its inputs' widths.
-Layout = tuple[tuple[int, int], ...]
+Composition = tuple[tuple[int, int], ...]  # a tensor's channels in order: (group index or -1 fixed, count)
 
 
 @dataclass(frozen=True)
 class _Scaled:
-    """How one op depends on the groups: fields scaled by their channel layout's width ratio."""
+    """How one op depends on the groups: each scaled field with the channel composition it follows."""
 
-    fields: tuple[tuple[str, Layout], ...]  # (op field, layout of the channels it counts) pairs
-    inputs: tuple[tuple[int, Layout | None], ...] = ()  # memory ops: (elements, layout) per input tensor
+    fields: tuple[tuple[str, Composition], ...]  # (op field, composition of the channels it counts)
+    inputs: tuple[tuple[int, Composition], ...] = ()  # memory ops: (elements, composition) per input tensor
 
 
 class WidthModel:
@@ -83,12 +83,17 @@ class WidthModel:
         # The same precision pipeline as Network.predict (fp32 = PyTorch's defaults: TF32 convs on sm80+),
         # so a plan's latency is the one its pruned model is reported at.
         precision = resolve_precision(dtype, self.spec)
+        if precision.autocast:
+            raise WavecutError(
+                f"--dtype {dtype}: the planner prices one precision per op class (fp32, fp32-strict, tf32, fp16, "
+                "bf16, int8, fp8); autocast's casts are priced by 'wavecut predict' and 'validate networks' only"
+            )
         lowered = with_precision(network.graph, network.lowered(mode), precision, mode)
         self.names = [low.node for low in lowered]
         self.op_dtypes = [low.dtype for low in lowered]
         self.base_ops: list[Op] = [with_batch(low.op, batch) if low.per_sample else low.op for low in lowered]
-        labels = _channel_labels(network, groups)
-        self.scaled = [_scaling(network, low.node, low.op, labels) for low in lowered]
+        comps = _channel_compositions(network, groups)
+        self.scaled = [_scaling(network, low.node, low.op, comps) for low in lowered]
         self.deps = [tuple(sorted(_groups_of(s))) for s in self.scaled]  # the groups each op follows
         self.ops_of: list[list[int]] = [[] for _ in groups]  # op indices that read or write each group
         for i, deps in enumerate(self.deps):
@@ -101,13 +106,12 @@ class WidthModel:
         self.shape_class: list[int] = []
         self.key_groups: list[tuple[int, ...]] = []
         for op, sc, op_dtype in zip(self.base_ops, self.scaled, self.op_dtypes):
-            layouts = [lay for _, lay in sc.fields] + [lay for _, lay in sc.inputs if lay is not None]
-            key_groups = tuple(g for lay in layouts for _, g in lay if g >= 0)
+            key_groups = tuple(dict.fromkeys(g for _, c in (*sc.fields, *sc.inputs) for g, _ in c if g >= 0))
+            local = {g: k for k, g in enumerate(key_groups)}
             shape = (
                 dataclasses.replace(op, name=""),
-                tuple((f, _structure(lay)) for f, lay in sc.fields),
-                tuple((n, None if lay is None else _structure(lay)) for n, lay in sc.inputs),
-                tuple(int(self.full[g]) for g in key_groups),
+                tuple((f, _relabel(c, local)) for f, c in sc.fields),
+                tuple((n, _relabel(c, local)) for n, c in sc.inputs),
                 op_dtype,
             )
             self.shape_class.append(classes.setdefault(shape, len(classes)))
@@ -119,14 +123,12 @@ class WidthModel:
         s, op = self.scaled[i], self.base_ops[i]
         if not s.fields:
             return op
-        change = {f: _resize(getattr(op, f), lay, widths, self.full) for f, lay in s.fields}
+        change = {f: _scale(getattr(op, f), c, widths) for f, c in s.fields}
         if s.inputs:
             if op.elements_in == self.batch * sum(n for n, _ in s.inputs):
-                change["elements_in"] = self.batch * sum(
-                    n if lay is None else _resize(n, lay, widths, self.full) for n, lay in s.inputs
-                )
+                change["elements_in"] = self.batch * sum(_scale(n, c, widths) for n, c in s.inputs)
             else:
-                change["elements_in"] = _scale(op.elements_in, change["elements_out"], op.elements_out)
+                change["elements_in"] = op.elements_in * change["elements_out"] // op.elements_out
         return dataclasses.replace(op, **change)
 
     def ops(self, widths: np.ndarray) -> list[Op]:
@@ -246,88 +248,96 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rows[first], first, inverse
 
 
+def _relabel(comp: Composition, local: dict[int, int]) -> Composition:
+    """`comp` with group indices replaced by their position among an op's key groups (for shape classes)."""
+    return tuple((local.get(g, -1), n) for g, n in comp)
+
+
 def _groups_of(s: _Scaled) -> set[int]:
-    layouts = [lay for _, lay in s.fields] + [lay for _, lay in s.inputs if lay is not None]
-    return {g for lay in layouts for _, g in lay if g >= 0}
+    return {g for _, c in (*s.fields, *s.inputs) for g, _ in c if g >= 0}
 
 
-def _structure(layout: Layout) -> tuple[tuple[int, bool], ...]:
-    """A layout without its group indices (which segments are fixed): part of an op's shape class."""
-    return tuple((n, g < 0) for n, g in layout)
+def _scale(value: int, comp: Composition, widths: np.ndarray) -> int:
+    """`value` (a channel count or element count over the channels of `comp`) with each group at its width:
+    value / channels is the per-channel factor (spatial size, batch), checked whole when the op is built."""
+    if not _follows(comp):
+        return value
+    channels = sum(n for _, n in comp)
+    return value // channels * sum(n if g < 0 else int(widths[g]) for g, n in comp)
 
 
-def _scale(value: int, width: int, full: int) -> int:
-    scaled, rest = divmod(int(value) * int(width), int(full))
-    if rest:
-        raise ValueError(f"channel field {value} is not a whole multiple of the group width {full}")
-    return scaled
-
-
-def _resize(value: int, layout: Layout, widths: np.ndarray, full: np.ndarray) -> int:
-    """`value` (a channel count, or elements proportional to it) with every segment of `layout` at `widths`."""
-    total = sum(n for n, _ in layout)
-    kept = sum(n if g < 0 else _scale(n, widths[g], full[g]) for n, g in layout)
-    return _scale(value, kept, total)
-
-
-def _channel_labels(network: Network, groups: list[ChannelGroup]) -> dict[str, Layout | None]:
-    """The channel layout of each node's output (None: fixed). Conv/linear outputs start a group's tensor;
-    a concatenation along the channels joins its inputs' layouts; every other node carries its first
-    tensor input's channels (BN, activations, adds, pooling, flatten, SE)."""
+def _channel_compositions(network: Network, groups: list[ChannelGroup]) -> dict[str, Composition]:
+    """The channels of each node's output: conv/linear outputs are one group's (or fixed); a channel concat
+    (torch.cat on dim 1) joins its inputs' compositions in order; every other node carries its first tensor
+    input's channels (BN, activations, adds, pooling, flatten, SE)."""
     out_group = {name: i for i, g in enumerate(groups) if g.prunable for name in g.producers}
-    labels: dict[str, Layout | None] = {}
-    for node, data in network.graph.nodes(data=True):
+    comps: dict[str, Composition] = {}
+    graph = network.graph
+    for node, data in graph.nodes(data=True):
+        inputs = data["inputs"]
         if data["role"] == GEMM:
             g = out_group.get(node)
-            labels[node] = None if g is None else ((groups[g].full_width, g),)
-        elif data["op_type"] in CAT_CALLS:
-            labels[node] = _cat_layout(network, data, labels)
+            comps[node] = ((g, int(groups[g].full_width)),) if g is not None else ((-1, _channels(data)),)
+        elif data["op_type"] in CAT_CALLS and _is_channel_concat(graph, node):
+            comps[node] = tuple(seg for i in inputs for seg in comps.get(i, ((-1, _channels(graph.nodes[i])),)))
         else:
-            labels[node] = labels.get(data["inputs"][0]) if data["inputs"] else None
-    return labels
+            comps[node] = comps.get(inputs[0], ()) if inputs else ()
+    return comps
 
 
-def _cat_layout(network: Network, data: dict, labels: dict[str, Layout | None]) -> Layout | None:
-    """The layout of a concatenation: its inputs' segments in order when it joins them along the channel
-    dim (dim 1 of NCHW tensors) and every input's layout covers that dim; else its first input's layout
-    (a concatenation of tokens or rows keeps the channels of its inputs)."""
-    shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
-    out = data["shape"]
-    first = labels.get(data["inputs"][0]) if data["inputs"] else None
-    along_channels = (
+def _channels(data: dict) -> int:
+    """A node's output channel count: a conv's or linear's output width, else its shape's second dimension."""
+    ops = data["ops"]
+    if len(ops) == 1 and isinstance(ops[0].op, Conv2d):
+        return ops[0].op.out_channels
+    if len(ops) == 1 and isinstance(ops[0].op, Linear):
+        return ops[0].op.out_features
+    shape = data["shape"]
+    return int(shape[1]) if shape is not None and len(shape) > 1 else 1
+
+
+def _is_channel_concat(graph, node: str) -> bool:
+    """Whether a cat node joins its (distinct) inputs along the channel dimension."""
+    shapes = [graph.nodes[i]["shape"] for i in graph.nodes[node]["inputs"]]
+    out = graph.nodes[node]["shape"]
+    return (
         out is not None
-        and len(out) == 4
-        and all(s is not None and len(s) == 4 and s[0] == out[0] and s[2:] == out[2:] for s in shapes)
+        and len(shapes) > 1
+        and all(s is not None and len(s) == len(out) > 1 for s in shapes)
         and sum(s[1] for s in shapes) == out[1]
     )
-    if not along_channels:
-        return first
-    segments: list[tuple[int, int]] = []
-    for i, s in zip(data["inputs"], shapes):
-        lay = labels.get(i)
-        if lay is not None and sum(n for n, _ in lay) != s[1]:
-            return first  # the input's group does not count its channels: leave the old rule
-        segments.extend(lay if lay is not None else ((s[1], -1),))
-    return tuple(segments) if any(g >= 0 for _, g in segments) else None
 
 
-def _scaling(network: Network, node: str, op: Op, labels: dict[str, Layout | None]) -> _Scaled:
-    """Which fields of `node`'s op follow which channel layout."""
+def _scaling(network: Network, node: str, op: Op, comps: dict[str, Composition]) -> _Scaled:
+    """Which fields of `node`'s op follow which channel compositions (only those containing a prunable group)."""
     data = network.graph.nodes[node]
-    out = labels[node]
-    src = labels.get(data["inputs"][0]) if data["inputs"] else None
+    out = comps[node]
+    src = comps.get(data["inputs"][0], ()) if data["inputs"] else ()
     if len(data["ops"]) != 1:
         return _Scaled(())  # multi-op nodes (attention) touch only locked groups
-    fields: list[tuple[str, Layout | None]] = []
+    fields: list[tuple[str, Composition]] = []
+    inputs: tuple[tuple[int, Composition], ...] = ()
     if isinstance(op, Conv2d):
         fields = [("in_channels", src), ("out_channels", out)] + ([("groups", out)] if op.is_depthwise else [])
     elif isinstance(op, Linear):
         fields = [("in_features", src), ("out_features", out)]
-    elif isinstance(op, MemoryOp) and out is not None:
+    elif isinstance(op, MemoryOp) and _follows(out):
+        fields = [("elements_out", out)]
         shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
-        inputs = tuple((math.prod(s), labels[i]) for s, i in zip(shapes, data["inputs"]))
-        return _Scaled((("elements_out", out),), inputs)
-    return _Scaled(tuple((f, lay) for f, lay in fields if lay is not None))
+        inputs = tuple((math.prod(s), comps.get(i, ())) for s, i in zip(shapes, data["inputs"]))
+    scaled = _Scaled(tuple((f, c) for f, c in fields if _follows(c)), tuple((n, c) for n, c in inputs))
+    for value, comp in [(getattr(op, f), c) for f, c in scaled.fields] + [(n, c) for n, c in scaled.inputs]:
+        if _follows(comp) and value % sum(n for _, n in comp):
+            raise WavecutError(
+                f"cannot plan {network.name}: {node} ({data['op_type']}) has {value} channel elements, not a whole "
+                f"multiple of its {sum(n for _, n in comp)} input channels (an op that mixes channels "
+                f"the planner cannot follow)"
+            )
+    return scaled
+
+
+def _follows(comp: Composition) -> bool:
+    return any(g >= 0 for g, _ in comp)
 
 
 def right_edges(widths: list[int], table: np.ndarray) -> list[int]:

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 import gpusim
-from gpusim.dtypes import check_dtype
 from gpusim.errors import WavecutError
 from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget, unreachable
+from planner.calibration import Calibration, load_calibration
 from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, allowed_widths, minimum_width
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup, find_groups
@@ -27,7 +27,10 @@ from planner.network import Network
 from planner.plan_model import Baseline, GroupWidth, LayerLatency, Plan, wavecut_version
 from planner.snap import DEFAULT_THRESHOLD, snap, widths_from_mapping
 
-IMPORTANCE_METHODS = ("magnitude", "functionality")
+IMPORTANCE_METHODS = ("magnitude", "taylor", "sensitivity", "functionality")
+# Filter L1 within a group, each group scaled to its Taylor sensitivity: the most accurate at equal latency in
+# benchmarks.planner_accuracy (Taylor's own per-channel order is noisy on a converged model; docs/planner.md)
+DEFAULT_IMPORTANCE = "magnitude"
 SEED = 0  # models built without weights are initialised from this seed, so plan and apply see the same weights
 ROUND_TO = 8  # the rounded uniform baseline
 
@@ -45,6 +48,7 @@ class PreparedModel:
     importance: str
     weights: str | None
     weights_sha256: str | None
+    calibration: str = "synthetic"  # where the calibration batch came from
 
 
 def load_weights_model(spec: str, weights: str | None) -> tuple[nn.Module, str | None]:
@@ -69,24 +73,75 @@ def fingerprint(model: nn.Module) -> str:
 
 
 def prepare(
-    spec: str, input_shape: Sequence[int] = DEFAULT_INPUT, importance: str = "magnitude", weights: str | None = None
+    spec: str,
+    input_shape: Sequence[int] = DEFAULT_INPUT,
+    importance: str = DEFAULT_IMPORTANCE,
+    weights: str | None = None,
+    calibration_data: str | None = None,
 ) -> PreparedModel:
-    """Load `spec`, find its channel groups, rank every group's channels and trace it."""
+    """Load `spec`, find its channel groups, rank every group's channels and trace it.
+
+    Scores are comparable across groups: Taylor scores are loss changes already; magnitude and functionality
+    scores are scaled, per group, to sum to the group's Taylor sensitivity (the loss change of removing all
+    its channels, to first order), so their ranking within a group is kept and a group's total is what its
+    removal costs. The calibration batch (`calibration_data`, default synthetic) drives the Taylor gradients."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
-    from planner.importance import rank_channels
-
     model, digest = load_weights_model(spec, weights)
+    calibration = load_calibration(calibration_data, tuple(input_shape))
+    return prepare_module(model, spec, input_shape, importance, calibration, weights, digest)
+
+
+def prepare_module(
+    model: nn.Module,
+    spec: str,
+    input_shape: Sequence[int],
+    importance: str,
+    calibration: Calibration,
+    weights: str | None = None,
+    digest: str | None = None,
+) -> PreparedModel:
+    """`prepare` for a model already loaded (`spec` names it in the plan), with its calibration batch."""
+    from planner.importance import rank_channels, taylor_for
+    from planner.importance.sensitivity import measured_scores
+
     shape = tuple(input_shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Torch-Pruning's notes on bare parameters; tracing notes repeat in predict
-        groups = find_groups(model, torch.zeros(1, *shape))
+        try:
+            groups = find_groups(model, torch.zeros(1, *shape))
+        except (RuntimeError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise WavecutError(
+                f"cannot plan {spec}: Torch-Pruning cannot find its channel groups on input "
+                f"{'x'.join(map(str, shape))} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         network = Network.from_model(model, shape, spec)
-    scores = [
-        rank_channels(model, g.tp_group, importance).detach().cpu().numpy() if g.prunable else np.ones(g.full_width)
-        for g in groups
-    ]
-    return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest)
+    taylor = taylor_for(model, calibration.x, calibration.labels)
+    scores = []
+    for g in groups:
+        if not g.prunable:
+            scores.append(np.ones(g.full_width))
+            continue
+        sensitivity = taylor(g.tp_group).double().numpy()
+        if importance == "sensitivity":
+            scores.append(
+                measured_scores(model, g.tp_group, torch.from_numpy(sensitivity), calibration.x, calibration.labels)
+            )
+            continue
+        raw = (
+            sensitivity
+            if importance == "taylor"
+            else rank_channels(model, g.tp_group, importance, calibration=calibration.x).detach().double().numpy()
+        )
+        scores.append(comparable(raw, float(sensitivity.sum())))
+    return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source)
+
+
+def comparable(raw: np.ndarray, sensitivity: float) -> np.ndarray:
+    """Per-channel scores of one group scaled to sum to the group's sensitivity (ties to equal shares)."""
+    raw = np.clip(np.asarray(raw, dtype=np.float64), 0.0, None)
+    total = raw.sum()
+    return raw * (sensitivity / total) if total > 0 else np.full(len(raw), sensitivity / max(len(raw), 1))
 
 
 def problem_for(
@@ -96,8 +151,8 @@ def problem_for(
     dtype: str = DEFAULT_DTYPE,
     mode: str = DEFAULT_MODE,
 ) -> Problem:
-    """The allocation problem of a prepared model on one GPU, batch, dtype and mode."""
-    check_dtype(dtype)
+    """The allocation problem of a prepared model on one GPU, batch, dtype and mode (the precision is
+    checked by WidthModel, as Network.predict checks it)."""
     check_mode(mode)
     if batch < 1:
         raise WavecutError(f"--batch: must be at least 1, got {batch}")
@@ -138,9 +193,19 @@ def parse_budget(text: str, baseline_us: float) -> float:
     )
 
 
-def allocate(problem: Problem, budget_us: float) -> np.ndarray:
+ALLOCATION_METHODS = ("greedy", "exact")
+
+
+def allocate(problem: Problem, budget_us: float, method: str = "greedy") -> np.ndarray:
     """The widths that keep the most importance within the budget: greedy + fill + edges, or a uniform
-    baseline grown to its step edges where that keeps more. Raises the unreachable-budget error."""
+    baseline grown to its step edges where that keeps more; or (`exact`) the MILP of planner.exact.
+    Raises the unreachable-budget error."""
+    if method not in ALLOCATION_METHODS:
+        raise WavecutError(f"--method: unknown method {method!r}; allowed: {', '.join(ALLOCATION_METHODS)}")
+    if method == "exact":
+        from planner.exact import exact_widths
+
+        return exact_widths(problem, budget_us)
     options = [grow_to_edges(problem, greedy(problem, budget_us))]
     rounded = uniform_at_budget(problem, budget_us, ROUND_TO)
     if rounded is not None:
@@ -183,18 +248,20 @@ def make_plan(
     dtype: str = DEFAULT_DTYPE,
     mode: str = DEFAULT_MODE,
     input_shape: Sequence[int] = DEFAULT_INPUT,
-    importance: str = "magnitude",
+    importance: str = DEFAULT_IMPORTANCE,
     weights: str | None = None,
     prep: PreparedModel | None = None,
+    calibration_data: str | None = None,
+    method: str = "greedy",
 ) -> Plan:
     """Plan group widths for `model` within `budget` on `gpu` (pass `prep` to reuse a prepared model)."""
     start = time.perf_counter()
     parse_budget(budget, 1.0)  # refuse a malformed budget before the slow preparation
-    prep = prep or prepare(model, input_shape, importance, weights)
+    prep = prep or prepare(model, input_shape, importance, weights, calibration_data)
     problem = problem_for(prep, gpu, batch, dtype, mode)
     baseline_us = problem.model.latency(problem.full)
     budget_us = parse_budget(budget, baseline_us)
-    widths = allocate(problem, budget_us)
+    widths = allocate(problem, budget_us, method)
     comparison = compare(problem, widths, budget_us)
     return build_plan(
         prep, problem, widths, time.perf_counter() - start, budget=budget, budget_us=budget_us, comparison=comparison

@@ -1,39 +1,43 @@
-"""Snap: move widths from any pruner (uniform ratio, Torch-Pruning, NAS, a plan) onto latency step edges.
+"""Snap: move widths from any pruner (uniform ratio, Torch-Pruning, NAS, a plan) onto latency step and wave edges.
 
-For each group, with the other groups at their current widths, the group's latency staircase
-(the ops that read or write its channels) places the width w on a step (down, up]: `down` is the right
-edge of the step below, `up` the right edge of w's own step. The step's fill is (w - down) / (up - down).
-- step rule: fill <= threshold: the width only partly uses the step; drop to `down` (saves the step for
-  the few least important channels); otherwise grow to `up` (the extra channels cost no latency).
-  Targets are allowed (aligned) widths only, and growing is only done where it is free: an unaligned width
-  whose step has no free aligned right edge drops to the aligned edge below (growing to the next aligned
-  width only when nothing lies below the minimum width).
-- wave rule, at the step rule's target: where one of the group's kernels ends in a last wave at most
-  `threshold` full and a width at most two alignment steps narrower removes that wave, leaving the
-  kernel's new last wave more than `threshold` full, the group drops to the widest such width. (Steps are
-  often one alignment step wide, since a consumer's K dimension grows with every channel, so the step rule
-  alone cannot see a wave that a few channels fewer would save.)
-Widths are first clamped to the allowed range (minimum width, full width). After each pass every group
-grows to the right edge of its step again; passes repeat (at most MAX_PASSES) until nothing moves, since
-neighbours' moves shift steps and waves. `wasted_tails` lists what a snap should leave: nothing.
-With `trade`, the latency freed is then spent on growing groups up to the input's latency (`fill`).
+For each group, with the other groups at their current widths, the candidates are the widths within
+REACH (a fraction, 25%) of the group's current width, at least one alignment step, that are
+- step edges: the right edge of a latency step (priced lower than every wider candidate), or
+- wave edges: the widest width at which one of the group's kernels (the ops that read or write its channels)
+  runs one wave fewer than one alignment step wider.
+A narrower candidate is a move priced by its importance cost: it saves `saved` microseconds and loses `lost`
+importance (the group's dropped channels' scores). With the input's average importance per microsecond
+`avg` = importance / latency of the input widths, a move is worth taking when `lost <= threshold * avg * saved`
+(default threshold 0.5: the channels removed are worth at most half of what the model's latency buys on
+average, which is what a partly used last wave or a step costs); of those, the group takes the one with the
+largest `threshold * avg * saved - lost`. Every move lowers the total latency (the group's ops are priced with
+the others at their current widths), and each pass ends by growing every group to the right edge of its step
+(more channels, no latency), so the result never has a higher latency than the input. Passes repeat (at most
+MAX_PASSES) until nothing moves, since a group's move shifts its neighbours' steps and waves.
+Widths are first clamped to the group's full width and aligned (an unaligned width grows to the next aligned
+width where that is free, else drops to the one below; one below the minimum width is raised to it, the only
+move that can cost latency).
+`wasted_tails` lists the moves a snap of the given widths would take (reach measured from them). With `trade`, the latency freed is then
+spent on growing groups up to the input's latency (`fill`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from gpusim.errors import WavecutError
+from gpusim.predict import KernelLaunch, launch_overhead_us
 from planner.allocate import EPS_US, Problem, fill, grow_to_edges
-from planner.candidates import alignment
+from planner.candidates import alignment, right_edges
 from planner.groups import ChannelGroup
 from planner.plan_model import Move
 
 DEFAULT_THRESHOLD = 0.5
 MAX_PASSES = 4
-REACH_STEPS = 2  # the wave rule and `wasted_tails` look this many alignment steps away
+REACH = 0.25  # candidates lie within this fraction of a group's current width
 
 
 def widths_from_mapping(groups: list[ChannelGroup], mapping: dict[str, int]) -> tuple[np.ndarray, list[str]]:
@@ -71,16 +75,22 @@ def snap(
 ) -> tuple[np.ndarray, list[Move]]:
     """Snapped widths and the moves made (see the module doc). With `trade`, the latency the snap frees is
     spent again on growing groups (most importance per microsecond), up to the input's latency."""
-    start = widths.copy()
-    widths = np.array([min(max(int(w), a[0]), a[-1]) for w, a in zip(widths, problem.allowed)], dtype=np.int64)
+    if threshold < 0:
+        raise WavecutError(f"--threshold: must be at least 0, got {threshold}")
+    start = np.minimum(widths, problem.full).astype(np.int64)
+    widths = start.copy()
+    avg = _average_importance(problem, start)
     reasons: dict[int, str] = {}
+    for g in range(len(widths)):
+        aligned = _aligned(problem, g, widths)
+        if aligned is not None:
+            widths[g], reasons[g] = aligned
     for _ in range(MAX_PASSES):  # a group's move shifts its neighbours' steps and waves: repeat until none moves
         before = widths.copy()
-        for g, allowed in enumerate(problem.allowed):
-            if len(allowed) > 1:
-                width, reason = _snap_group(problem, g, widths, allowed, threshold)
-                if width != widths[g]:
-                    widths[g], reasons[g] = width, reason
+        for g in range(len(widths)):
+            move = _best_drop(problem, g, widths, threshold * avg, int(start[g]))
+            if move is not None:
+                widths[g], reasons[g] = move
         widths = grow_to_edges(problem, widths)
         if np.array_equal(widths, before):
             break
@@ -104,7 +114,7 @@ def snap(
                 before=int(start[g]),
                 after=int(widths[g]),
                 latency_change_us=d_lat,
-                reason=reasons.get(int(g), "neighbours moved: grown to its step's right edge"),
+                reason=reasons.get(int(g), "grown to its step's right edge (free channels)"),
             )
         )
     return widths, moves
@@ -112,8 +122,8 @@ def snap(
 
 @dataclass(frozen=True)
 class Tail:
-    """A group left with waste that moving at most `reach` channels fixes: free channels above it, or a kernel
-    whose partly used last wave (tail fill <= threshold) a narrower width removes."""
+    """A group left with a move worth taking: free channels above it, or a narrower step or wave edge whose
+    latency saving pays for its importance cost."""
 
     group: int
     width: int
@@ -121,30 +131,62 @@ class Tail:
     reason: str
 
 
-def wasted_tails(
-    problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESHOLD, reach: int | None = None
-) -> list[Tail]:
-    """The groups whose waste moving at most `reach` channels (default: REACH_STEPS alignment steps) would fix,
-    each with the others at `widths`. Empty after `snap` is the snap target."""
-    reach = _reach(problem) if reach is None else reach
+def wasted_tails(problem: Problem, widths: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> list[Tail]:
+    """The groups a snap would still move, each with the others at `widths` (free growth to the step's right
+    edge, or a drop to a step or wave edge within REACH worth its importance, priced as `snap` prices it,
+    with the average importance per microsecond of `widths`)."""
+    avg = _average_importance(problem, widths)
     tails = []
-    for g, allowed in enumerate(problem.allowed):
+    for g in range(len(widths)):
         w = int(widths[g])
-        above = [v for v in allowed if w < v <= w + reach]
-        if above:
-            table = problem.model.group_tables([(g, [w, *above])], widths)[0]
-            free = [v for v, t in zip(above, table[1:]) if t <= table[0] + EPS_US]
-            if free:
-                tails.append(Tail(g, w, max(free), f"{max(free) - w} channels more cost no latency"))
-                continue
-        drop = _tail_drop(problem, g, widths, allowed, w, threshold, reach)
-        if drop is not None:
-            tails.append(Tail(g, w, *drop))
+        grown = int(grow_to_edges(problem, widths, [g])[g])
+        if grown != w:
+            tails.append(Tail(g, w, int(grown), f"{grown - w} channels more cost no latency"))
+            continue
+        move = _best_drop(problem, g, widths, threshold * avg)
+        if move is not None:
+            tails.append(Tail(g, w, *move))
     return tails
 
 
-def _reach(problem: Problem) -> int:
-    return REACH_STEPS * alignment(problem.model.dtype)
+def idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
+    """Time the network's multi-wave kernels spend in the idle part of partly filled last waves at `widths`: per
+    launch, its busy time (less the launch overhead) over its waves, times the idle fraction of the last wave
+    (planner.network.Layer.tail_waste_us, for launches of two waves or more)."""
+    overhead = launch_overhead_us(problem.model.spec)
+    return float(sum(_idle(k, overhead) for k in problem.model.predict(widths).launches))
+
+
+def _idle(k: KernelLaunch, overhead: float) -> float:
+    """A multi-wave launch's idle tail time: its busy time per wave times the idle part of its last wave (0 for
+    one wave: there the idle SMs are free room for more channels, not a wave that fewer channels remove)."""
+    return max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves > 1 else 0.0
+
+
+def reach(problem: Problem, width: int) -> int:
+    """How far (channels) snap looks from `width`: REACH of it, at least one alignment step."""
+    return max(alignment(problem.model.dtype), math.ceil(REACH * width))
+
+
+def _aligned(problem: Problem, g: int, widths: np.ndarray) -> tuple[int, str] | None:
+    """For a width that is not allowed (unaligned, or below the minimum): the next allowed width where that is
+    free, else the allowed width below, else (below the minimum) the minimum; and why. None when allowed."""
+    w, allowed = int(widths[g]), problem.allowed[g]
+    if w in allowed:
+        return None
+    up = min(v for v in allowed if v > w)
+    below = [v for v in allowed if v < w]
+    t_w, t_up = problem.model.group_tables([(g, [w, up])], widths)[0]
+    if t_up <= t_w + EPS_US:
+        return up, f"aligns to {up}: {up - w} channels more at no extra latency"
+    if below:
+        return below[-1], f"aligns to {below[-1]}: growing to {up} would cost {t_up - t_w:.1f} us"
+    return up, f"raised to the minimum width {up}"
+
+
+def _average_importance(problem: Problem, widths: np.ndarray) -> float:
+    """Importance kept per microsecond of latency at `widths`."""
+    return problem.importance(widths) / max(problem.model.latency(widths), EPS_US)
 
 
 def _with(widths: np.ndarray, g: int, value: int) -> np.ndarray:
@@ -153,61 +195,35 @@ def _with(widths: np.ndarray, g: int, value: int) -> np.ndarray:
     return w
 
 
-def _snap_group(problem: Problem, g: int, widths: np.ndarray, allowed: list[int], threshold: float) -> tuple[int, str]:
-    """The snapped width of group g (always an allowed width) and why: the step rule, then the wave rule."""
-    target, reason = _step_target(problem, g, widths, allowed, threshold)
-    return _tail_drop(problem, g, widths, allowed, target, threshold, _reach(problem)) or (target, reason)
-
-
-def _step_target(problem: Problem, g: int, widths: np.ndarray, allowed: list[int], threshold: float) -> tuple[int, str]:
-    """Group g's width moved to an edge of its latency step: down when the step is at most `threshold` used
-    (or growing would cost latency), else up; and why."""
-    w = int(widths[g])
-    values = sorted({w, *allowed})
-    table = dict(zip(values, problem.model.group_tables([(g, values)], widths)[0]))
-    free = [v for v in allowed if v >= w and table[v] <= table[w] + EPS_US]
-    up = max(free) if free else min(v for v in allowed if v > w)
-    lower = [v for v in allowed if v < w and table[v] < table[w] - EPS_US]
-    if lower:
-        down = max(lower)
-        fill = (w - down) / (up - down)
-        if fill <= threshold or not free:
-            return down, (
-                f"drops a partly used step: {w - down} channels ({fill:.0%} of the step) "
-                f"cost {table[w] - table[down]:.1f} us"
-            )
-    if up == w:
-        return w, "already at a step edge"
-    if free:
-        return up, f"fills its step: {up - w} channels more at no extra latency"
-    return up, f"aligns to {up} ({up - w} channels more for {table[up] - table[w]:.1f} us)"
-
-
-def _tail_drop(
-    problem: Problem, g: int, widths: np.ndarray, allowed: list[int], width: int, threshold: float, reach: int
+def _best_drop(
+    problem: Problem, g: int, widths: np.ndarray, price: float, origin: int | None = None
 ) -> tuple[int, str] | None:
-    """The widest width at most `reach` channels below `width` that removes the last wave of one of group g's
-    kernels whose last wave is at most `threshold` full at `width`, leaving that kernel's new last wave more
-    than `threshold` full (so the waste is gone, not moved one wave down), and lowering the group's latency;
-    and why."""
-    below = [v for v in allowed if width - reach <= v < width]
-    if not below:
+    """Group g's best narrower step or wave edge within reach of `origin` (default: its width), worth `price` importance per microsecond saved
+    (lost importance <= price x saved latency, largest margin); its width and why; None when there is none."""
+    allowed = problem.allowed[g]
+    w = int(widths[g])
+    if len(allowed) < 2:
         return None
-    values = [*below, width]
+    low = (w if origin is None else origin) - reach(problem, w if origin is None else origin)
+    values = sorted({v for v in allowed if low <= v < w} | {w})
+    if len(values) < 2:
+        return None
     times = problem.model.group_tables([(g, values)], widths)[0]
     launches = problem.model.group_launches(g, values, widths)
-    for j in reversed(range(len(below))):
-        for narrow, here in zip(launches[j], launches[-1]):
-            if (
-                here.waves >= 2
-                and here.tail_fill <= threshold
-                and narrow.waves < here.waves
-                and narrow.tail_fill > threshold
-                and times[j] < times[-1] - EPS_US
-            ):
-                return below[j], (
-                    f"drops a partly used wave: {width - below[j]} channels fewer remove the last "
-                    f"wave ({here.tail_fill:.0%} full) of {here.op_name}, "
-                    f"{times[-1] - times[j]:.1f} us"
-                )
-    return None
+    steps = set(right_edges(values, times))
+    overhead = launch_overhead_us(problem.model.spec)
+    tails = [sum(_idle(k, overhead) for k in kernels) for kernels in launches]
+    best: tuple[float, int, str] | None = None
+    for j, v in enumerate(values[:-1]):
+        saved = float(times[-1] - times[j])
+        lost = float(problem.cum[g][w] - problem.cum[g][v])
+        if saved <= EPS_US or lost > price * saved or tails[j] > tails[-1] + EPS_US:
+            continue
+        fewer = [(a, b) for a, b in zip(launches[j], launches[j + 1]) if a.waves < b.waves]
+        if not fewer and v not in steps:
+            continue
+        margin = price * saved - lost
+        if best is None or margin > best[0]:
+            kind = f"wave edge ({fewer[0][0].op_name}: {fewer[0][0].waves} waves)" if fewer else "step edge"
+            best = (margin, v, f"drops to a {kind}: {w - v} channels fewer save {saved:.1f} us")
+    return None if best is None else (best[1], best[2])

@@ -117,7 +117,34 @@ def test_functionality_plans_fold_pruned_filters_into_kept_partners() -> None:
             reference = model(batch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prune(model, plan, torch.zeros(1, *SHAPE), calibration)
+            prune(model, plan.groups, torch.zeros(1, *SHAPE), calibration)
         with torch.no_grad():
             errors.append(float(((model(batch) - reference) ** 2).mean()))
     assert errors[1] < 0.5 * errors[0]
+
+
+def test_apply_recalibrates_batchnorm_on_calibration_data_deterministically(tmp_path) -> None:
+    """With --calibration-data (a .pt tensor), every BatchNorm's running mean is the mean of its input over that
+    batch (one batch: the cumulative average is exact), and two runs give the same model."""
+    plan = _plan("resnet18", budget="0.8")
+    data = tmp_path / "calib.pt"
+    torch.save(torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(1)), data)
+    first = apply_plan(plan, calibration_data=str(data))
+    second = apply_plan(plan, calibration_data=str(data))
+    assert first.calibration == str(data) and first.compensated and first.bn_recalibrated == 20
+    for (k, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    with torch.no_grad():
+        bn_input = first.model.conv1(torch.load(data))
+    assert torch.allclose(first.model.bn1.running_mean, bn_input.mean(dim=(0, 2, 3)), atol=1e-6)
+    assert torch.allclose(first.model.bn1.running_var, bn_input.var(dim=(0, 2, 3)), rtol=1e-4)
+    assert first.predicted_us == pytest.approx(plan.planned_latency_us, rel=1e-9)
+
+
+def test_bad_calibration_data_is_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.pt"
+    torch.save(torch.zeros(4, 3, 8, 8), bad)
+    with pytest.raises(WavecutError, match=r"--calibration-data: .*expected a tensor of shape \(N, 3, 64, 64\)"):
+        apply_plan(_plan("resnet18"), calibration_data=str(bad))
+    with pytest.raises(WavecutError, match="no such file or folder"):
+        apply_plan(_plan("resnet18"), calibration_data=str(tmp_path / "missing"))

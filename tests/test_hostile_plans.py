@@ -141,8 +141,8 @@ def test_plan_that_its_pruned_model_contradicts_is_not_written(tmp_path, capsys,
 
     real = planner.apply.apply_plan
 
-    def off_by_ten_percent(plan, weights=None):
-        applied = real(plan, weights)
+    def off_by_ten_percent(plan, weights=None, **options):
+        applied = real(plan, weights, **options)
         return dataclasses.replace(applied, predicted_us=applied.predicted_us * 1.1)
 
     monkeypatch.setattr(planner.apply, "apply_plan", off_by_ten_percent)

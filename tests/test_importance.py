@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch_pruning as tp
@@ -10,6 +11,7 @@ from torch import nn
 from planner.importance import (
     FunctionalityImportance,
     MagnitudeImportance,
+    TaylorImportance,
     cluster_channels,
     compensate,
     compute_signatures,
@@ -167,7 +169,46 @@ def test_unknown_method_is_rejected() -> None:
     model = _duplicate_filter_model()
     group = _root_group(model, model[0], torch.randn(1, 1, 6, 6))
     with pytest.raises(ValueError):
-        rank_channels(model, group, "taylor")
+        rank_channels(model, group, "random")
+
+
+class _TaylorNet(nn.Module):
+    """conv(1->3) -> BN -> ReLU -> global pool -> linear(3->2); an optional mask scales the BN output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.fc = nn.Linear(3, 2)
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        if self.mask is not None:
+            y = y * self.mask.view(1, -1, 1, 1)
+        return self.fc(torch.relu(y).mean(dim=(2, 3)))
+
+
+def test_taylor_is_the_loss_change_of_removing_each_channel() -> None:
+    """The score is |dL/dm| for a mask m on the BN output (activation x gradient), per batch, summed: removing a
+    channel is m = 0, so to first order the loss changes by that much. A channel nothing reads scores 0."""
+    torch.manual_seed(0)
+    model = _TaylorNet().eval()
+    with torch.no_grad():
+        model.bn.weight.copy_(torch.tensor([1.0, 0.5, 2.0]))
+        model.bn.bias.copy_(torch.tensor([0.1, -0.2, 0.3]))
+        model.fc.weight[:, 2] = 0.0  # channel 2 is never read
+    x, y = torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4)
+    group = _root_group(model, model.conv, x[:1])
+    scores = TaylorImportance(model, x, y, batch_size=4)(group)
+    expected = torch.zeros(3)
+    for batch, labels in zip(x.split(4), y.split(4)):
+        model.mask = torch.ones(3, requires_grad=True)
+        torch.nn.functional.cross_entropy(model(batch), labels, reduction="sum").backward()
+        expected += model.mask.grad.abs()
+    model.mask = None
+    assert scores.tolist() == pytest.approx(expected.tolist(), rel=1e-4, abs=1e-7)
+    assert scores[2] == pytest.approx(0.0, abs=1e-7) and scores[0] > 0 and scores[1] > 0
 
 
 def _prune(model: nn.Module, layer: nn.Module, removed: list[int], example: torch.Tensor) -> None:
@@ -240,3 +281,24 @@ def test_next_layer_tap_sees_a_repeat_that_the_layer_output_hides() -> None:
     }
     assert similarity["next"] == pytest.approx(1.0, abs=1e-5)  # post-BN-ReLU: channel 1 = 3 x channel 0
     assert similarity["output"] == pytest.approx(-1.0, abs=1e-5)  # pre-BN: negated filter
+
+
+def test_measured_sensitivity_follows_the_loss_of_cutting_the_group() -> None:
+    """Scores keep Taylor's channel order; their total is the loss increase of switching the whole group off."""
+    from planner.importance.sensitivity import measured_scores
+
+    torch.manual_seed(0)
+    model = _TaylorNet().eval()
+    x, y = torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4)
+    group = _root_group(model, model.conv, x[:1])
+    taylor = TaylorImportance(model, x, y)(group)
+    scores = measured_scores(model, group, taylor, x, y, grid=3)
+    loss = torch.nn.functional.cross_entropy
+    with torch.no_grad():
+        full = float(loss(model(x), y))
+        saved = model.bn.weight.clone(), model.bn.bias.clone()
+        model.bn.weight.zero_(), model.bn.bias.zero_()
+        off = float(loss(model(x), y))
+        model.bn.weight.copy_(saved[0]), model.bn.bias.copy_(saved[1])
+    assert scores.sum() == pytest.approx(max(off - full, 0.0), rel=1e-5, abs=1e-7)
+    assert list(np.argsort(-scores, kind="stable")) == list(torch.argsort(taylor, descending=True, stable=True))

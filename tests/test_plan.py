@@ -10,7 +10,7 @@ import pytest
 from gpusim.errors import WavecutError
 from planner.allocate import UNIFORM_KEEPS, cumulative_importance, uniform_at_budget, uniform_widths
 from planner.candidates import allowed_widths, minimum_width
-from planner.plan import make_plan, parse_budget, prepare, problem_for
+from planner.plan import comparable, make_plan, parse_budget, prepare, problem_for
 from tests.conftest import run_cli
 
 SHAPE = (3, 64, 64)
@@ -36,7 +36,13 @@ def test_widths_respect_minimum_and_alignment() -> None:
     assert minimum_width(64, 8) == 8 and minimum_width(512, 8) == 56 and minimum_width(100, 1) == 10
     assert allowed_widths(100, 8, 16) == [16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 100]
     cum = cumulative_importance(np.array([3.0, 1.0, 2.0]))
-    assert cum.tolist() == pytest.approx([0.0, 1.5, 2.5, 3.0])  # scaled to mean 1, best first
+    assert cum.tolist() == pytest.approx([0.0, 3.0, 5.0, 6.0])  # best first, not rescaled per group
+
+
+def test_magnitude_scores_are_scaled_to_the_groups_taylor_sensitivity() -> None:
+    raw = np.array([3.0, 1.0, 0.0, 4.0])
+    assert comparable(raw, 0.5).tolist() == pytest.approx([0.1875, 0.0625, 0.0, 0.25])  # sums to 0.5, same order
+    assert comparable(np.zeros(4), 0.2).tolist() == pytest.approx([0.05] * 4)
 
 
 @pytest.mark.parametrize("gpu,batch,budget", [("t4", 8, "0.8"), ("a100", 32, "0.75"), ("h100", 1, "0.9")])
@@ -107,3 +113,18 @@ def test_uniform_search_finds_the_largest_ratio_in_budget(resnet18) -> None:
         keep, widths = uniform_at_budget(problem, budget_us)
         assert keep == expected and widths.tolist() == uniform_widths(problem, keep).tolist()
     assert uniform_at_budget(problem, 1.0) is None
+
+
+def test_exact_allocation_meets_the_budget_and_keeps_at_least_the_greedys_importance(resnet18) -> None:
+    from planner.exact import exact_widths
+    from planner.plan import allocate
+
+    problem = problem_for(resnet18, "a100", 32)
+    budget = 0.7 * problem.model.latency(problem.full)
+    greedy_widths = allocate(problem, budget)
+    exact = exact_widths(problem, budget)
+    assert problem.model.latency(exact) <= budget
+    assert problem.importance(exact) >= problem.importance(greedy_widths) - 1e-12
+    assert all(w in a for w, a in zip(exact, problem.allowed))
+    with pytest.raises(WavecutError, match="cannot be reached"):
+        exact_widths(problem, 1.0)

@@ -13,6 +13,9 @@ from wavecut.output import console, print_json
 from wavecut.predict_cmd import TRUST_HELP
 
 INPUT_HELP = "input shape without batch, e.g. 3x224x224"
+CALIBRATION_HELP = (
+    "calibration inputs: a folder of images, a .pt tensor (or dict with x, y); default: 8 synthetic images"
+)
 
 
 def _quiet(fn, *args):
@@ -30,8 +33,12 @@ def plan(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="fp32, tf32, fp16, bf16 or int8"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("magnitude", help="magnitude or functionality"),
+    importance: str = typer.Option(
+        "magnitude", help="magnitude (scaled to Taylor sensitivity), taylor, sensitivity or functionality"
+    ),
     weights: Path = typer.Option(None, help="state_dict (or saved model) to load before ranking channels"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
+    method: str = typer.Option("greedy", help="greedy, or exact (a MILP over the groups' candidate widths)"),
     out: Path = typer.Option(Path("plan.json"), help="plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as one JSON object"),
     trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
@@ -55,6 +62,9 @@ def plan(
         parse_input(input_shape),
         importance,
         str(weights) if weights else None,
+        None,
+        str(calibration_data) if calibration_data else None,
+        method,
     )
     if check:
         _quiet(verify_plan, result, str(weights) if weights else None)
@@ -147,16 +157,26 @@ def snap(
     dtype: str = typer.Option(DEFAULT_DTYPE, help="data type (ignored for a plan file)"),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused (ignored for a plan file)"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
-    importance: str = typer.Option("magnitude", help="magnitude or functionality (ignored for a plan file)"),
+    importance: str = typer.Option(
+        "magnitude", help="magnitude, taylor, sensitivity or functionality (ignored for a plan file)"
+    ),
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
-    threshold: float = typer.Option(0.5, help="drop a step whose last wave is at most this full; else fill it"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
+    threshold: float = typer.Option(
+        0.5,
+        help="take a drop to a step or wave edge when the importance it loses per microsecond saved is at most "
+        "this fraction of the input's average importance per microsecond",
+    ),
     trade: bool = typer.Option(False, help="spend the latency snapping frees on growing other groups to step edges"),
     out: Path = typer.Option(Path("snapped.json"), help="snapped plan file to write"),
     as_json: bool = typer.Option(False, "--json", help="print the snapped plan as one JSON object"),
     trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
     """Move widths from any pruner onto latency step edges: drop partly used waves, fill free channels."""
+    import numpy as np
+
     from planner.plan import make_snap, prepare, problem_for, read_widths
+    from planner.snap import idle_tail_us, widths_from_mapping
     from wavecut.predict_cmd import parse_input, trust_model_files
 
     trust_model_files(trust)
@@ -166,8 +186,16 @@ def snap(
         model, gpu, batch, dtype, mode = source.model, source.gpu_spec, source.batch, source.dtype, source.mode
         input_shape, importance = "x".join(map(str, source.input_shape)), source.importance
         weights = Path(source.weights) if source.weights else None
-    prep = _quiet(prepare, model, parse_input(input_shape), importance, str(weights) if weights else None)
-    result, notes = make_snap(prep, problem_for(prep, gpu, batch, dtype, mode), mapping, threshold, trade)
+    prep = _quiet(
+        prepare,
+        model,
+        parse_input(input_shape),
+        importance,
+        str(weights) if weights else None,
+        str(calibration_data) if calibration_data else None,
+    )
+    problem = problem_for(prep, gpu, batch, dtype, mode)
+    result, notes = make_snap(prep, problem, mapping, threshold, trade)
     result.save(out)
     if as_json:
         print_json(result.model_dump())
@@ -181,11 +209,13 @@ def snap(
         table.add_row(m.group, f"{m.before} -> {m.after}", f"{m.latency_change_us:+.1f}", m.reason)
     console.print(table)
     before, after = result.comparison
+    idle_before = idle_tail_us(problem, widths_from_mapping(prep.groups, mapping)[0])
+    idle_after = idle_tail_us(problem, np.array([g.width for g in result.groups]))
     console.print(
         f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
         f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
         f"({after.channels - before.channels:+d}); importance kept {before.importance:.1%} -> "
-        f"{after.importance:.1%}"
+        f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us"
     )
     console.print(f"wrote {out}")
 
@@ -196,6 +226,14 @@ def apply(
     model: str = typer.Option(None, help="model to prune (default: the plan's); must be the plan's architecture"),
     input_shape: str = typer.Option(None, "--input", help="check the plan was made for this input shape"),
     out: Path = typer.Option(Path("pruned.pt"), help="where to save the pruned model (torch.save)"),
+    calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
+    compensate: bool = typer.Option(True, help="fold each removed channel into its best kept partner first"),
+    bn_recalibration: bool = typer.Option(
+        None,
+        "--bn-recalibration/--no-bn-recalibration",
+        help="re-estimate BatchNorm statistics on the calibration batch (default: only with --calibration-data)",
+    ),
+    seed: int = typer.Option(0, help="seed of the synthetic calibration batch"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     trust: bool = typer.Option(False, "--trust-model-file", help=TRUST_HELP),
 ) -> None:
@@ -208,7 +246,17 @@ def apply(
 
     plan_obj = Plan.load(plan_file)
     shape = parse_input(input_shape) if input_shape else None
-    applied = apply_plan(plan_obj, str(weights) if weights else None, out, model, shape)
+    applied = apply_plan(
+        plan_obj,
+        str(weights) if weights else None,
+        out,
+        model,
+        shape,
+        str(calibration_data) if calibration_data else None,
+        compensate,
+        bn_recalibration,
+        seed,
+    )
     report = {
         "model": plan_obj.model,
         "out": str(out),
@@ -219,6 +267,9 @@ def apply(
         "plan_latency_us": plan_obj.planned_latency_us,
         "matches_plan": abs(applied.predicted_us - plan_obj.planned_latency_us)
         <= MATCH_TOLERANCE * plan_obj.planned_latency_us,
+        "calibration": applied.calibration,
+        "compensated": applied.compensated,
+        "bn_recalibrated_layers": applied.bn_recalibrated,
     }
     if as_json:
         print_json(report)
@@ -231,4 +282,10 @@ def apply(
         f"predicted {applied.predicted_us:.1f} us on {plan_obj.gpu} "
         f"(plan: {plan_obj.planned_latency_us:.1f} us"
         f"{', equal' if report['matches_plan'] else ', DIFFERENT: please report this'}); wrote {out}"
+    )
+    console.print(
+        f"calibration: {applied.calibration}"
+        f"{' (synthetic images, not real data)' if applied.calibration == 'synthetic' else ''}; "
+        f"compensation {'on' if applied.compensated else 'off'}; "
+        f"BatchNorm statistics re-estimated in {applied.bn_recalibrated} layers"
     )

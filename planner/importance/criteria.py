@@ -19,8 +19,9 @@ from torch import nn
 
 from .magnitude import filter_l1_norms
 from .redundancy import RepresentativeRule, redundancy_scores
-from .signatures import SignatureKind, compute_signatures, prunable_modules
+from .signatures import SignatureKind, compute_signatures, infer_input_shape, prunable_modules, synthetic_batch
 from .slots import consumer_slots, producer_slots
+from .taylor import TaylorImportance
 
 Tap = Literal["next", "output"]
 
@@ -153,14 +154,30 @@ def _functionality_for(
     return criterion
 
 
+_taylor: weakref.WeakKeyDictionary[nn.Module, TaylorImportance] = weakref.WeakKeyDictionary()
+
+
+def taylor_for(model: nn.Module, calibration: torch.Tensor, labels: torch.Tensor | None = None) -> TaylorImportance:
+    """A per-model Taylor criterion (gradients computed once) reused while the calibration batch is the same."""
+    criterion = _taylor.get(model)
+    if criterion is None or criterion.calibration is not calibration or criterion.labels is not labels:
+        criterion = TaylorImportance(model, calibration, labels)
+        _taylor[model] = criterion
+    return criterion
+
+
 def rank_channels(
     model: nn.Module,
     group: tp.dependency.Group,
-    method: Literal["magnitude", "functionality"] = "magnitude",
+    method: Literal["magnitude", "functionality", "taylor"] = "magnitude",
     signature: SignatureKind = "response",
     calibration: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One importance score per channel of a Torch-Pruning group (higher = keep).
+
+    ``method="taylor"`` is the first-order loss change of removing each channel on ``calibration``
+    (:class:`TaylorImportance`, against ``labels`` or the model's own predictions), comparable across groups.
 
     ``method="functionality"`` ranks repeated functionality lowest (see
     :class:`FunctionalityImportance`); its signatures are cached per model, so ranking every
@@ -171,8 +188,12 @@ def rank_channels(
         scores = MagnitudeImportance()(group)
     elif method == "functionality":
         scores = _functionality_for(model, signature, calibration)(group)
+    elif method == "taylor":
+        if calibration is None:
+            calibration = synthetic_batch(infer_input_shape(model))
+        scores = taylor_for(model, calibration, labels)(group)
     else:
-        raise ValueError(f"unknown method {method!r}; use 'magnitude' or 'functionality'")
+        raise ValueError(f"unknown method {method!r}; use 'magnitude', 'functionality' or 'taylor'")
     if scores is None:
         raise ValueError("group prunes no conv/linear output channels")
     return scores

@@ -1,0 +1,262 @@
+"""Planner accuracy benchmark: test accuracy of pruned models at equal *predicted* latency, over training seeds.
+
+A VGG-style CNN (conv 64-64-pool-128-128-pool, BatchNorm, global pool, linear) is trained deterministically
+(torch.manual_seed, torch.use_deterministic_algorithms(True), one thread) on scikit-learn's digits (shipped
+with the package: 8x8 upsampled to 16x16, stratified 75/25 split, benchmarks.functionality.load_split), once
+per training seed. For each GPU (t4, a100; fp16, fused, batch 256) the budget is BUDGET of the unpruned
+predicted latency, and each method picks widths within it:
+
+- plan: `wavecut plan`'s allocation with its default importance (filter L1 ranking within a group, each
+  group scaled to its Taylor sensitivity on 256 labelled train images);
+- plan-taylor: the same with `--importance taylor` (per-channel Taylor scores, ranking included);
+- uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
+- torch-pruning: Torch-Pruning's MetaPruner, global pruning, round_to=8, its default group L2 magnitude
+  importance; the smallest pruning ratio within the budget (bisection on the predicted latency);
+- each `+snap`: that method's widths snapped (planner.snap; never slower).
+Channels kept are the top of the method's own ranking (L1 for plan and uniform, Taylor for plan-taylor,
+Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
+kept partners (256 train images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
+one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
+and reports the greedy's optimality gap in importance.
+
+    python3 -m benchmarks.planner_accuracy [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+# This folder holds planner.py, named like the package it measures: drop it from the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from benchmarks.functionality import IMAGE_SIZE, Split, accuracy, load_split, train  # noqa: E402
+from planner.allocate import uniform_at_budget  # noqa: E402
+from planner.apply import prune, recalibrate_batchnorm  # noqa: E402
+from planner.calibration import Calibration  # noqa: E402
+from planner.plan import (  # noqa: E402
+    DEFAULT_IMPORTANCE,
+    PreparedModel,
+    allocate,
+    kept_indices,
+    prepare_module,
+    problem_for,
+)
+from planner.plan_model import GroupWidth  # noqa: E402
+from planner.snap import snap  # noqa: E402
+
+WIDTHS = (64, 64, 128, 128)
+GPUS = ("t4", "a100")
+BATCH, DTYPE, MODE = 256, "fp16", "fused"
+BUDGET = 0.6
+SEEDS = (0, 1, 2)
+SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
+CALIBRATION = 256
+METHODS = ("plan", "plan-taylor", "uniform", "uniform-round8", "torch-pruning")
+
+
+def build_cnn() -> nn.Sequential:
+    """Two stages of two 3x3 conv-BN-ReLU layers with max pooling, global pooling, a linear classifier."""
+    layers: list[nn.Module] = []
+    channels = 1
+    for i, width in enumerate(WIDTHS):
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)]
+    return nn.Sequential(*layers)
+
+
+def torch_pruning_widths(model: nn.Module, prep: PreparedModel, problem, budget_us: float) -> np.ndarray:
+    """Group widths of Torch-Pruning's global pruning (round_to=8) at the smallest ratio within the budget."""
+    names = [g.name for g in prep.groups]
+
+    def widths_at(ratio: float) -> np.ndarray:
+        pruned = copy.deepcopy(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tp.pruner.MetaPruner(
+                pruned,
+                torch.zeros(1, *SHAPE),
+                importance=tp.importance.GroupMagnitudeImportance(p=2),
+                global_pruning=True,
+                pruning_ratio=ratio,
+                round_to=8,
+                ignored_layers=[pruned[-1]],
+            ).step()
+        modules = dict(pruned.named_modules())
+        return np.array([modules[n].out_channels for n in names], dtype=np.int64)
+
+    low, high = 0.0, 0.95  # latency falls with the ratio: bisect for the smallest ratio that meets the budget
+    best = widths_at(high)
+    for _ in range(10):
+        mid = (low + high) / 2
+        widths = widths_at(mid)
+        if problem.model.latency(widths) <= budget_us:
+            high, best = mid, widths
+        else:
+            low = mid
+    return best
+
+
+def tp_scores(prep: PreparedModel) -> list[np.ndarray]:
+    """Torch-Pruning's group L2 magnitude score of each channel (its ranking within each group)."""
+    importance = tp.importance.GroupMagnitudeImportance(p=2)
+    return [importance(g.tp_group).detach().double().numpy() for g in prep.groups]
+
+
+def evaluate(
+    model: nn.Module, prep: PreparedModel, widths: np.ndarray, scores: list[np.ndarray], split: Split, seed: int
+) -> tuple[float, float]:
+    """Accuracy after pruning with compensation and BatchNorm re-estimation, and after one fine-tuning epoch."""
+    planned = [
+        GroupWidth(
+            name=g.name,
+            full_width=g.full_width,
+            width=int(w),
+            kept=kept_indices(s, int(w)),
+            producers=list(g.producers),
+            consumers=list(g.consumers),
+            importance_kept=0.0,
+        )
+        for g, w, s in zip(prep.groups, widths, scores)
+    ]
+    pruned = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prune(pruned, planned, torch.zeros(1, *SHAPE), split.x_train[:CALIBRATION])
+    recalibrate_batchnorm(pruned, split.x_train)
+    no_retrain = accuracy(pruned, split)
+    train(pruned, split, epochs=1, lr=0.01, seed=seed)
+    return no_retrain, accuracy(pruned, split)
+
+
+def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, list[dict], list[dict]]:
+    """Train one model, prune it with every method on every GPU; baseline accuracy, result rows, gap rows."""
+    torch.manual_seed(seed)
+    model = build_cnn()
+    train(model, split, epochs=epochs, lr=0.05, seed=seed)
+    model.eval()
+    baseline = accuracy(model, split)
+    calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
+    prep = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
+    taylor = prepare_module(model, "digits-cnn", SHAPE, "taylor", calibration)
+    ranking = {method: prep.scores for method in METHODS}  # the default importance's order within each group
+    ranking["plan-taylor"] = taylor.scores
+    ranking["torch-pruning"] = tp_scores(prep)
+    rows, gaps = [], []
+    for gpu in GPUS:
+        problem = problem_for(prep, gpu, BATCH, DTYPE, MODE)
+        budget = BUDGET * problem.model.latency(problem.full)
+        chosen = {
+            "plan": allocate(problem, budget),
+            "plan-taylor": allocate(problem_for(taylor, gpu, BATCH, DTYPE, MODE), budget),
+            "uniform": uniform_at_budget(problem, budget, 1)[1],
+            "uniform-round8": uniform_at_budget(problem, budget, 8)[1],
+            "torch-pruning": torch_pruning_widths(model, prep, problem, budget),
+        }
+        if exact:
+            from planner.exact import exact_widths
+
+            optimum = exact_widths(problem, budget)
+            gaps.append(
+                {
+                    "gpu": gpu,
+                    "seed": seed,
+                    "greedy_importance": problem.importance(chosen["plan"]),
+                    "exact_importance": problem.importance(optimum),
+                    "gap": 1 - problem.importance(chosen["plan"]) / problem.importance(optimum),
+                }
+            )
+        for method in METHODS:
+            widths = chosen[method]
+            for name, w in ((method, widths), (f"{method}+snap", snap(problem, widths)[0])):
+                no_retrain, finetuned = evaluate(model, prep, w, ranking[method], split, seed)
+                rows.append(
+                    {
+                        "method": name,
+                        "gpu": gpu,
+                        "budget_us": budget,
+                        "seed": seed,
+                        "acc_no_retrain": no_retrain,
+                        "acc_finetuned": finetuned,
+                        "predicted_latency_us": problem.model.latency(w),
+                        "importance": problem.importance(w) / problem.importance(problem.full),
+                        "widths": [int(x) for x in w],
+                    }
+                )
+    return baseline, rows, gaps
+
+
+def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
+    """Mean +- std over seeds per GPU and method."""
+    table = Table(
+        title=f"digits CNN {WIDTHS}, budget {BUDGET} of unpruned (fp16, batch {BATCH}); baseline acc "
+        f"{statistics.mean(baselines):.4f} +- {statistics.pstdev(baselines):.4f} ({seconds:.0f} s)"
+    )
+    for col in ("gpu", "method", "latency us", "importance", "acc no retrain", "acc 1 epoch", "widths (seed 0)"):
+        table.add_column(col)
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r["gpu"], r["method"]), []).append(r)
+
+    def stat(group: list[dict], key: str, fmt: str = ".4f") -> str:
+        values = [g[key] for g in group]
+        return f"{statistics.mean(values):{fmt}} +- {statistics.pstdev(values):{fmt}}"
+
+    for (gpu, method), group in cells.items():
+        table.add_row(
+            gpu,
+            method,
+            stat(group, "predicted_latency_us", ".1f"),
+            stat(group, "importance", ".3f"),
+            stat(group, "acc_no_retrain"),
+            stat(group, "acc_finetuned"),
+            str(group[0]["widths"]),
+        )
+    return table
+
+
+def main() -> None:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 training epochs, one seed (for tests)")
+    parser.add_argument("--exact", action="store_true", help="also solve each allocation exactly (MILP): the gap")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    start = time.perf_counter()
+    split = load_split()
+    baselines, rows, gaps = [], [], []
+    for seed in SEEDS[:1] if args.quick else SEEDS:
+        baseline, seed_rows, seed_gaps = run_seed(seed, split, 4 if args.quick else 15, args.exact)
+        baselines.append(baseline)
+        rows += seed_rows
+        gaps += seed_gaps
+    Console(width=220).print(summary(rows, baselines, time.perf_counter() - start))
+    for gap in gaps:
+        print(
+            f"exact allocation {gap['gpu']} seed {gap['seed']}: greedy {gap['greedy_importance']:.5f} vs "
+            f"MILP {gap['exact_importance']:.5f} (gap {gap['gap']:.2%})"
+        )
+    if args.json:
+        print(json.dumps({"baseline_acc": baselines, "results": rows, "optimality_gap": gaps}))
+
+
+if __name__ == "__main__":
+    main()
