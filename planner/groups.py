@@ -68,14 +68,18 @@ Result = TypeVar("Result")
 def _run_finding_classifier(
     model: nn.Module, example: torch.Tensor, forward: Callable[[nn.Module, torch.Tensor], Result]
 ) -> tuple[Result, list[nn.Module]]:
-    """forward(model, example)'s result, and the conv/linear layers whose output was the model's output."""
+    """forward(model, example)'s result, and the conv/linear layers whose output was the model's output: the
+    layer that returned it, or else (squeezenet's conv classifier, followed by ReLU, pooling and flatten) the
+    last conv/linear to run whose channels are the output's."""
     outputs: dict[nn.Module, torch.Tensor] = {}
+    calls: list[tuple[nn.Module, torch.Tensor]] = []  # in run order
     returned: list[torch.Tensor] = []
-    hooks = [
-        m.register_forward_hook(lambda m, _i, o: outputs.__setitem__(m, o))
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
+
+    def record(m: nn.Module, _inputs: object, o: torch.Tensor) -> None:
+        outputs[m] = o
+        calls.append((m, o))
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     hooks.append(model.register_forward_hook(lambda _m, _i, o: returned.append(o)))
     try:
         result = forward(model, example)
@@ -83,11 +87,15 @@ def _run_finding_classifier(
         for h in hooks:
             h.remove()
     out = returned[-1]
-    return result, [
+    same = [
         m
         for m, o in outputs.items()
         if isinstance(o, torch.Tensor) and o.shape == out.shape and o.data_ptr() == out.data_ptr()
     ]
+    if same or not calls or not isinstance(out, torch.Tensor) or out.dim() < 2:
+        return result, same
+    last, o = calls[-1]
+    return result, [last] if isinstance(o, torch.Tensor) and o.dim() >= 2 and o.shape[1] == out.shape[1] else []
 
 
 def dependency_graph(model: nn.Module, example: torch.Tensor) -> tuple[tp.DependencyGraph, list[nn.Module]]:

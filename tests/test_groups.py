@@ -75,3 +75,13 @@ def test_groups_and_classifier_come_from_one_forward_pass() -> None:
         groups = find_groups(model, torch.zeros(1, 3, 32, 32))
     assert len(calls) == 1 and len(groups) == 12
     assert "fc" in {g.name: g for g in groups}["layer4.0.conv2"].consumers  # the classifier is found too
+
+
+def test_conv_classifier_behind_pooling_is_not_pruned() -> None:
+    """squeezenet's classifier is a 1000-way conv followed by ReLU, pooling and flatten: its outputs are the
+    model's classes, so no channel group may shrink them (a plan did: output (1, 896) instead of (1, 1000))."""
+    from planner.groups import dependency_graph
+
+    model = torchvision.models.squeezenet1_0().eval()
+    _, classifier = dependency_graph(model, torch.zeros(1, 3, 64, 64))
+    assert classifier == [model.classifier[1]]
