@@ -43,7 +43,10 @@ class Precision:
     autocast: str = ""
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "fp32-strict", "tf32", "amp-fp16", "amp-bf16", "fp16", "bf16", "int8")
+# PyTorch's names first, then every other gpusim dtype run as itself (fp16, bf16, int8, fp8, ...).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp32-strict", "tf32", "amp-fp16", "amp-bf16") + tuple(
+    d for d in DTYPE_BYTES if d not in ("fp32", "tf32")
+)
 
 
 def resolve_precision(name: str, spec: GpuSpec, allow_tf32_matmul: bool = False) -> Precision:

@@ -42,3 +42,18 @@ def test_strict_and_bad_arguments_are_one_line_errors():
     assert r.returncode == 2 and "cumsum" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("predict", "resnet5O", "--mode", "jit")
     assert r.returncode == 2 and "allowed: eager, fused" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("dtype", ["fp8", "bf16"])
+def test_predict_on_blackwell_runs_fp8_and_bf16_with_the_stated_fallback(dtype):
+    """B200 (sm_100) has no tuned kernel table: it runs sm_90's and says so; fp8 is one of its precisions."""
+    r = _invoke("resnet18", "--gpu", "b200", "--batch", "2", "--input", "3x64x64", "--dtype", dtype, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["dtype"] == dtype and data["total_us"] > 0
+    assert "sm_100" in data["fallback"] and "sm_90" in data["fallback"]
+
+
+def test_fp8_on_a_gpu_without_it_is_one_line():
+    r = run_cli("predict", "resnet18", "--gpu", "t4", "--input", "3x64x64", "--dtype", "fp8")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "fp8" in r.stderr
