@@ -74,11 +74,11 @@ def load_split() -> Split:
     return Split(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
 
 
-def build_cnn() -> nn.Sequential:
-    """VGG-style CNN: two stages of two 3x3 conv-BN-ReLU layers, max pooling, global pool, linear."""
+def build_cnn(widths: tuple[int, ...] = WIDTHS) -> nn.Sequential:
+    """VGG-style CNN: two stages of two 3x3 conv-BN-ReLU layers (`widths`), max pooling, global pool, linear."""
     layers: list[nn.Module] = []
     channels = 1
-    for i, width in enumerate(WIDTHS):
+    for i, width in enumerate(widths):
         layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
         if i % 2 == 1:
             layers.append(nn.MaxPool2d(2))

@@ -43,7 +43,7 @@ from torch import nn
 # This folder holds planner.py, named like the package it measures: drop it from the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from benchmarks.functionality import IMAGE_SIZE, Split, accuracy, load_split, train  # noqa: E402
+from benchmarks.functionality import IMAGE_SIZE, Split, accuracy, build_cnn, load_split, train  # noqa: E402
 from planner.allocate import uniform_at_budget  # noqa: E402
 from planner.apply import prune, recalibrate_batchnorm  # noqa: E402
 from planner.calibration import Calibration  # noqa: E402
@@ -51,11 +51,10 @@ from planner.plan import (  # noqa: E402
     DEFAULT_IMPORTANCE,
     PreparedModel,
     allocate,
-    kept_indices,
+    group_width,
     prepare_module,
     problem_for,
 )
-from planner.plan_model import GroupWidth  # noqa: E402
 from planner.snap import snap  # noqa: E402
 
 WIDTHS = (64, 64, 128, 128)
@@ -66,19 +65,6 @@ SEEDS = (0, 1, 2)
 SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 CALIBRATION = 256
 METHODS = ("plan", "plan-taylor", "uniform", "uniform-round8", "torch-pruning")
-
-
-def build_cnn() -> nn.Sequential:
-    """Two stages of two 3x3 conv-BN-ReLU layers with max pooling, global pooling, a linear classifier."""
-    layers: list[nn.Module] = []
-    channels = 1
-    for i, width in enumerate(WIDTHS):
-        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-        if i % 2 == 1:
-            layers.append(nn.MaxPool2d(2))
-        channels = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)]
-    return nn.Sequential(*layers)
 
 
 def torch_pruning_widths(model: nn.Module, prep: PreparedModel, problem, budget_us: float) -> np.ndarray:
@@ -123,18 +109,7 @@ def evaluate(
     model: nn.Module, prep: PreparedModel, widths: np.ndarray, scores: list[np.ndarray], split: Split, seed: int
 ) -> tuple[float, float]:
     """Accuracy after pruning with compensation and BatchNorm re-estimation, and after one fine-tuning epoch."""
-    planned = [
-        GroupWidth(
-            name=g.name,
-            full_width=g.full_width,
-            width=int(w),
-            kept=kept_indices(s, int(w)),
-            producers=list(g.producers),
-            consumers=list(g.consumers),
-            importance_kept=0.0,
-        )
-        for g, w, s in zip(prep.groups, widths, scores)
-    ]
+    planned = [group_width(g, int(w), s, 0.0) for g, w, s in zip(prep.groups, widths, scores)]
     pruned = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -148,7 +123,7 @@ def evaluate(
 def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, list[dict], list[dict]]:
     """Train one model, prune it with every method on every GPU; baseline accuracy, result rows, gap rows."""
     torch.manual_seed(seed)
-    model = build_cnn()
+    model = build_cnn(WIDTHS)
     train(model, split, epochs=epochs, lr=0.05, seed=seed)
     model.eval()
     baseline = accuracy(model, split)

@@ -274,6 +274,20 @@ def kept_indices(scores: np.ndarray, width: int) -> list[int]:
     return sorted(int(i) for i in order[:width])
 
 
+def group_width(group: ChannelGroup, width: int, scores: np.ndarray, importance_kept: float) -> GroupWidth:
+    """A plan's entry for `group` at `width`: the `width` highest-scoring channels kept."""
+    return GroupWidth(
+        name=group.name,
+        full_width=group.full_width,
+        width=width,
+        kept=kept_indices(scores, width),
+        producers=list(group.producers),
+        consumers=list(group.consumers),
+        locked=group.locked,
+        importance_kept=importance_kept,
+    )
+
+
 def build_plan(
     prep: PreparedModel, problem: Problem, widths: np.ndarray, planning_s: float, kind: str = "plan", **extra
 ) -> Plan:
@@ -283,16 +297,7 @@ def build_plan(
     prunable = np.array([len(a) > 1 for a in problem.allowed])
     total_imp = problem.importance(problem.full)
     groups = [
-        GroupWidth(
-            name=g.name,
-            full_width=g.full_width,
-            width=int(w),
-            kept=kept_indices(s, int(w)),
-            producers=list(g.producers),
-            consumers=list(g.consumers),
-            locked=g.locked,
-            importance_kept=float(c[w] / c[-1]) if c[-1] > 0 else 1.0,
-        )
+        group_width(g, int(w), s, float(c[w] / c[-1]) if c[-1] > 0 else 1.0)
         for g, w, s, c in zip(prep.groups, widths, prep.scores, problem.cum)
     ]
     align = alignment(wm.dtype)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpusim.errors import WavecutError
 from validation.readers import DataError
-from validation.score import GroupScore, _group, _spearman
+from validation.score import GroupScore, _group, headline, signed_error_pct
 
 # Precisions a row may name (gpusim.eager.PRECISIONS); timm's files write autocast as "amp_fp16".
 ROW_DTYPES = ("fp32", "fp32-strict", "tf32", "amp-fp16", "amp-bf16", "fp16", "bf16")
@@ -184,13 +184,12 @@ class ScoredNetworks:
     @property
     def error_pct(self) -> np.ndarray:
         """Signed error per row, percent of the measurement (positive: predicted too slow)."""
-        return (self.predicted_us - self.measured_us) / self.measured_us * 100.0
+        return signed_error_pct(self.predicted_us, self.measured_us)
 
 
 def summarize_networks(rows: list[NetworkRow], predicted_us: np.ndarray) -> NetworkSummary:
     """MAPE, median and p90 APE, Spearman, and the breakdown per device and per model family."""
-    measured = np.array([r.time_us for r in rows])
-    ape = np.abs(predicted_us - measured) / measured * 100.0
+    ape, overall = headline(predicted_us, np.array([r.time_us for r in rows]))
     by_device: dict[str, list[int]] = defaultdict(list)
     by_family: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
@@ -198,10 +197,7 @@ def summarize_networks(rows: list[NetworkRow], predicted_us: np.ndarray) -> Netw
         by_family[model_family(r.model)].append(i)
     return NetworkSummary(
         rows=len(rows),
-        mape=float(ape.mean()),
-        median_ape=float(np.median(ape)),
-        p90_ape=float(np.percentile(ape, 90)),
-        spearman=_spearman(predicted_us, measured),
+        **overall,
         by_device={k: _group(ape, v) for k, v in by_device.items()},
         by_family={k: _group(ape, v) for k, v in sorted(by_family.items())},
     )

@@ -76,8 +76,7 @@ class Scored:
     @property
     def error_pct(self) -> np.ndarray:
         """Signed error per row, percent of the measurement (positive: predicted too slow)."""
-        measured = self.measured_us
-        return (self.predicted_us - measured) / measured * 100.0
+        return signed_error_pct(self.predicted_us, self.measured_us)
 
 
 def unknown_device(timings: Timings, m: Measurement) -> DataError:
@@ -118,11 +117,26 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return None if np.isnan(rho) else rho
 
 
+def signed_error_pct(predicted_us: np.ndarray, measured_us: np.ndarray) -> np.ndarray:
+    """Signed error per row, percent of the measurement (positive: predicted too slow)."""
+    return (predicted_us - measured_us) / measured_us * 100.0
+
+
+def headline(predicted_us: np.ndarray, measured_us: np.ndarray) -> tuple[np.ndarray, dict[str, float | None]]:
+    """Absolute percentage error per row, and MAPE, median and p90 APE and Spearman over all rows."""
+    ape = np.abs(signed_error_pct(predicted_us, measured_us))
+    return ape, {
+        "mape": float(ape.mean()),
+        "median_ape": float(np.median(ape)),
+        "p90_ape": float(np.percentile(ape, 90)),
+        "spearman": _spearman(predicted_us, measured_us),
+    }
+
+
 def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.ndarray) -> Summary:
     """MAPE, median and p90 APE, Spearman, per-device and per-op breakdown, and grid agreement."""
     ms = timings.measurements
-    measured = np.array([m.latency_us for m in ms])
-    ape = np.abs(predicted_us - measured) / measured * 100.0
+    ape, overall = headline(predicted_us, np.array([m.latency_us for m in ms]))
     groups: dict[str, dict[str, list[int]]] = {k: defaultdict(list) for k in ("device", "op", "dtype", "timing")}
     for i, m in enumerate(ms):
         for key, value in (("device", m.device), ("op", m.op.kind), ("dtype", m.dtype), ("timing", m.timing)):
@@ -131,10 +145,7 @@ def summarize(timings: Timings, predicted_us: np.ndarray, predicted_grid: np.nda
     match = sum(int(predicted_grid[i]) == ms[i].grid for i in with_grid)
     return Summary(
         rows=len(ms),
-        mape=float(ape.mean()),
-        median_ape=float(np.median(ape)),
-        p90_ape=float(np.percentile(ape, 90)),
-        spearman=_spearman(predicted_us, measured),
+        **overall,
         **{f"by_{key}": {k: _group(ape, v) for k, v in g.items()} for key, g in groups.items()},
         grid_match=100.0 * match / len(with_grid) if with_grid else None,
         grid_rows=len(with_grid),
