@@ -44,9 +44,12 @@ class Precision:
 
 
 # PyTorch's names first, then every other gpusim dtype run as itself (fp16, bf16, int8, fp8, ...).
-PRECISIONS: tuple[str, ...] = ("fp32", "fp32-strict", "tf32", "amp-fp16", "amp-bf16") + tuple(
+AUTOCAST_PRECISIONS: tuple[str, ...] = ("amp-fp16", "amp-bf16")
+# One dtype per op class (no autocast casts): what the planner prices.
+PLAIN_PRECISIONS: tuple[str, ...] = ("fp32", "fp32-strict", "tf32") + tuple(
     d for d in DTYPE_BYTES if d not in ("fp32", "tf32")
 )
+PRECISIONS: tuple[str, ...] = PLAIN_PRECISIONS[:3] + AUTOCAST_PRECISIONS + PLAIN_PRECISIONS[3:]
 
 
 def resolve_precision(name: str, spec: GpuSpec, allow_tf32_matmul: bool = False) -> Precision:

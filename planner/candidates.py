@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import gpusim
-from gpusim.eager import predict_mixed, resolve_precision
+from gpusim.eager import PLAIN_PRECISIONS, predict_mixed, resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.ops import Conv2d, Linear, MemoryOp, Op
 from gpusim.predict import LoweredOps
@@ -85,8 +85,8 @@ class WidthModel:
         precision = resolve_precision(dtype, self.spec)
         if precision.autocast:
             raise WavecutError(
-                f"--dtype {dtype}: the planner prices one precision per op class (fp32, fp32-strict, tf32, fp16, "
-                "bf16, int8, fp8); autocast's casts are priced by 'wavecut predict' and 'validate networks' only"
+                f"--dtype {dtype}: the planner prices one precision per op class ({', '.join(PLAIN_PRECISIONS)}); "
+                "autocast's casts are priced by 'wavecut predict' and 'validate networks' only"
             )
         lowered = with_precision(network.graph, network.lowered(mode), precision, mode)
         self.names = [low.node for low in lowered]

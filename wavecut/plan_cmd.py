@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from gpusim.eager import PLAIN_PRECISIONS
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, DEFAULT_MODEL
 from wavecut.output import console, print_json
 from wavecut.predict_cmd import TRUST_HELP
@@ -30,7 +31,7 @@ def plan(
     gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
     budget: str = typer.Option("0.7", help="fraction of the unpruned predicted latency (0.7) or a time (2.5ms, 800us)"),
     batch: int = typer.Option(DEFAULT_BATCH, help="batch size"),
-    dtype: str = typer.Option(DEFAULT_DTYPE, help="fp32, tf32, fp16, bf16 or int8"),
+    dtype: str = typer.Option(DEFAULT_DTYPE, help=", ".join(PLAIN_PRECISIONS)),
     mode: str = typer.Option(DEFAULT_MODE, help="eager or fused"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help=INPUT_HELP),
     importance: str = typer.Option(

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import WavecutError
 from gpusim.kernels import kernel_table
 from gpusim.ops import Conv2d, Linear, Matmul, Op
@@ -80,7 +81,7 @@ def staircase(
     kernel: int = typer.Option(3, help="kernel size"),
     stride: int = typer.Option(1),
     padding: int = typer.Option(None, help="default: kernel // 2"),
-    dtype: str = typer.Option("fp16", help="fp32, tf32, fp16, bf16 or int8"),
+    dtype: str = typer.Option("fp16", help=", ".join(DTYPE_BYTES)),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list of points"),
     plot: Path = typer.Option(None, help="write a plot of the staircase (.png, .svg or .pdf)"),
 ) -> None:
