@@ -52,6 +52,14 @@ PLAIN_PRECISIONS: tuple[str, ...] = ("fp32", "fp32-strict", "tf32") + tuple(
 PRECISIONS: tuple[str, ...] = PLAIN_PRECISIONS[:3] + AUTOCAST_PRECISIONS + PLAIN_PRECISIONS[3:]
 
 
+def check_plain_precision(name: str, where: str = "--dtype") -> str:
+    """`name` if it is one precision per op class (what the planner, sweeps and latency tables price), else a
+    one-line OpError listing them (autocast's casts do not scale with channel widths)."""
+    if name not in PLAIN_PRECISIONS:
+        raise OpError(f"{where}: {name!r} is not one of {', '.join(PLAIN_PRECISIONS)} (one precision per op class)")
+    return name
+
+
 def resolve_precision(name: str, spec: GpuSpec, allow_tf32_matmul: bool = False) -> Precision:
     """The dtypes PyTorch runs each class of op in for precision `name` on `spec` (see the module doc)."""
     if name not in PRECISIONS:

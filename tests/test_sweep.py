@@ -133,3 +133,20 @@ def test_latency_table_rows_are_step_edges_priced_as_the_pruned_model(tmp_path) 
     assert len(lines) == 1 + sum(len(t.widths) for t in table.groups)
     every8 = latency_table(net, groups, Setting("a100"), tuple(SHAPE), step=8)
     assert every8.groups[0].widths == list(range(8, 65, 8)) and every8.candidates == "every 8 channels"
+
+
+def test_latency_tables_and_sweeps_take_every_plain_precision_and_refuse_autocast(tmp_path) -> None:
+    from planner.lut import latency_table
+
+    net, groups = traced("resnet18", tuple(SHAPE))
+    strict = latency_table(net, groups, Setting("a100", dtype="fp32-strict"), tuple(SHAPE))
+    # PyTorch's fp32 runs convs in TF32 on an A100; fp32-strict does not, so it is slower
+    assert strict.full_latency_us == net.predict("a100", dtype="fp32-strict").total_us
+    assert strict.full_latency_us > net.predict("a100", dtype="fp32").total_us
+    assert net.predict_many([Setting("a100", dtype="fp32-strict")])[0, 0] == pytest.approx(strict.full_latency_us)
+    out = run_cli("lut", "resnet18", "--gpu", "a100", "--dtype", "amp-fp16", "--out", str(tmp_path / "l.json"))
+    assert out.returncode == 2 and not (tmp_path / "l.json").exists()
+    assert out.stderr.strip().splitlines() == [
+        "wavecut: error: --dtype: 'amp-fp16' is not one of fp32, fp32-strict, tf32, fp16, bf16, int8, fp8 "
+        "(one precision per op class)"
+    ]

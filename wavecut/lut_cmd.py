@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from gpusim.dtypes import DTYPE_BYTES, check_dtype
+from gpusim.eager import PLAIN_PRECISIONS, check_plain_precision
 from gpusim.spec import load_spec
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from wavecut.output import console
@@ -18,7 +18,7 @@ def lut(
     model: str = typer.Argument(..., help="torchvision name, package.module:factory, or a torch.save file"),
     gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
     batch: int = typer.Option(DEFAULT_BATCH, help="batch size"),
-    dtype: str = typer.Option(DEFAULT_DTYPE, help=", ".join(DTYPE_BYTES)),
+    dtype: str = typer.Option(DEFAULT_DTYPE, help=", ".join(PLAIN_PRECISIONS)),
     mode: str = typer.Option(DEFAULT_MODE, help="eager (one kernel per PyTorch op) or fused (conv+BN+act+add)"),
     input_shape: str = typer.Option("x".join(map(str, DEFAULT_INPUT)), "--input", help="input shape without batch"),
     step: int = typer.Option(None, "--step", help="every N channels from the minimum width (default: step edges)"),
@@ -27,7 +27,7 @@ def lut(
     """Write a latency lookup table: per channel group, the network latency at each candidate width, others full."""
     shape = parse_input(input_shape)
     check_mode(mode)
-    check_dtype(dtype)
+    check_plain_precision(dtype)
     load_spec(gpu)
     from planner.lut import check_out, latency_table
 
