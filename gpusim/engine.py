@@ -23,7 +23,7 @@ from gpusim.occupancy import blocks_per_sm
 
 # What a kernel is launched for (bit mask): the library's kernel lists differ per use.
 USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
-USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, split only when skinny
 USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
 USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
 USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
@@ -150,6 +150,7 @@ PREFERENCE_MARGIN = 0.10
 # is at least SKINNY_SPLIT_MIN_K (the skinny, very deep GEMMs the recorded kernel lists never cover).
 SKINNY_SPLIT_FILL = 4
 SKINNY_SPLIT_MIN_K = 8192
+SKINNY_SPLIT_USES = USE_LINEAR | USE_BATCHED  # the cuBLAS GEMMs that get it (cuDNN's convs are priced as they run)
 
 
 @njit(cache=True)
@@ -409,8 +410,12 @@ def _gemm_select(
             # a kernel the library never splits still gets split-K where its tiles alone would leave
             # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or
             # stream-K path for such shapes, and no library runs a K = 500,000 GEMM as 4 CTAs
+            # (torch.bmm's strided-batched GEMM too: cuBLASLt splits K of batched GEMMs, and a batch-1 bmm is
+            # one GEMM; priced as its tiles alone, a 256x256x500,000 bmm was 21x slower than the same nn.Linear)
             skinny = tiles_mn * SKINNY_SPLIT_FILL <= sms and k[i] >= SKINNY_SPLIT_MIN_K
-            can_split = allow_split and (tiles[j, T_SPLIT] == 1 or skinny) and use[i] == USE_LINEAR
+            can_split = allow_split and (
+                (tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR) or (skinny and (use[i] & SKINNY_SPLIT_USES) != 0)
+            )
             intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             for s in SPLIT_OPTIONS:

@@ -100,6 +100,12 @@ def test_split_k_and_gemv_paths_exist_on_every_kernel_table():
         for dtype in ("fp32", "fp16"):
             launch = gpusim.predict([deep], gpu, dtype).main_launches()[0]
             assert launch.grid >= 20 and (launch.split_k > 1 or "sliced" in launch.kernel), (gpu, dtype, launch)
+    # torch.bmm of the same skinny, very deep GEMM splits K too, instead of 4 CTAs 21x slower than the Linear
+    bmm, linear = gpusim.Matmul(1, 256, 256, 500_000), gpusim.Linear(256, 500_000, 256)
+    for gpu in ("gtx1080ti", "a100", "h100-sxm", "b200"):
+        launch = gpusim.predict([bmm], gpu, "fp32").main_launches()[0]
+        assert launch.split_k > 1 and launch.grid >= 20, (gpu, launch)
+        assert gpusim.predict([bmm], gpu, "fp32").total_us < 2 * gpusim.predict([linear], gpu, "fp32").total_us
     # batch 1: the weights stream once (GEMV) on Blackwell too
     assert gpusim.predict([gpusim.Linear(1, 4096, 4096)], "b200", "fp32").main_launches()[0].algorithm == "gemv"
 
