@@ -45,6 +45,7 @@ TILE_COLUMNS: tuple[str, ...] = (
     "cluster_m",  # CTAs of a thread-block cluster along the grid's x (M tiles)
     "cluster_n",  # ... and y (N tiles)
     "operand_rows",  # operand rows a CTA loads per K step (BM + BN, or BM + BN/2 for a 2-SM MMA)
+    "persistent",  # 1: a persistent tile scheduler launches at most one wave of CTAs that loop over the tiles
 )
 (
     T_BM,
@@ -61,6 +62,7 @@ TILE_COLUMNS: tuple[str, ...] = (
     T_CLUSTER_M,
     T_CLUSTER_N,
     T_OPERAND_ROWS,
+    T_PERSISTENT,
 ) = (TILE_COLUMNS.index(c) for c in TILE_COLUMNS)
 # Columns of the float64 per-GPU vector (built by gpusim.predict.device_vector with these names).
 DEVICE_COLUMNS: tuple[str, ...] = (
@@ -440,7 +442,9 @@ def _gemm_select(
                     score = t * (1.0 + PREFERENCE_MARGIN)
                 if score < best_score[i]:
                     best_score[i] = score
-                    out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, grid, b
+                    # a persistent kernel's grid is one wave of CTAs; its time is the same tile waves
+                    launched = min(grid, wave_sms * b) if tiles[j, T_PERSISTENT] else grid
+                    out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, launched, b
                     out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
         j = out_tile[i]
         if use[i] == USE_LINEAR and tiles[j, T_TENSOR] == 0 and out_b[i] > 0:  # CUDA-core cuBLAS "tn" GEMM

@@ -63,6 +63,10 @@ class TileDescription:
     # 2*BM x BN tile, each CTA loads its BM rows of A and half of B)
     b_split: int = 1
     tmem_accumulators: bool = False  # sm100: accumulators in tensor memory, not registers
+    # CUTLASS 3 kernels (sm90/sm100) default to a persistent tile scheduler (generator.py's
+    # CreateGemmUniversal3xOperator: tile_schedulers = [TileSchedulerType.Persistent]): the grid is at most
+    # the CTAs that fit at once, each looping over output tiles, so the recorded grid is not the tile count
+    persistent: bool = False
 
     def bk(self, dtype: str) -> int:
         """K depth of one main-loop step for dtype."""
@@ -178,7 +182,9 @@ del L, B, W, C, F
 def _hopper(bm: int, bn: int, stages: int, cluster: tuple[int, int]) -> TileDescription:
     # warp-specialized: one producer warp group (TMA) plus one consumer warp group per 64 rows, at most 2
     threads = 128 * (1 + min(2, bm // 64))
-    return TileDescription("tensorop", bm, bn, threads, stages, 90, 99, style="xmma", k_bytes=128, cluster=cluster)
+    return TileDescription(
+        "tensorop", bm, bn, threads, stages, 90, 99, style="xmma", k_bytes=128, cluster=cluster, persistent=True
+    )
 
 
 def _blackwell(bm: int, bn: int, stages: int, cluster: tuple[int, int], b_split: int = 1) -> TileDescription:
@@ -196,6 +202,7 @@ def _blackwell(bm: int, bn: int, stages: int, cluster: tuple[int, int], b_split:
         cluster=cluster,
         b_split=b_split,
         tmem_accumulators=True,
+        persistent=True,
     )
 
 
@@ -311,6 +318,7 @@ def _row(t: TileDescription, staged: str, tensor: bool) -> dict[str, int]:
         "cluster_m": t.cluster[0],
         "cluster_n": t.cluster[1],
         "operand_rows": t.operand_rows(),
+        "persistent": int(t.persistent),
     }
 
 

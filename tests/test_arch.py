@@ -57,7 +57,9 @@ def test_b200_runs_its_own_tcgen05_table_without_a_fallback():
         assert pred.fallback is None and pred.launches[0].kernel.startswith(prefix)
     # the big GEMM takes a 2-SM MMA tile: a CTA pair on a 2x1 cluster, 256 x 256 per pair
     big = gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, "bf16").launches[0]
-    assert "tilesize256x256x64_cluster2x1x1_2sm" in big.kernel and big.grid == 8192 // 128 * 8192 // 256
+    # persistent (CUTLASS 3's default tile scheduler): one CTA per SM, looping over the 64 x 32 tiles
+    assert "tilesize256x256x64_cluster2x1x1_2sm" in big.kernel and big.grid == 148
+    assert big.waves == -(-(8192 // 128) * (8192 // 256) // 148)
     # fp8 runs twice the fp16 rate: a large GEMM is predicted nearly twice as fast
     t8, t16 = (gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, d).total_us for d in ("fp8", "fp16"))
     assert 1.8 < t16 / t8 < 2.05
@@ -69,6 +71,8 @@ def test_hopper_big_tiles_run_one_cta_per_sm():
     launch = gpusim.predict(gpusim.Linear(8192, 8192, 8192), "h100-sxm", "fp16").launches[0]
     assert launch.ctas_per_sm == 1 and launch.threads == 384  # producer + 2 consumer warp groups
     assert launch.kernel.startswith("sm90_xmma_gemm_fp16_tilesize")
+    # a persistent grid: the 132 SMs' worth of CTAs, each looping over its share of the 2,048 tiles
+    assert launch.grid == 132 and launch.waves == -(-2048 // 132)
 
 
 def _cluster_rows(gpu: str, dtype: str, bm: int, bn: int):
