@@ -16,9 +16,6 @@ import numpy as np
 
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.engine import (
-    T_REGS,
-    T_SMEM,
-    T_THREADS,
     TILE_COLUMNS,
     USE_ANY,
     USE_BATCHED,
@@ -28,7 +25,6 @@ from gpusim.engine import (
     USE_WINOGRAD,
 )
 from gpusim.errors import SpecError
-from gpusim.occupancy import blocks_per_sm, limits_vector
 from gpusim.spec import GpuSpec
 
 __all__ = ["USE_BATCHED", "USE_CONV", "USE_FUSED_WINOGRAD", "USE_LINEAR", "USE_WINOGRAD", "KernelTable"]
@@ -132,13 +128,6 @@ def _simt(
     return TileDescription("simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style)
 
 
-_USE_NAMES = {
-    USE_LINEAR: "nn.Linear GEMM",
-    USE_BATCHED: "batched GEMM",
-    USE_WINOGRAD: "Winograd GEMM",
-    USE_CONV: "implicit-GEMM conv",
-    USE_FUSED_WINOGRAD: "fused Winograd",
-}
 L, B, W, C, F = USE_LINEAR, USE_BATCHED, USE_WINOGRAD, USE_CONV, USE_FUSED_WINOGRAD
 # CUDA-core (FP32) kernels per compute capability, as cuBLAS 12.1 / cuDNN 8.9 launch them: the
 # names, threads and uses are those recorded in ../shared/data/measured/neusight (Kernel Name,
@@ -351,17 +340,7 @@ def gemm_tiles(spec: GpuSpec, dtype: str) -> tuple[tuple[TileDescription, ...], 
     table = kernel_table(spec)
     tensor = spec.uses_tensor_cores(dtype)
     tiles, array = _tile_table(table.cc, tensor, dtype)
-    unit = "tensor-core" if tensor else "CUDA-core"
     if not tiles:
+        unit = "tensor-core" if tensor else "CUDA-core"
         raise SpecError(f"{spec.path}: kernel table sm_{table.cc} has no {unit} GEMM kernels for {dtype}")
-    limits = limits_vector(spec)
-    runs = [blocks_per_sm(limits, int(r[T_THREADS]), int(r[T_REGS]), int(r[T_SMEM]))[0] > 0 for r in array]
-    for use, label in _USE_NAMES.items():  # every use the table serves needs a kernel that fits this SM
-        if any(t.uses & use for t in tiles) and not any(ok and t.uses & use for ok, t in zip(runs, tiles)):
-            need = min(int(r[T_SMEM]) for r, t in zip(array, tiles) if t.uses & use)
-            raise SpecError(
-                f"{spec.path}: no {unit} {label} kernel of table sm_{table.cc} fits one SM for {dtype} "
-                f"(the smallest needs {need} B of shared memory, max_shared_memory_per_block is "
-                f"{spec.limits.max_shared_memory_per_block})"
-            )
     return tiles, array
