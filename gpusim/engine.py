@@ -23,7 +23,7 @@ from gpusim.occupancy import blocks_per_sm
 
 # What a kernel is launched for (bit mask): the library's kernel lists differ per use.
 USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
-USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, never split
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, split only when skinny
 USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
 USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
 USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
@@ -42,10 +42,28 @@ TILE_COLUMNS: tuple[str, ...] = (
     "uses",
     "split_k",
     "default",
+    "cluster_m",  # CTAs of a thread-block cluster along the grid's x (M tiles)
+    "cluster_n",  # ... and y (N tiles)
+    "operand_rows",  # operand rows a CTA loads per K step (BM + BN, or BM + BN/2 for a 2-SM MMA)
+    "persistent",  # 1: a persistent tile scheduler launches at most one wave of CTAs that loop over the tiles
 )
-T_BM, T_BN, T_BK, T_THREADS, T_REGS, T_SMEM, T_SLICES, T_TENSOR, T_USES, T_SPLIT, T_DEFAULT = (
-    TILE_COLUMNS.index(c) for c in TILE_COLUMNS
-)
+(
+    T_BM,
+    T_BN,
+    T_BK,
+    T_THREADS,
+    T_REGS,
+    T_SMEM,
+    T_SLICES,
+    T_TENSOR,
+    T_USES,
+    T_SPLIT,
+    T_DEFAULT,
+    T_CLUSTER_M,
+    T_CLUSTER_N,
+    T_OPERAND_ROWS,
+    T_PERSISTENT,
+) = (TILE_COLUMNS.index(c) for c in TILE_COLUMNS)
 # Columns of the float64 per-GPU vector (built by gpusim.predict.device_vector with these names).
 DEVICE_COLUMNS: tuple[str, ...] = (
     "sms",  # streaming multiprocessors
@@ -134,6 +152,7 @@ PREFERENCE_MARGIN = 0.10
 # is at least SKINNY_SPLIT_MIN_K (the skinny, very deep GEMMs the recorded kernel lists never cover).
 SKINNY_SPLIT_FILL = 4
 SKINNY_SPLIT_MIN_K = 8192
+SKINNY_SPLIT_USES = USE_LINEAR | USE_BATCHED  # the cuBLAS GEMMs that get it (cuDNN's convs are priced as they run)
 
 
 @njit(cache=True)
@@ -382,13 +401,24 @@ def _gemm_select(
                 continue
             if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
-            tiles_mn = ((m[i] + bm - 1) // bm) * ((n[i] + bn - 1) // bn) * batch[i]
+            # a cluster launch rounds the grid up to whole clusters (a 2x1 cluster makes x even), and the
+            # CTAs of a cluster are co-scheduled: a wave holds whole clusters only, so the SMs it can
+            # fill round down to a multiple of the cluster size (GPC boundaries are not in the spec files)
+            cm, cn = tiles[j, T_CLUSTER_M], tiles[j, T_CLUSTER_N]
+            gx = ((m[i] + bm - 1) // bm + cm - 1) // cm * cm
+            gy = ((n[i] + bn - 1) // bn + cn - 1) // cn * cn
+            tiles_mn = gx * gy * batch[i]
+            wave_sms = sms - sms % (cm * cn)
             # a kernel the library never splits still gets split-K where its tiles alone would leave
             # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or
             # stream-K path for such shapes, and no library runs a K = 500,000 GEMM as 4 CTAs
+            # (torch.bmm's strided-batched GEMM too: cuBLASLt splits K of batched GEMMs, and a batch-1 bmm is
+            # one GEMM; priced as its tiles alone, a 256x256x500,000 bmm was 21x slower than the same nn.Linear)
             skinny = tiles_mn * SKINNY_SPLIT_FILL <= sms and k[i] >= SKINNY_SPLIT_MIN_K
-            can_split = allow_split and (tiles[j, T_SPLIT] == 1 or skinny) and use[i] == USE_LINEAR
-            intensity = 2.0 * bm * bn / (bm + bn)
+            can_split = allow_split and (
+                (tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR) or (skinny and (use[i] & SKINNY_SPLIT_USES) != 0)
+            )
+            intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
@@ -402,7 +432,7 @@ def _gemm_select(
                 # the tiles' operand traffic is served by L2 and not priced (docs/architecture.md): DRAM
                 # enters as the compulsory-traffic floor and, for linear GEMMs, the operand strips
                 waves, tail, busy = resident_waves(
-                    grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, sms, consts
+                    grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, wave_sms, consts
                 )
                 t = max(busy, tensor_floor_us if tensor else simt_floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
@@ -412,7 +442,9 @@ def _gemm_select(
                     score = t * (1.0 + PREFERENCE_MARGIN)
                 if score < best_score[i]:
                     best_score[i] = score
-                    out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, grid, b
+                    # a persistent kernel's grid is one wave of CTAs; its time is the same tile waves
+                    launched = min(grid, wave_sms * b) if tiles[j, T_PERSISTENT] else grid
+                    out_tile[i], out_split[i], out_grid[i], out_b[i] = j, s, launched, b
                     out_lim[i], out_waves[i], out_tail[i], out_time[i] = lim, waves, tail, t
         j = out_tile[i]
         if use[i] == USE_LINEAR and tiles[j, T_TENSOR] == 0 and out_b[i] > 0:  # CUDA-core cuBLAS "tn" GEMM

@@ -29,7 +29,9 @@ from gpusim.spec import GpuSpec
 
 __all__ = ["USE_BATCHED", "USE_CONV", "USE_FUSED_WINOGRAD", "USE_LINEAR", "USE_WINOGRAD", "KernelTable"]
 
-# Tensor-op tiles load K in 64-byte slabs; their BK is 64 bytes / element size.
+# Tensor-op tiles load K in slabs of this many bytes (BK = bytes / element size): 64 for the mma.sync
+# tiles of sm70-sm89 (CUTLASS GenerateSM80_TensorOp_16816: K = 32 fp16), 128 for the WGMMA and tcgen05
+# tiles of sm90/sm100 (GenerateSM90_TensorOp_16b_WGMMA_gemm: K = 4 x the instruction's 16 = 64 fp16).
 _TENSOR_K_BYTES = 64
 # The newest rows run on every later compute capability, as CUTLASS's generator writes max_cc = 1024.
 OPEN_CC = 1024
@@ -51,19 +53,37 @@ class TileDescription:
     uses: int = USE_ANY
     split_k: bool = True  # the library may launch it with split-K (grid z > 1) for linear GEMMs
     default: bool = False  # the library's default kernel for its uses: others must be clearly faster
-    style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "scudnn", "scudnn_winograd"
+    style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "scudnn",
+    # "scudnn_winograd", "xmma" (cuBLAS's sm90+ names: tile size and cluster shape)
+    k_bytes: int = _TENSOR_K_BYTES  # tensor-op tiles: bytes of K per main-loop step
+    # thread-block cluster (CTAs along the grid's x = M tiles, y = N tiles): the grid rounds up to whole
+    # clusters, and a cluster's CTAs run at the same time (engine: whole clusters per wave)
+    cluster: tuple[int, int] = (1, 1)
+    # CTAs that share one MMA's B operand: 2 for Blackwell's 2-SM tcgen05 MMA (a CTA pair computes a
+    # 2*BM x BN tile, each CTA loads its BM rows of A and half of B)
+    b_split: int = 1
+    tmem_accumulators: bool = False  # sm100: accumulators in tensor memory, not registers
+    # CUTLASS 3 kernels (sm90/sm100) default to a persistent tile scheduler (generator.py's
+    # CreateGemmUniversal3xOperator: tile_schedulers = [TileSchedulerType.Persistent]): the grid is at most
+    # the CTAs that fit at once, each looping over output tiles, so the recorded grid is not the tile count
+    persistent: bool = False
 
     def bk(self, dtype: str) -> int:
         """K depth of one main-loop step for dtype."""
-        return self.bk_simt if self.math == "simt" else _TENSOR_K_BYTES // DTYPE_BYTES[dtype]
+        return self.bk_simt if self.math == "simt" else self.k_bytes // DTYPE_BYTES[dtype]
+
+    def operand_rows(self) -> int:
+        """Operand rows one CTA loads per K step: its BM rows of A and its share of B's BN."""
+        return self.bm + self.bn // self.b_split
 
     def shared_memory(self, dtype: str) -> int:
-        """Shared memory per CTA in bytes: stages x (A tile + B tile) x element size x K slices."""
-        return self.stages * (self.bm + self.bn) * self.bk(dtype) * DTYPE_BYTES[dtype] * self.k_slices
+        """Shared memory per CTA in bytes: stages x (A tile + B share) x element size x K slices."""
+        return self.stages * self.operand_rows() * self.bk(dtype) * DTYPE_BYTES[dtype] * self.k_slices
 
     def registers(self) -> int:
-        """Registers per thread: fp32 accumulators per thread plus addressing and staging (~56), at most 255."""
-        accumulators = self.bm * self.bn * self.k_slices // self.threads
+        """Registers per thread: fp32 accumulators per thread (none where they live in tensor memory) plus
+        addressing and staging (~56), at most 255."""
+        accumulators = 0 if self.tmem_accumulators else self.bm * self.bn * self.k_slices // self.threads
         return min(255, accumulators + 56)
 
     def name(self, spec: GpuSpec, dtype: str, layout: str = "") -> str:
@@ -81,6 +101,13 @@ class TileDescription:
         if self.math == "simt":
             return f"{prefix}_sgemm_{self.bm}x{self.bn}{sliced}{tail}"
         instr = spec.arch.tensor_cores[dtype].instruction
+        if self.style == "xmma":
+            m, (cm, cn) = self.bm * self.b_split, self.cluster
+            pair = "_2sm" if self.b_split > 1 else ""
+            return (
+                f"{spec.arch.kernel_prefix.tensorop}_xmma_gemm_{dtype}_tilesize{m}x{self.bn}x{self.bk(dtype)}"
+                f"_cluster{cm}x{cn}x1{pair}{tail}"
+            )
         return (
             f"{spec.arch.kernel_prefix.tensorop}_{instr}gemm_{self.bm}x{self.bn}_{self.bk(dtype)}x{self.stages}{tail}"
         )
@@ -151,10 +178,41 @@ _SIMT = [
 ]
 del L, B, W, C, F
 
-# Tensor-core tiles (CUTLASS defaults; GPU_FACTS.md "Kernels"): 2 stages before SM80, multistage after.
+
+def _hopper(bm: int, bn: int, stages: int, cluster: tuple[int, int]) -> TileDescription:
+    # warp-specialized: one producer warp group (TMA) plus one consumer warp group per 64 rows, at most 2
+    threads = 128 * (1 + min(2, bm // 64))
+    return TileDescription(
+        "tensorop", bm, bn, threads, stages, 90, 99, style="xmma", k_bytes=128, cluster=cluster, persistent=True
+    )
+
+
+def _blackwell(bm: int, bn: int, stages: int, cluster: tuple[int, int], b_split: int = 1) -> TileDescription:
+    # one TMA warp, one MMA warp and four epilogue warps (+2), accumulators in tensor memory
+    return TileDescription(
+        "tensorop",
+        bm,
+        bn,
+        256,
+        stages,
+        100,
+        OPEN_CC,
+        style="xmma",
+        k_bytes=128,
+        cluster=cluster,
+        b_split=b_split,
+        tmem_accumulators=True,
+        persistent=True,
+    )
+
+
+# Tensor-core tiles per architecture, from CUTLASS's kernel generator (NVIDIA/cutlass
+# python/cutlass_library/generator.py), the tile shapes cuBLAS's own kernel names also show:
 _TENSOR = [
+    # sm70/sm75 (mma.sync m8n8k4 / m16n8k8, 2 stages): GenerateSM70_TensorOp_884 / GenerateSM75_TensorOp_1688
+    # tile lists (256x128, 128x256, 128x128, 128x64, 64x128, 64x64 at K = 32 fp16).
     *(
-        TileDescription("tensorop", bm, bn, t, 2, 70, 79)  # sm70 and sm75 (2 stages)
+        TileDescription("tensorop", bm, bn, t, 2, 70, 79)
         for bm, bn, t in (
             (256, 128, 256),
             (128, 256, 256),
@@ -164,8 +222,12 @@ _TENSOR = [
             (64, 64, 128),
         )
     ),
+    # sm80-sm89 (mma.sync m16n8k16, multistage cp.async): GenerateSM80_TensorOp_16816's K = 32 tiles, which
+    # the generator writes with max_cc = 1024, so sm86/sm87/sm89 run them too (their 64-deep twins carry
+    # max_cc_smem_limited = 80: they need more than sm86/89's 100 KB of shared memory); sm89's FP8 tiles
+    # (GenerateSM89_TensorOp_16832_fp8) have the same shapes at K = 64 fp8.
     *(
-        TileDescription("tensorop", bm, bn, t, s, 80, 89)  # sm80 multistage
+        TileDescription("tensorop", bm, bn, t, s, 80, 89)
         for bm, bn, t, s in (
             (256, 128, 256, 3),
             (128, 256, 256, 3),
@@ -175,17 +237,33 @@ _TENSOR = [
             (64, 64, 128, 10),
         )
     ),
-    *(
-        TileDescription("tensorop", bm, bn, t, s, 90, OPEN_CC)
-        for bm, bn, t, s in (
-            (256, 128, 256, 4),
-            (128, 256, 256, 4),
-            (128, 128, 256, 4),
-            (128, 64, 128, 6),
-            (64, 128, 128, 6),
-            (64, 64, 128, 8),
-        )
-    ),
+    # sm90 (Hopper, wgmma.mma_async m64nNk16, TMA, warp-specialized): GenerateSM90_TensorOp_16b_WGMMA_gemm's
+    # tiles for the 64x64x16 and 64x128x16 instructions with their cluster shapes (small 64x64x64 1x1 and
+    # 64x128x64 1x1 / 2x1, medium 128x128x64 2x1 / 1x2, large 256x128x64 and 128x256x64 2x1 / 1x2),
+    # K = 128 bytes (64 fp16, 32 tf32, 128 fp8). Stages fill the 227 KB of shared memory as CUTLASS's
+    # StageCountAutoCarveout does (less a ~32 KB epilogue), so every tile runs one CTA per SM.
+    _hopper(64, 64, 12, (1, 1)),
+    _hopper(64, 128, 8, (1, 1)),
+    _hopper(64, 128, 8, (2, 1)),
+    _hopper(128, 128, 6, (2, 1)),
+    _hopper(128, 128, 6, (1, 2)),
+    _hopper(256, 128, 4, (2, 1)),
+    _hopper(256, 128, 4, (1, 2)),
+    _hopper(128, 256, 4, (2, 1)),
+    _hopper(128, 256, 4, (1, 2)),
+    # sm100 (Blackwell, tcgen05.mma, accumulators in tensor memory): GenerateSM100_TensorOp_16b_UMMA_gemm's
+    # 1-SM MMA tiles (tcgen05 M = 64 or 128, N up to 256: 64x64, 64x128, 128x64, 128x128, 128x256; clusters
+    # 1x1, 2x1) and 2-SM MMA tiles 256x128 / 256x256 (a CTA pair on a 2x1 cluster, each CTA 128 rows and
+    # half of B), K = 128 bytes; stages fill 227 KB as on sm90.
+    _blackwell(64, 64, 12, (1, 1)),
+    _blackwell(64, 128, 8, (1, 1)),
+    _blackwell(128, 64, 8, (1, 1)),
+    _blackwell(128, 128, 6, (1, 1)),
+    _blackwell(128, 256, 4, (1, 1)),
+    _blackwell(128, 128, 6, (2, 1)),
+    _blackwell(128, 256, 4, (2, 1)),
+    _blackwell(128, 128, 8, (2, 1), b_split=2),
+    _blackwell(128, 256, 6, (2, 1), b_split=2),
 ]
 
 # The kernel tables the catalogue has rows for (compute capability x10): the first table of each row.
@@ -237,6 +315,10 @@ def _row(t: TileDescription, staged: str, tensor: bool) -> dict[str, int]:
         "uses": t.uses,
         "split_k": int(t.split_k),
         "default": int(t.default),
+        "cluster_m": t.cluster[0],
+        "cluster_n": t.cluster[1],
+        "operand_rows": t.operand_rows(),
+        "persistent": int(t.persistent),
     }
 
 

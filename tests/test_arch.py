@@ -27,7 +27,9 @@ from tests.conftest import REPO, run_cli
         ("t4", "int8", "turing_i8816gemm_"),
         ("a100", "tf32", "ampere_s1688gemm_"),
         ("a100", "bf16", "ampere_bf16816gemm_"),
-        ("h100", "tf32", "sm90_s16816gemm_"),
+        ("h100", "tf32", "sm90_xmma_gemm_tf32_tilesize"),  # WGMMA tiles (CUTLASS GenerateSM90_*)
+        ("b200", "bf16", "sm100_xmma_gemm_bf16_tilesize"),  # tcgen05 tiles (CUTLASS GenerateSM100_*)
+        ("rtx5090", "fp16", "sm120_h16816gemm_"),  # no wgmma/tcgen05 on sm_120: sm_80's mma.sync tiles
         ("l4", "fp8", "ampere_e16832gemm_"),  # sm_89 runs sm_80's table, plus FP8 MMA
         ("t4", "fp32", "volta_sgemm_"),  # Turing's cuBLAS runs volta_* SIMT kernels (recorded names)
     ],
@@ -44,19 +46,88 @@ def test_every_shipped_compute_capability_has_its_facts():
         assert arch.fp32_lanes_per_sm in (64, 128) and arch.kernel_table <= int(path.stem[3:])
 
 
-def test_b200_falls_back_to_the_nearest_older_kernel_table_and_says_so():
+def test_b200_runs_its_own_tcgen05_table_without_a_fallback():
     b200 = gpusim.load_spec("b200")
     # 2.25 PFLOPS dense FP16 per GPU (DGX B200 datasheet: 36 PF sparse / 8) at the clock the peak assumes
     assert b200.peak_flops_per_us("fp16") == pytest.approx(2.25e9, rel=0.005)
     table = kernel_table(b200)
-    assert table.cc == 90 and "sm_100" in table.fallback and "sm_90" in table.fallback
-    for dtype in ("fp8", "bf16", "fp32"):
+    assert table.cc == 100 and table.fallback is None
+    for dtype, prefix in (("fp8", "sm100_xmma_gemm_fp8_"), ("bf16", "sm100_xmma_gemm_bf16_"), ("fp32", "sm100_sgemm")):
         pred = gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, dtype)
-        assert pred.fallback == table.fallback and pred.launches[0].kernel.startswith("sm100_")
+        assert pred.fallback is None and pred.launches[0].kernel.startswith(prefix)
+    # the big GEMM takes a 2-SM MMA tile: a CTA pair on a 2x1 cluster, 256 x 256 per pair
+    big = gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, "bf16").launches[0]
+    # persistent (CUTLASS 3's default tile scheduler): one CTA per SM, looping over the 64 x 32 tiles
+    assert "tilesize256x256x64_cluster2x1x1_2sm" in big.kernel and big.grid == 148
+    assert big.waves == -(-(8192 // 128) * (8192 // 256) // 148)
     # fp8 runs twice the fp16 rate: a large GEMM is predicted nearly twice as fast
     t8, t16 = (gpusim.predict(gpusim.Linear(8192, 8192, 8192), b200, d).total_us for d in ("fp8", "fp16"))
     assert 1.8 < t16 / t8 < 2.05
     assert gpusim.predict(gpusim.Linear(64, 64, 64), "a100", "fp16").fallback is None
+
+
+def test_hopper_big_tiles_run_one_cta_per_sm():
+    # 128x256x64 fp16 in 4 stages: 4 x (128 + 256) x 64 x 2 B = 192 KB of the 227 KB an SM has
+    launch = gpusim.predict(gpusim.Linear(8192, 8192, 8192), "h100-sxm", "fp16").launches[0]
+    assert launch.ctas_per_sm == 1 and launch.threads == 384  # producer + 2 consumer warp groups
+    assert launch.kernel.startswith("sm90_xmma_gemm_fp16_tilesize")
+    # a persistent grid: the 132 SMs' worth of CTAs, each looping over its share of the 2,048 tiles
+    assert launch.grid == 132 and launch.waves == -(-2048 // 132)
+
+
+def _cluster_rows(gpu: str, dtype: str, bm: int, bn: int):
+    """Engine inputs of gpu restricted to the bm x bn rows, and those rows' cluster shapes."""
+    table, limits, device, consts = engine_inputs(gpusim.load_spec(gpu), dtype)
+    col = {c: i for i, c in enumerate(TILE_COLUMNS)}
+    rows = table[(table[:, col["bm"]] == bm) & (table[:, col["bn"]] == bn)]
+    return rows, limits, device, consts, [(r[col["cluster_m"]], r[col["cluster_n"]]) for r in rows]
+
+
+def test_a_cluster_rounds_the_grid_up_to_whole_clusters():
+    rows, limits, device, consts, clusters = _cluster_rows("h100-sxm", "fp16", 128, 128)
+    assert sorted(clusters) == [(1, 2), (2, 1)]
+    one = np.ones(1, np.int64)
+    m, n = np.array([3 * 128]), np.array([3 * 128])  # 3 x 3 output tiles
+    for row, (cm, _cn) in zip(rows, clusters):
+        out = gemm_select(
+            m, n, np.array([4096]), one, np.zeros(1), np.ones(1), 2, row[None, :], limits, device, consts, False
+        )
+        # 2x1: x rounds 3 -> 4, y stays 3; 1x2: y rounds 3 -> 4
+        assert out.grid[0] == (4 * 3 if cm == 2 else 3 * 4)
+
+
+def test_split_k_and_gemv_paths_exist_on_every_kernel_table():
+    # K = 500,000 with 256 x 256 outputs on every architecture: split-K (or an in-CTA sliced-K kernel
+    # with enough CTAs), never the 4 CTAs of a 128x128 tile alone
+    deep = gpusim.Linear(256, 500_000, 256)
+    for gpu in ("p100", "gtx1080ti", "v100", "t4", "a100", "l4", "h100-sxm", "b200", "rtx5090"):
+        for dtype in ("fp32", "fp16"):
+            launch = gpusim.predict([deep], gpu, dtype).main_launches()[0]
+            assert launch.grid >= 20 and (launch.split_k > 1 or "sliced" in launch.kernel), (gpu, dtype, launch)
+    # torch.bmm of the same skinny, very deep GEMM splits K too, instead of 4 CTAs 21x slower than the Linear
+    bmm, linear = gpusim.Matmul(1, 256, 256, 500_000), gpusim.Linear(256, 500_000, 256)
+    for gpu in ("gtx1080ti", "a100", "h100-sxm", "b200"):
+        launch = gpusim.predict([bmm], gpu, "fp32").main_launches()[0]
+        assert launch.split_k > 1 and launch.grid >= 20, (gpu, launch)
+        assert gpusim.predict([bmm], gpu, "fp32").total_us < 2 * gpusim.predict([linear], gpu, "fp32").total_us
+    # batch 1: the weights stream once (GEMV) on Blackwell too
+    assert gpusim.predict([gpusim.Linear(1, 4096, 4096)], "b200", "fp32").main_launches()[0].algorithm == "gemv"
+
+
+def test_every_shipped_gpu_has_a_runnable_kernel_for_every_use_and_dtype():
+    # a table whose tiles all overflow the SM (e.g. sm_100's 192 KB tiles on sm_120's 100 KB) would price inf
+    for path in sorted(DEVICE_DIR.glob("*.yaml")):
+        spec = gpusim.load_spec(str(path))
+        for dtype in ("fp32", "fp16", "bf16", "fp8"):
+            if dtype != "fp32" and not spec.uses_tensor_cores(dtype):
+                continue
+            ops = [
+                gpusim.Linear(512, 4096, 4096),
+                gpusim.Matmul(8, 512, 512, 512),
+                gpusim.Conv2d(8, 64, 64, 56, 56, 3, 1, 1),
+            ]
+            pred = gpusim.predict(ops, spec, dtype)
+            assert np.all(np.isfinite(pred.op_times_us)) and pred.fallback is None, (path.name, dtype)
 
 
 @pytest.fixture
@@ -135,14 +206,37 @@ def test_no_code_branches_on_a_compute_capability_number():
     assert hits == []
 
 
-def test_staircase_json_and_stderr_state_the_fallback():
-    result = run_cli("staircase", "--op", "linear", "--gpu", "b200", "--out-channels", "1:64", "--json")
-    assert result.returncode == 0 and "no tuned kernel table for sm_100" in result.stderr
+def test_staircase_json_and_stderr_state_the_fallback(cc_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from wavecut.cli import app
+
+    facts = yaml.safe_load((cc_dir / "sm_100.yaml").read_text())
+    facts["compute_capability"], facts["arch"]["kernel_table"] = "11.0", 110
+    (cc_dir / "sm_110.yaml").write_text(yaml.safe_dump(facts))
+    future = str(_future_device(tmp_path, "11.0"))
+    result = CliRunner().invoke(
+        app, ["staircase", "--op", "linear", "--gpu", future, "--out-channels", "1:64", "--json"]
+    )
+    assert result.exit_code == 0 and "no tuned kernel table for sm_110" in result.stderr
     import json
 
     points = json.loads(result.stdout)
-    assert len(points) == 64 and all("sm_90" in p["fallback"] for p in points)
+    assert len(points) == 64 and all("sm_100" in p["fallback"] for p in points)
     plain = json.loads(
-        run_cli("staircase", "--op", "linear", "--gpu", "a100", "--out-channels", "1:8", "--json").stdout
+        run_cli("staircase", "--op", "linear", "--gpu", "b200", "--out-channels", "1:8", "--json").stdout
     )
     assert all("fallback" not in p for p in plain)
+
+
+def test_an_sm90_card_whose_smem_fits_no_wgmma_tile_is_one_line(tmp_path):
+    # an sm_90 card with a 100 KB shared-memory limit: every WGMMA tile needs 192 KB, so none can run
+    data = yaml.safe_load((DEVICE_DIR / "h100-sxm.yaml").read_text())
+    data["sm_limits"] = {"shared_memory_per_sm": 102400, "max_shared_memory_per_block": 101376}
+    data["sources"]["sm_limits"] = "a test"
+    path = tmp_path / "small-smem.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = spec_module.load_spec_file(path)
+    with pytest.raises(gpusim.OpError, match=r"small-smem\.yaml: no kernel for linear op .* fits one SM"):
+        gpusim.predict(gpusim.Linear(512, 512, 512), spec, "fp16")
+    assert np.isfinite(gpusim.predict(gpusim.Linear(512, 512, 512), spec, "fp32").total_us)  # SIMT tiles fit

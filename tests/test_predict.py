@@ -65,7 +65,7 @@ def test_fp8_without_fp8_tensor_cores_is_one_line():
     ):
         gpusim.predict(gpusim.Linear(8, 8, 8), "a100", "fp8")
     launch = gpusim.predict(gpusim.Linear(4096, 4096, 4096), "h100", "fp8").launches[0]
-    assert launch.kernel.startswith("sm90_e16832gemm_")
+    assert launch.kernel.startswith("sm90_xmma_gemm_fp8_tilesize")
 
 
 def test_staircase_edges_are_strictly_cheaper_than_everything_wider():

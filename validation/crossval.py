@@ -24,8 +24,8 @@ from validation.calibrate import (
     training_sets,
 )
 
-# Targets of issue 4, per GPU left out.
-TARGETS = {"linear": 10.0, "conv2d": 15.0, "grid": 80.0}
+# Targets per GPU left out (issues 4 and 15): MAPE at most, GEMM grid agreement at least.
+TARGETS = {"linear": 10.0, "bmm": 12.0, "conv2d": 15.0, "grid": 80.0}
 
 
 def fold(left_out: str, train: list[DataSet], test: list[DataSet]) -> dict:
@@ -71,7 +71,10 @@ def main() -> None:
             f"{r['gpu']:26s}{r['dtype']:6s}{r['family']:8s}{r['constants_from']:11s}{r['tensor_from']:8s}"
             f"{text[0]:>9s}{text[1]:>8s}{text[2]:>10s}{text[3]:>12s}"
         )
-    print(f"targets: linear <= {TARGETS['linear']}%, conv 3x3 <= {TARGETS['conv2d']}%, GEMM grid >= {TARGETS['grid']}%")
+    print(
+        f"targets: linear <= {TARGETS['linear']}%, bmm <= {TARGETS['bmm']}%, conv 3x3 <= {TARGETS['conv2d']}%, "
+        f"GEMM grid >= {TARGETS['grid']}%"
+    )
     if args.json:
         print(json.dumps({"folds": rows, "targets": TARGETS}))
 
