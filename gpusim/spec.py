@@ -21,10 +21,27 @@ from gpusim.yaml_load import load_yaml
 from hw_specs import CC_DIR, DEVICE_DIR
 
 DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
-# What a device file's sustained clock rests on, and how far to trust it: a recorded timing on that GPU
-# checks it; NVIDIA's datasheet peaks imply it; the rated boost (the card is not known to be power
-# limited, but nothing measured it); an estimate for a power-limited card.
-CLOCK_CONFIDENCE: dict[str, str] = {"data": "high", "datasheet": "medium", "boost": "medium", "estimate": "low"}
+
+# The sustained-clock rule (hw_specs/README.md, "Sustained clocks"; docs/accuracy.md). NVIDIA guarantees a
+# board's base clock within its board power under its heaviest load. Dynamic power goes as f V^2 and the
+# voltage rises about in proportion to the clock over the boost range (DVFS_EXPONENT = 3), so a long dense
+# GEMM that draws a fraction `a` of that load's power at the same clock holds base x a^(-1/3) at the same
+# board power, never more than the rated clock. `a` per math unit, from public measurements:
+# - cuda_cores 0.159: NeuSight's SGEMMs on the 250 W A100 PCIe 40GB (base 765 MHz) reach 18.1 TFLOP/s, which
+#   needs >= 1323 MHz at <= 97% efficiency, i.e. a <= (765/1323)^3 = 0.19, and its rows fit best at its 1410
+#   boost: a <= (765/1410)^3 = 0.1597. The T4's rows ask for less than the 1081 MHz this gives it (accuracy.md).
+# - tensor_cores 0.42: a continuous 4096^3 cuBLAS FP16 GEMM on a 70 W T4 (base 585) runs ~24 of 65 TFLOP/s
+#   (NVIDIA developer forum, 'About GPU peak performance'): ~780 MHz at the 0.75 efficiency an unthrottled
+#   A100 SXM4 reaches (235 of 312 TFLOP/s), a = (585/780)^3 = 0.42; the same CUTLASS kernel on a 250 W A100
+#   PCIe 40GB (base 765) runs 158 vs 235 TFLOP/s (NVIDIA/cutlass#956): 948 MHz, a = 0.52. The lower is taken.
+GEMM_ACTIVITY: dict[str, float] = {"cuda_cores": 0.159, "tensor_cores": 0.42}
+DVFS_EXPONENT = 3.0
+MATH_UNITS = tuple(GEMM_ACTIVITY)
+# What a clock rests on, and how far to trust it: a recorded clock log on that GPU; the rule leaves the card at
+# its rated clock (boost or the clock the datasheet peaks assume); the rule lowers it below that (a power
+# limit predicted from public facts, unchecked on most cards); no published base clock, so the rule cannot
+# check the rated clock at all.
+CLOCK_CONFIDENCE: dict[str, str] = {"measured": "high", "rated": "medium", "rule": "low", "no base clock": "low"}
 ARCHITECTURES = ("maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper", "blackwell")
 
 
@@ -181,12 +198,21 @@ class DeviceFile(_Sourced):
     fp32_cores_per_sm: int | None = Field(
         default=None, gt=0, description="optional: the compute capability's FP32 lanes per SM (must agree when given)"
     )
-    boost_clock_mhz: float = Field(gt=0, le=10_000)
-    sustained_clock_mhz: float = Field(gt=0, le=10_000, description="clock the simulator uses")
-    clock_basis: Literal[tuple(CLOCK_CONFIDENCE)] = Field(  # type: ignore[valid-type]
-        default="boost", description="what the sustained clock rests on (CLOCK_CONFIDENCE)"
+    boost_clock_mhz: float = Field(gt=0, le=10_000, description="the clock the peak_tflops figures are computed at")
+    base_clock_mhz: float | None = Field(
+        default=None, gt=0, le=10_000, description="NVIDIA's base clock (guaranteed within tdp_w); none: not published"
     )
-    clock_note: str = Field(min_length=1, description="why the sustained clock is what it is")
+    tdp_w: float = Field(gt=0, le=100_000, description="board power limit, W (the power the base clock is rated at)")
+    rated_clock_mhz: float | None = Field(
+        default=None, gt=0, le=10_000, description="the clock NVIDIA's datasheet peaks assume, where below boost"
+    )
+    sustained_clock_mhz: float | None = Field(
+        default=None, gt=0, le=10_000, description="measured override of the rule: needs clock_log"
+    )
+    clock_log: str | None = Field(
+        default=None, min_length=1, description="the recorded clock log (nvidia-smi, `validate clocks`) it comes from"
+    )
+    clock_note: str | None = Field(default=None, min_length=1, description="anything else about the clocks")
     memory_bandwidth_gbs: float = Field(gt=0, le=1e6)
     memory_gb: float = Field(gt=0, le=1e6)
     l2_cache_mb: float = Field(gt=0, le=1e6)
@@ -197,9 +223,48 @@ class DeviceFile(_Sourced):
     def _peak_rates_sourced(self) -> DeviceFile:
         if "peak_tflops" not in self.sources:
             raise ValueError("sources: no source given for peak_tflops")
-        if self.sustained_clock_mhz > self.boost_clock_mhz * 1.0001:
-            raise ValueError("sustained_clock_mhz: must not exceed boost_clock_mhz")
+        for field in ("base_clock_mhz", "rated_clock_mhz"):
+            value = getattr(self, field)
+            if value is not None and value > self.boost_clock_mhz * 1.0001:
+                raise ValueError(f"{field}: must not exceed boost_clock_mhz ({self.boost_clock_mhz:g})")
+        if (self.sustained_clock_mhz is None) != (self.clock_log is None):
+            raise ValueError(
+                "sustained_clock_mhz: a measured override needs clock_log (the recorded clock log it comes from), "
+                "and clock_log needs sustained_clock_mhz; without both the rule sets the clock (hw_specs/README.md)"
+            )
         return self
+
+
+class UnitClock(BaseModel):
+    """The clock one math unit sustains under a long dense GEMM, what it rests on and how far to trust it."""
+
+    model_config = ConfigDict(frozen=True)
+    unit: str
+    mhz: float
+    basis: str  # a key of CLOCK_CONFIDENCE
+    confidence: str
+    inputs: str  # the rule's arithmetic or the measurement, in words
+
+
+def unit_clock(device: DeviceFile, unit: str) -> UnitClock:
+    """The sustained clock of `unit` (a key of GEMM_ACTIVITY) on `device`: the measured override if the file has
+    one, else min(rated clock, base x activity^(-1/DVFS_EXPONENT)) (the rule above GEMM_ACTIVITY)."""
+    if device.sustained_clock_mhz is not None:
+        mhz, basis, inputs = device.sustained_clock_mhz, "measured", f"recorded in {device.clock_log}"
+    else:
+        cap = device.rated_clock_mhz or device.boost_clock_mhz
+        cap_text = f"{'rated' if device.rated_clock_mhz else 'boost'} {cap:g} MHz"
+        if device.base_clock_mhz is None:
+            mhz, basis, inputs = cap, "no base clock", f"{cap_text}; no base clock published, the rule cannot bind"
+        else:
+            activity = GEMM_ACTIVITY[unit]
+            power_limited = device.base_clock_mhz * activity ** (-1.0 / DVFS_EXPONENT)
+            mhz, basis = (power_limited, "rule") if power_limited < cap else (cap, "rated")
+            inputs = (
+                f"base {device.base_clock_mhz:g} MHz x {activity:g}^(-1/{DVFS_EXPONENT:g}) = {power_limited:.0f} MHz "
+                f"({device.tdp_w:g} W board), {'below' if basis == 'rule' else 'capped at'} {cap_text}"
+            )
+    return UnitClock(unit=unit, mhz=mhz, basis=basis, confidence=CLOCK_CONFIDENCE[basis], inputs=inputs)
 
 
 class GpuSpec(BaseModel):
@@ -211,6 +276,7 @@ class GpuSpec(BaseModel):
     arch: ArchFacts
     path: str
     content_hash: str
+    recorded_clock_mhz: float | None = None  # set by at_clock: every unit at this clock
 
     @property
     def name(self) -> str:
@@ -237,17 +303,31 @@ class GpuSpec(BaseModel):
         """FP32 lanes per SM, from the compute capability's file."""
         return self.arch.fp32_lanes_per_sm
 
+    def clock(self, unit: str) -> UnitClock:
+        """The clock `unit` ('cuda_cores' or 'tensor_cores') runs dense work at (unit_clock), or the recorded
+        clock this spec was put at (at_clock)."""
+        if self.recorded_clock_mhz is not None:
+            mhz = self.recorded_clock_mhz
+            return UnitClock(unit=unit, mhz=mhz, basis="measured", confidence="high", inputs=f"recorded {mhz:g} MHz")
+        return unit_clock(self.device, unit)
+
     @property
-    def clock_scale(self) -> float:
-        """Sustained clock over boost clock: peak rates (quoted at boost) are scaled by this."""
-        return self.device.sustained_clock_mhz / self.device.boost_clock_mhz
+    def sustained_clock_mhz(self) -> float:
+        """The CUDA-core clock: what every kernel but tensor-core GEMMs runs at."""
+        return self.clock("cuda_cores").mhz
+
+    def clock_scale(self, dtype: str = "fp32") -> float:
+        """The clock dtype's GEMMs run at over the boost clock: peak rates (quoted at boost) are scaled by this."""
+        unit = "tensor_cores" if self.uses_tensor_cores(dtype) else "cuda_cores"
+        return self.clock(unit).mhz / self.device.boost_clock_mhz
 
     def at_clock(self, clock_mhz: float) -> GpuSpec:
-        """This GPU running at clock_mhz (e.g. the SM clock recorded while an op was timed) instead of its
-        sustained clock. The clock may exceed the rated boost (GPU Boost takes many cards past it):
-        peak rates, quoted at boost, then scale up with it."""
-        device = self.device.model_copy(update={"sustained_clock_mhz": float(clock_mhz)})
-        return self.model_copy(update={"device": device, "content_hash": f"{self.content_hash}@{clock_mhz:g}MHz"})
+        """This GPU running every unit at clock_mhz (e.g. the SM clock recorded while an op was timed) instead of
+        its sustained clocks. The clock may exceed the rated boost (GPU Boost takes many cards past it): peak
+        rates, quoted at boost, then scale up with it."""
+        return self.model_copy(
+            update={"recorded_clock_mhz": float(clock_mhz), "content_hash": f"{self.content_hash}@{clock_mhz:g}MHz"}
+        )
 
     def has_native(self, dtype: str) -> bool:
         """Whether the GPU has a dedicated rate for dtype (tensor cores or fast fp16)."""
@@ -264,7 +344,7 @@ class GpuSpec(BaseModel):
         A dtype without its own rate runs at the fp32 rate (as PyTorch does when TF32 or
         bf16 tensor cores are absent)."""
         tflops = getattr(self.device.peak_tflops, dtype) or self.device.peak_tflops.fp32
-        return tflops * 1e6 * self.clock_scale
+        return tflops * 1e6 * self.clock_scale(dtype)
 
     def dram_bytes_per_us(self) -> float:
         """Peak DRAM bandwidth in bytes per microsecond."""

@@ -61,10 +61,12 @@ def test_each_constant_comes_from_the_nearest_family_that_fitted_it():
 
 
 def test_specs_show_says_how_confident_the_clock_is():
-    shown = json.loads(run_cli("specs", "show", "l4", "--json").stdout)
-    assert shown["clock_confidence"] == "low" and shown["device"]["clock_basis"] == "estimate"
+    shown = json.loads(run_cli("specs", "show", "l4", "--json").stdout)["clocks"]
+    assert shown["cuda_cores"]["confidence"] == "low" and shown["tensor_cores"]["basis"] == "rule"
     rows = {r["file"]: r for r in json.loads(run_cli("specs", "--json").stdout)}
-    assert rows["t4.yaml"]["clock_confidence"] == "high" and rows["h100-sxm.yaml"]["clock_basis"] == "datasheet"
+    assert (
+        rows["v100-pcie.yaml"]["clock_confidence"] == "medium" and rows["h200.yaml"]["clock_basis"] == "no base clock"
+    )
 
 
 @pytest.mark.parametrize("name", ["dram_efficiency", "strided_dram_efficiency", "tensor_dram_efficiency"])

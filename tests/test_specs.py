@@ -61,8 +61,8 @@ def test_limits_are_inherited_from_the_compute_capability():
 
 def test_power_limited_cards_run_below_boost_and_say_why():
     for name in ("t4", "l4", "orin"):
-        d = gpusim.load_spec(name).device
-        assert d.sustained_clock_mhz < 0.8 * d.boost_clock_mhz and len(d.clock_note) > 40
+        spec = gpusim.load_spec(name)
+        assert spec.sustained_clock_mhz < 0.8 * spec.device.boost_clock_mhz and len(spec.device.clock_note) > 40
 
 
 def _write(tmp_path: Path, **changes) -> Path:

@@ -1,4 +1,4 @@
-"""What the SM clocks recorded while timing say about a spec's `sustained_clock_mhz` (`wavecut validate clocks`).
+"""What the SM clocks recorded while timing say about a spec's sustained clock (`wavecut validate clocks`).
 
 Only rows that kept the GPU busy count: an op timed for at least SUSTAINED_US per call runs
 its repeats back to back, while shorter ones leave the GPU idle between launches for the
@@ -75,7 +75,7 @@ def summarize_clocks(timings: Timings, gpu: str | None = None) -> ClockReport:
     sustained: dict[str, list[Measurement]] = defaultdict(list)
     by_group: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for m in clocked:
-        if m.latency_us >= SUSTAINED_US:
+        if m.latency_us >= SUSTAINED_US and m.timing == "op_wall":  # the profiled pass idles between calls
             sustained[m.device].append(m)
             by_group[(m.device, m.dtype, m.op.kind)].append(float(m.sm_clock_mhz))
     devices = []
@@ -86,7 +86,7 @@ def summarize_clocks(timings: Timings, gpu: str | None = None) -> ClockReport:
                 device=device,
                 spec_path=spec.path,
                 boost_mhz=spec.device.boost_clock_mhz,
-                spec_sustained_mhz=spec.device.sustained_clock_mhz,
+                spec_sustained_mhz=spec.sustained_clock_mhz,
                 sustained_rows=len(rows),
                 suggested_sustained_mhz=statistics.median(m.sm_clock_mhz for m in rows) if rows else None,
             )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (the session tool `device`): time sweeps with `wavecut validate run`,
-# SM clocks and board power per row included, and leave one archive plus the log in $OUT.
+# One call on a lent GPU machine (the session tool `device`): time sweeps with `wavecut validate run`
+# (two rows per op: CUDA events `op_wall` and the profiler's kernel sum `gpu_kernel`, SM clock and board power
+# on each), and leave one archive plus the log in $OUT.
 # How to prepare the wheels and bring the archive home: validation/README.md, "Recording on a lent GPU".
 #
 #   bash validation/device_session.sh DTYPE SWEEPS      e.g.  bash validation/device_session.sh fp32 linear,conv3x3

@@ -1,8 +1,11 @@
 """The timing harness: build each op with torch, warm up, time it, and record its kernels.
 
-On CUDA: CUDA events around every repeat, kernel names, grids and blocks from the torch
-profiler. With device "cpu" the same plumbing runs as a dry run (time.perf_counter, kernel
-fields empty). The only module of the package that imports torch.
+On CUDA every op gets two rows (validation.readers.TIMINGS): `op_wall`, CUDA events around every
+repeat (host overhead and launches inside), and `gpu_kernel`, the sum of the kernels each call
+launched as the torch profiler records them, in a separate pass after the event timing so the
+profiler cannot perturb it; the kernel names, grids and blocks come from that pass. With device
+"cpu" the same plumbing runs as a dry run (time.perf_counter, no profiler: one `op_wall` row per
+op, kernel fields empty). The only module of the package that imports torch.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ TARGET_TIMED_US = 50_000.0  # repeats are chosen so the timed calls add up to ab
 CPU_FLUSH_BYTES = 8 << 20  # the dry run only exercises the plumbing
 TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 NETWORK_STEPS = 40  # timed forwards per network (timm's benchmark.py default --num-bench-iter)
+PROFILED_CALLS = 20  # calls in the profiled pass; a gpu_kernel row is the median of their kernel sums (as Vidur's)
+CALL_LABEL = "wavecut_call_"  # record_function range around each profiled call, numbered from 0
+LAUNCH_CATEGORIES = ("cuda_runtime", "cuda_driver")  # profiler trace categories of the CPU-side kernel launches
 
 
 class MeasureError(WavecutError):
@@ -350,32 +356,98 @@ def time_call(fn: Callable[[], object], device: str, flush: Callable[[], object]
     )
 
 
+def _kernel_record(event: dict) -> KernelRecord:
+    args = event.get("args", {})
+    return KernelRecord(
+        name=event["name"],
+        grid=tuple(args.get("grid", (0, 0, 0))),
+        block=tuple(args.get("block", (0, 0, 0))),
+        duration_us=float(event.get("dur", 0.0)),
+    )
+
+
 def kernels_from_trace(trace: dict) -> list[KernelRecord]:
     """The GPU kernels in a torch profiler Chrome trace, in launch order."""
     events = sorted((e for e in trace.get("traceEvents", []) if e.get("cat") == "kernel"), key=lambda e: e.get("ts", 0))
-    return [
-        KernelRecord(
-            name=e["name"],
-            grid=tuple(e.get("args", {}).get("grid", (0, 0, 0))),
-            block=tuple(e.get("args", {}).get("block", (0, 0, 0))),
-            duration_us=float(e.get("dur", 0.0)),
-        )
-        for e in events
-    ]
+    return [_kernel_record(e) for e in events]
 
 
-def profile_kernels(fn: Callable[[], object]) -> list[KernelRecord]:
-    """Run fn once under the torch profiler and return the kernels it launched."""
+def kernels_by_call(trace: dict) -> list[list[KernelRecord]]:
+    """The kernels each profiled call launched, in call order: a kernel belongs to the call whose record_function
+    range (CALL_LABEL + its index) holds the CPU-side launch it correlates with (`args.correlation`). Kernels
+    launched outside every call (the L2 flush between calls) belong to none."""
+    events = trace.get("traceEvents", [])
+    ranges: dict[int, tuple[float, float]] = {}
+    for e in events:
+        name = str(e.get("name", ""))
+        if e.get("cat") == "user_annotation" and name.startswith(CALL_LABEL) and name[len(CALL_LABEL) :].isdigit():
+            ranges[int(name[len(CALL_LABEL) :])] = (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0.0)))
+    call_of: dict[object, int] = {}
+    for e in events:
+        if e.get("cat") in LAUNCH_CATEGORIES and "correlation" in e.get("args", {}):
+            ts = float(e.get("ts", 0.0))
+            for call, (start, end) in ranges.items():
+                if start <= ts <= end:
+                    call_of[e["args"]["correlation"]] = call
+    calls: list[list[KernelRecord]] = [[] for _ in range(max(ranges, default=-1) + 1)]
+    for e in sorted((e for e in events if e.get("cat") == "kernel"), key=lambda e: e.get("ts", 0)):
+        call = call_of.get(e.get("args", {}).get("correlation"))
+        if call is not None:
+            calls[call].append(_kernel_record(e))
+    return calls
+
+
+# Runs fn `calls` times (calling the flush, if any, before each, outside the call) under a kernel profiler and
+# returns the kernels of each call (kernels_by_call).
+Profiler = Callable[[Callable[[], object], int, Callable[[], object] | None], list[list[KernelRecord]]]
+
+
+def profile_calls(
+    fn: Callable[[], object], calls: int, flush: Callable[[], object] | None = None
+) -> list[list[KernelRecord]]:
+    """Run fn `calls` times under the torch profiler (CUDA activity), each call in its own record_function
+    range, and return the kernels each call launched."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        fn()
+        for i in range(calls):
+            if flush is not None:
+                flush()
+            with record_function(f"{CALL_LABEL}{i}"):
+                fn()
         torch.cuda.synchronize()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(path))
-        return kernels_from_trace(json.loads(path.read_text()))
+        return kernels_by_call(json.loads(path.read_text()))
+
+
+def profiler_for(device: str) -> Profiler | None:
+    """The kernel profiler of a device: torch's on CUDA, none for the CPU dry run (it launches no kernels)."""
+    return None if device == "cpu" else profile_calls
+
+
+def kernel_timing(
+    fn: Callable[[], object], profiler: Profiler, flush: Callable[[], object] | None
+) -> tuple[Timing | None, list[KernelRecord]]:
+    """(Timing of the per-call kernel sums, the first call's kernels) over PROFILED_CALLS profiled calls; Timing is
+    None when a call launched no kernel (nothing to sum)."""
+    start = time.monotonic()
+    calls = profiler(fn, PROFILED_CALLS, flush)
+    end = time.monotonic()
+    if not calls or not all(calls):
+        return None, calls[0] if calls else []
+    sums = np.array([sum(k.duration_us for k in call) for call in calls])
+    timing = Timing(
+        float(np.median(sums)),
+        float(np.percentile(sums, 10)),
+        float(np.percentile(sums, 90)),
+        len(sums),
+        start,
+        end,
+    )
+    return timing, calls[0]
 
 
 def kernel_cells(kernels: list[KernelRecord]) -> dict[str, str]:
@@ -455,31 +527,45 @@ def clock_cells(sampler: ClockSampler | None, timing: Timing) -> dict[str, str]:
     return {"sm_clock_mhz": "" if clock is None else f"{clock:.0f}", "power_w": "" if power is None else f"{power:.1f}"}
 
 
-def measure(tasks: list[Task], device: str = "cuda", l2_flush: bool = False) -> Iterator[dict[str, str]]:
-    """Time every task on device; yields one project-format row (validation/README.md) per task."""
+def timing_cells(timing: Timing, kind: str) -> dict[str, str]:
+    """The cells of one timing: what it includes (TIMINGS), median, spread and repeats."""
+    return {
+        "timing": kind,
+        "median_us": f"{timing.median_us:.3f}",
+        "p10_us": f"{timing.p10_us:.3f}",
+        "p90_us": f"{timing.p90_us:.3f}",
+        "repeats": str(timing.repeats),
+    }
+
+
+def measure(
+    tasks: list[Task], device: str = "cuda", l2_flush: bool = False, profiler: Profiler | None = None
+) -> Iterator[dict[str, str]]:
+    """Time every task on device; yields project-format rows (validation/README.md): per task an `op_wall` row
+    (CUDA events) and, where the profiler saw kernels, a `gpu_kernel` row (their per-call sum) from a separate
+    profiled pass. `profiler` defaults to profiler_for(device)."""
     import torch
 
     device = check_device(device)
     name, env = device_name(device), environment(device)
     flush = _flusher(device) if l2_flush else None
     sampler = None if device == "cpu" else sampler_for(gpu_id(device))
+    profiler = profiler or profiler_for(device)
     with torch.inference_mode(), _cpu_threads(device), sampler or nullcontext():
         for task in tasks:
             with _backend_flags(task.dtype):
                 fn = build_call(task.op, task.dtype, device)
-                timing = time_call(fn, device, flush)
-                kernels = [] if device == "cpu" else profile_kernels(fn)
-            yield {
+                wall = time_call(fn, device, flush)
+                kernel, kernels = kernel_timing(fn, profiler, flush) if profiler else (None, [])
+            cells = {
                 **op_cells(task.op),
                 "sweep": task.sweep,
                 "dtype": task.dtype,
                 "device": name,
-                "median_us": f"{timing.median_us:.3f}",
-                "p10_us": f"{timing.p10_us:.3f}",
-                "p90_us": f"{timing.p90_us:.3f}",
-                "repeats": str(timing.repeats),
                 "l2_flush": str(int(l2_flush)),
-                **clock_cells(sampler, timing),
                 **kernel_cells(kernels),
                 **env,
             }
+            yield {**cells, **timing_cells(wall, "op_wall"), **clock_cells(sampler, wall)}
+            if kernel is not None:
+                yield {**cells, **timing_cells(kernel, "gpu_kernel"), **clock_cells(sampler, kernel)}

@@ -16,7 +16,7 @@ SHAPE_COLUMNS: dict[str, tuple[str, ...]] = {
 # Conv parameters that may differ along height and width; written "HxW" when they do.
 PAIR_COLUMNS = frozenset({"kernel_size", "stride", "padding", "dilation"})
 
-TIMING_COLUMNS = ("dtype", "device", "median_us", "p10_us", "p90_us", "repeats", "l2_flush")
+TIMING_COLUMNS = ("dtype", "device", "timing", "median_us", "p10_us", "p90_us", "repeats", "l2_flush")
 CLOCK_COLUMNS = ("sm_clock_mhz", "power_w")  # medians over the timed repeats (validation/clocks.py)
 KERNEL_COLUMNS = ("kernel", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z", "kernels")
 ENVIRONMENT_COLUMNS = ("driver", "cuda", "torch", "cudnn")

@@ -54,7 +54,7 @@ def find_staircases(ms: list[Measurement], min_points: int = MIN_POINTS) -> list
     """Every sweep of at least min_points distinct values, longest first (depthwise apart from dense conv)."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, m in enumerate(ms):
-        groups[(m.device, m.dtype, m.op.kind, getattr(m.op, "is_depthwise", False), m.sweep)].append(i)
+        groups[(m.device, m.dtype, m.timing, m.op.kind, getattr(m.op, "is_depthwise", False), m.sweep)].append(i)
     found: dict[frozenset[int], Staircase] = {}
     for idx in groups.values():
         for key, stair in _sweeps_in_group(ms, idx, min_points).items():

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from gpusim.errors import SpecError
 from gpusim.kernels import kernel_table
-from gpusim.spec import CLOCK_CONFIDENCE, GpuSpec, alias_clash, list_specs, load_spec, load_spec_file
+from gpusim.spec import MATH_UNITS, GpuSpec, alias_clash, list_specs, load_spec, load_spec_file
 from wavecut.output import console, print_json
 from wavecut.specs_new import new
 
@@ -18,8 +18,14 @@ app = typer.Typer(help="GPU spec files: list them, show one, check a new one.", 
 app.command("new")(new)
 
 
+def clocks(spec: GpuSpec) -> dict[str, dict]:
+    """Per math unit: the sustained clock, what it rests on (basis), how far to trust it and the rule's inputs."""
+    return {unit: spec.clock(unit).model_dump(exclude={"unit"}) for unit in MATH_UNITS}
+
+
 def _summary(spec: GpuSpec) -> dict:
     d = spec.device
+    cuda, tensor = spec.clock("cuda_cores"), spec.clock("tensor_cores")
     return {
         "name": d.name,
         "aliases": d.aliases,
@@ -27,9 +33,12 @@ def _summary(spec: GpuSpec) -> dict:
         "architecture": spec.architecture,
         "compute_capability": d.compute_capability,
         "boost_clock_mhz": d.boost_clock_mhz,
-        "sustained_clock_mhz": d.sustained_clock_mhz,
-        "clock_basis": d.clock_basis,
-        "clock_confidence": CLOCK_CONFIDENCE[d.clock_basis],
+        "sustained_clock_mhz": cuda.mhz,
+        "clock_basis": cuda.basis,
+        "clock_confidence": cuda.confidence,
+        "tensor_clock_mhz": tensor.mhz,
+        "tensor_clock_basis": tensor.basis,
+        "tensor_clock_confidence": tensor.confidence,
         "memory_bandwidth_gbs": d.memory_bandwidth_gbs,
         "peak_tflops": d.peak_tflops.model_dump(exclude_none=True),
         "file": Path(spec.path).name,
@@ -46,7 +55,17 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
         print_json(rows)
         return
     table = Table(title="GPU specs")
-    for col in ("file", "name", "CC", "SMs", "clock MHz (used/boost)", "clock confidence", "FP32/FP16 TFLOPS", "GB/s"):
+    columns = (
+        "file",
+        "name",
+        "CC",
+        "SMs",
+        "clock MHz CUDA/tensor/boost",
+        "confidence CUDA/tensor",
+        "FP32/FP16 TFLOPS",
+        "GB/s",
+    )
+    for col in columns:
         table.add_column(col)
     for r in rows:
         p = r["peak_tflops"]
@@ -55,8 +74,8 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
             r["name"],
             r["compute_capability"],
             str(r["sm_count"]),
-            f"{r['sustained_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
-            f"{r['clock_confidence']} ({r['clock_basis']})",
+            f"{r['sustained_clock_mhz']:.0f}/{r['tensor_clock_mhz']:.0f}/{r['boost_clock_mhz']:.0f}",
+            f"{r['clock_confidence']} ({r['clock_basis']}) / {r['tensor_clock_confidence']} ({r['tensor_clock_basis']})",
             f"{p['fp32']}/{p.get('fp16', '-')}",
             f"{r['memory_bandwidth_gbs']:.0f}",
         )
@@ -67,14 +86,15 @@ def specs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
 def show(
     name: str = typer.Argument(..., help="GPU name, alias or spec file"), as_json: bool = typer.Option(False, "--json")
 ) -> None:
-    """Show one spec with its per-SM limits, the clock used and the sources."""
+    """Show one spec with its per-SM limits, the clock each math unit runs at (with its basis and confidence)
+    and the sources."""
     spec = load_spec(name)
     table = kernel_table(spec)
     data = {
         "device": spec.device.model_dump(exclude_none=True),
         "architecture": spec.arch.model_dump(),
         "kernel_table": {"sm": table.cc, "fallback": table.fallback},
-        "clock_confidence": CLOCK_CONFIDENCE[spec.device.clock_basis],
+        "clocks": clocks(spec),
         "limits": spec.limits.model_dump(),
         "file": spec.path,
         "content_hash": spec.content_hash,
@@ -96,6 +116,7 @@ def check(path: Path = typer.Argument(..., help="a spec YAML file")) -> None:
     kernels = f"kernel table sm_{table.cc}" + (f" (fallback: {table.fallback})" if table.fallback else "")
     console.print(
         f"{path}: ok: {spec.name}, CC {spec.device.compute_capability} ({spec.architecture}), {spec.sm_count} SMs, "
-        f"clock used {spec.device.sustained_clock_mhz:.0f} MHz, {kernels}",
+        f"clocks used {spec.sustained_clock_mhz:.0f} MHz (CUDA cores, {spec.clock('cuda_cores').basis}), "
+        f"{spec.clock('tensor_cores').mhz:.0f} MHz (tensor cores, {spec.clock('tensor_cores').basis}), {kernels}",
         highlight=False,
     )

@@ -112,8 +112,8 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
         "sm_count": facts.multi_processor_count,
         "fp32_cores_per_sm": cores or f"TODO: FP32 lanes per SM of compute capability {facts.cc}",
         "boost_clock_mhz": boost or f"{todo} (boost clock, MHz)",
-        "sustained_clock_mhz": "TODO: the clock held under a long dense GEMM (hw_specs/README.md, step 4)",
-        "clock_note": "TODO: why the sustained clock is what it is (power limit, measurement)",
+        "base_clock_mhz": "TODO: NVIDIA's base clock, MHz (datasheet; sets the sustained clock, hw_specs/README.md)",
+        "tdp_w": "TODO: board power limit, W (datasheet)",
         "memory_bandwidth_gbs": round(bandwidth, 1) if bandwidth else f"{todo} (peak DRAM GB/s)",
         "memory_gb": round(facts.total_memory / 2**30, 1),
         "l2_cache_mb": round(facts.L2_cache_size / 2**20, 2) if facts.L2_cache_size else f"{todo} (L2 size, MB)",
@@ -128,7 +128,8 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
         "boost_clock_mhz": f"{READ} (clock_rate, the maximum SM clock); check against the datasheet"
         if boost
         else "TODO",
-        "sustained_clock_mhz": "TODO",
+        "base_clock_mhz": "TODO",
+        "tdp_w": "TODO",
         "memory_bandwidth_gbs": (
             f"derived: 2 x memory_clock_rate {facts.memory_clock_rate / 1000:.0f} MHz x "
             f"{facts.memory_bus_width}-bit bus / 8 ({READ}); check against the datasheet"
