@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from gpusim.errors import OpError
 from gpusim.lowering import Algorithm, FusedProblem
 from gpusim.ops import ChannelField, Matmul, Op, Target, _positive, register, softmax
 
@@ -58,6 +59,7 @@ class ScaledDotProductAttention(Op):
     precision: ClassVar[Literal["conv", "matmul", "storage"]] = "matmul"
     gemm: ClassVar[bool] = True
     host_overhead: ClassVar[str] = "host_overhead_gemm_us"
+    zero_fields: ClassVar[tuple[str, ...]] = ("causal",)
     batch: int
     heads: int
     q_len: int
@@ -69,6 +71,8 @@ class ScaledDotProductAttention(Op):
         _positive(
             "sdpa", batch=self.batch, heads=self.heads, q_len=self.q_len, kv_len=self.kv_len, head_dim=self.head_dim
         )
+        if self.causal not in (0, 1):
+            raise OpError(f"sdpa: causal must be 0 or 1 (false or true), got {self.causal}")
 
     @property
     def flops(self) -> int:

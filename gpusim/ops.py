@@ -85,6 +85,7 @@ class Op:
     gemm: ClassVar[bool] = False  # counted as MACs; runs in autocast's low dtype
     host_overhead: ClassVar[str] = "host_overhead_memory_us"  # gpusim.calibration constant
     batch_fields: ClassVar[tuple[str, ...]] = ("batch",)  # fields that grow linearly with the batch
+    zero_fields: ClassVar[tuple[str, ...]] = ()  # fields that may be 0 (every other one is at least 1)
     name: str = field(default="", kw_only=True)
 
     @property
@@ -116,6 +117,7 @@ class Conv2d(Op):
     precision: ClassVar[Literal["conv", "matmul", "storage"]] = "conv"
     gemm: ClassVar[bool] = True
     host_overhead: ClassVar[str] = "host_overhead_conv_us"
+    zero_fields: ClassVar[tuple[str, ...]] = ("padding",)
     batch: int
     in_channels: int
     out_channels: int
