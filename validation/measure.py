@@ -2,8 +2,7 @@
 
 On CUDA: CUDA events around every repeat, kernel names, grids and blocks from the torch
 profiler. With device "cpu" the same plumbing runs as a dry run (time.perf_counter, kernel
-fields empty). With validation.torch_calls (each op kind's torch call), the only modules of the
-package that import torch (inside functions).
+fields empty). The only module of the package that imports torch.
 """
 
 from __future__ import annotations
