@@ -3,10 +3,25 @@
 Imports numpy, numba, pydantic and PyYAML only (never torch).
 """
 
+from gpusim.attention import ScaledDotProductAttention
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import OpError, SpecError, WavecutError
 from gpusim.occupancy import Occupancy, occupancy
-from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, batchnorm, elementwise, layernorm, pool, softmax
+from gpusim.ops import (
+    OP_KINDS,
+    Conv2d,
+    Linear,
+    Matmul,
+    MemoryOp,
+    Op,
+    batchnorm,
+    elementwise,
+    layernorm,
+    op_class,
+    pool,
+    register,
+    softmax,
+)
 from gpusim.predict import KernelLaunch, Prediction, predict
 from gpusim.spec import GpuSpec, list_specs, load_spec
 
@@ -14,6 +29,7 @@ DTYPES = tuple(DTYPE_BYTES)
 
 __all__ = [
     "DTYPES",
+    "OP_KINDS",
     "Conv2d",
     "GpuSpec",
     "KernelLaunch",
@@ -24,6 +40,7 @@ __all__ = [
     "Op",
     "OpError",
     "Prediction",
+    "ScaledDotProductAttention",
     "SpecError",
     "WavecutError",
     "batchnorm",
@@ -32,7 +49,9 @@ __all__ = [
     "list_specs",
     "load_spec",
     "occupancy",
+    "op_class",
     "pool",
     "predict",
+    "register",
     "softmax",
 ]

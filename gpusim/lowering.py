@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from gpusim.engine import USE_BATCHED, USE_CONV, USE_FUSED_WINOGRAD, USE_LINEAR, USE_WINOGRAD
 from gpusim.errors import OpError
-from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, _pair
+from gpusim.ops import OP_KINDS, Arrangements, Conv2d, Linear, Matmul, Op, Target, _pair
 
 # PyTorch's elementwise kernels: 128 threads, 4 elements per thread (ATen Loops.cuh).
 STREAM_THREADS = 128
@@ -61,7 +61,26 @@ class StreamProblem:
     dram_fraction: float = 0.0  # achieved fraction of DRAM peak; 0: the calibrated dram_efficiency
 
 
-Problem = GemmProblem | StreamProblem
+@dataclass(frozen=True)
+class FusedProblem:
+    """One fused kernel whose CTA the library fixes (not tiled from the kernel table), e.g. FlashAttention:
+    `grid` CTAs of `threads` threads with `regs` registers per thread and `smem` bytes of shared memory,
+    `flops` in all on tensor cores (`tensor`) or CUDA cores, and `dram_bytes` of compulsory traffic (the
+    DRAM floor; re-reads within the kernel are served by L2, as for a GEMM's tiles). Priced with the
+    engine's wave model (gpusim.engine.launch_waves)."""
+
+    label: str
+    kernel: str
+    grid: int
+    threads: int
+    regs: int
+    smem: int
+    flops: float
+    dram_bytes: float
+    tensor: bool
+
+
+Problem = GemmProblem | StreamProblem | FusedProblem
 
 
 @dataclass(frozen=True)
@@ -72,32 +91,35 @@ class Algorithm:
     problems: tuple[Problem, ...]
 
 
-Arrangements = tuple[tuple[int, int, int], ...]
+def lower(op: Op, target: Target) -> list[Algorithm]:
+    """The algorithms that can run `op` on `target`: its kind's own `lower` (the gpusim.ops registry)."""
+    if OP_KINDS.get(op.kind) is not type(op):
+        raise OpError(f"op {type(op).__name__}: not a registered op kind; registered: {', '.join(OP_KINDS)}")
+    return op.lower(target)
 
 
-def lower(
-    op: Op, elem_bytes: int, simt: bool, fused_tiles: Arrangements, sms: int = 108, threads_per_sm: int = 2048
-) -> list[Algorithm]:
-    """The algorithms that can run `op`; `simt` says GEMMs run on CUDA cores (where Winograd applies),
-    `fused_tiles` are the fused Winograd arrangements the GPU's cuDNN ships (spec.arch.fused_winograd_tiles);
-    `sms` and `threads_per_sm` size PyTorch's reduction grids (gpusim.memory_ops)."""
-    if isinstance(op, Conv2d):
-        return _lower_conv(op, elem_bytes, simt, fused_tiles)
-    if isinstance(op, Linear):
-        moved = (op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features) * elem_bytes
-        algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
-        if op.batch <= GEMV_ROWS:  # cuBLAS's matrix-vector path: one streaming pass over the weights
-            gemv = StreamProblem("gemv", op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
-            algos.append(Algorithm("gemv", (gemv,)))
-        return algos
-    if isinstance(op, Matmul):
-        moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * elem_bytes
-        return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
-    if isinstance(op, MemoryOp):
-        from gpusim.memory_ops import lower_memory  # it builds on this module's problem types
+def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
+    """nn.Linear: cuBLAS's GEMM (M = out features, N = rows, K = in features) and, for a batch of
+    GEMV_ROWS, its matrix-vector kernel."""
+    moved = (
+        op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
+    ) * target.elem_bytes
+    algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
+    if op.batch <= GEMV_ROWS:  # cuBLAS's matrix-vector path: one streaming pass over the weights
+        gemv = StreamProblem("gemv", op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
+        algos.append(Algorithm("gemv", (gemv,)))
+    return algos
 
-        return [lower_memory(op, elem_bytes, sms, threads_per_sm)]
-    raise OpError(f"op {type(op).__name__}: no lowering; allowed: Conv2d, Linear, Matmul, MemoryOp")
+
+def lower_bmm(op: Matmul, target: Target) -> list[Algorithm]:
+    """torch.bmm: cuBLAS's strided-batched GEMM (M = n, N = m: cuBLAS computes C^T = B^T A^T)."""
+    moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * target.elem_bytes
+    return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
+
+
+def lower_conv(op: Conv2d, target: Target) -> list[Algorithm]:
+    """Implicit GEMM and (CUDA cores, 3x3 stride 1) Winograd, or the depthwise kernel."""
+    return _lower_conv(op, target.elem_bytes, target.simt, target.fused_tiles)
 
 
 def _lower_conv(op: Conv2d, elem_bytes: int, simt: bool, fused_tiles: Arrangements) -> list[Algorithm]:

@@ -1,11 +1,68 @@
-"""The operator IR: what a network runs, with explicit shapes (batch and dtype are given at prediction)."""
+"""The operator IR and its registry: what a network runs, with explicit shapes (batch and dtype are
+given at prediction).
+
+An op kind is its class: its dataclass fields, `lower` (the kernel launches it makes on a `Target`),
+`channel_fields` (which fields follow a planner width), `precision` (which of PyTorch's op classes
+sets its dtype: gpusim.eager.Precision), `gemm` (counted as MACs, run in autocast's low dtype) and
+`host_overhead` (the calibrated host cost of one eager call). `register` enters a class in `OP_KINDS`
+under its kind name(s); every consumer (predictor, planner, validation) dispatches through it, so an
+op is added in its own module (docs/architecture.md, "Adding an op"; gpusim/attention.py is one).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, TypeVar
 
 from gpusim.errors import OpError
+
+if TYPE_CHECKING:
+    from gpusim.lowering import Algorithm
+
+Arrangements = tuple[tuple[int, int, int], ...]
+ChannelSide = Literal["in", "out"]
+
+
+class Target(NamedTuple):
+    """What lowering needs to know about the GPU and dtype an op runs on."""
+
+    dtype: str
+    elem_bytes: int
+    simt: bool  # GEMMs run on CUDA cores (no tensor cores for the dtype)
+    fused_tiles: Arrangements = ()  # cuDNN's fused Winograd arrangements (spec.arch.fused_winograd_tiles)
+    sms: int = 108
+    threads_per_sm: int = 2048
+    mma: tuple[int, ...] = ()  # M x N x K of the dtype's tensor-core MMA (spec.arch.tensor_cores); () without
+
+
+class ChannelField(NamedTuple):
+    """An op field that follows a channel width: `side` 'in' (the input's channels) or 'out' (the
+    output's). It scales in proportion: at w of C channels the field is value * w / C (channels, or
+    elements per channel times channels; attention heads at head_dim channels each)."""
+
+    name: str
+    side: ChannelSide
+
+
+OP_KINDS: dict[str, type[Op]] = {}
+
+OpClass = TypeVar("OpClass", bound="type[Op]")
+
+
+def register(cls: OpClass) -> OpClass:
+    """Class decorator: enter an op class in OP_KINDS under its `kind_names` (default: its `kind`)."""
+    for name in cls.kind_names or (cls.kind,):
+        if name in OP_KINDS and OP_KINDS[name] is not cls:
+            raise OpError(f"op kind {name!r} is registered twice ({OP_KINDS[name].__name__}, {cls.__name__})")
+        OP_KINDS[name] = cls
+    return cls
+
+
+def op_class(kind: str) -> type[Op]:
+    """The registered class of op kind `kind`; a one-line OpError naming the known kinds otherwise."""
+    if kind not in OP_KINDS:
+        raise OpError(f"op kind {kind!r} unknown; allowed: {', '.join(OP_KINDS)}")
+    return OP_KINDS[kind]
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -23,6 +80,12 @@ class Op:
     """Base class: every op has a kind (e.g. 'conv2d') and an optional name (e.g. 'layer1.0.conv1')."""
 
     kind: ClassVar[str] = "op"
+    kind_names: ClassVar[tuple[str, ...]] = ()  # the names it registers under, where not just `kind`
+    precision: ClassVar[Literal["conv", "matmul", "storage"]] = "storage"  # gpusim.eager.Precision's class
+    gemm: ClassVar[bool] = False  # counted as MACs; runs in autocast's low dtype
+    host_overhead: ClassVar[str] = "host_overhead_memory_us"  # gpusim.calibration constant
+    batch_fields: ClassVar[tuple[str, ...]] = ("batch",)  # fields that grow linearly with the batch
+    zero_fields: ClassVar[tuple[str, ...]] = ()  # fields that may be 0 (every other one is at least 1)
     name: str = field(default="", kw_only=True)
 
     @property
@@ -30,12 +93,31 @@ class Op:
         """Useful floating-point operations (a multiply-add counts 2)."""
         return 0
 
+    def lower(self, target: Target) -> list[Algorithm]:
+        """The algorithms that can run this op on `target`, each a list of kernel launches."""
+        raise OpError(f"op {type(self).__name__}: no lowering")
 
+    def channel_fields(self) -> tuple[ChannelField, ...]:
+        """The fields that follow a planner channel width (none by default)."""
+        return ()
+
+    def with_batch(self, batch: int) -> Op:
+        """This per-sample op for `batch` samples (its batch_fields times batch)."""
+        if batch == 1:
+            return self
+        return replace(self, **{f: getattr(self, f) * batch for f in self.batch_fields})
+
+
+@register
 @dataclass(frozen=True)
 class Conv2d(Op):
     """2-D convolution, NCHW; depthwise when groups == in_channels > 1."""
 
     kind: ClassVar[str] = "conv2d"
+    precision: ClassVar[Literal["conv", "matmul", "storage"]] = "conv"
+    gemm: ClassVar[bool] = True
+    host_overhead: ClassVar[str] = "host_overhead_conv_us"
+    zero_fields: ClassVar[tuple[str, ...]] = ("padding",)
     batch: int
     in_channels: int
     out_channels: int
@@ -97,12 +179,27 @@ class Conv2d(Op):
         p, q = self.out_hw
         return 2 * self.batch * self.out_channels * p * q * (self.in_channels // self.groups) * kh * kw
 
+    def lower(self, target: Target) -> list[Algorithm]:
+        """Implicit GEMM, Winograd (CUDA cores) or the depthwise kernel: gpusim.lowering."""
+        from gpusim.lowering import lower_conv  # the problem types build on this module
 
+        return lower_conv(self, target)
+
+    def channel_fields(self) -> tuple[ChannelField, ...]:
+        """Input and output channels (and a depthwise conv's groups, which are its channels)."""
+        fields = (ChannelField("in_channels", "in"), ChannelField("out_channels", "out"))
+        return fields + ((ChannelField("groups", "out"),) if self.is_depthwise else ())
+
+
+@register
 @dataclass(frozen=True)
 class Linear(Op):
     """Fully connected layer on `batch` rows (all leading dimensions flattened)."""
 
     kind: ClassVar[str] = "linear"
+    precision: ClassVar[Literal["conv", "matmul", "storage"]] = "matmul"
+    gemm: ClassVar[bool] = True
+    host_overhead: ClassVar[str] = "host_overhead_gemm_us"
     batch: int
     in_features: int
     out_features: int
@@ -114,12 +211,26 @@ class Linear(Op):
     def flops(self) -> int:
         return 2 * self.batch * self.in_features * self.out_features
 
+    def lower(self, target: Target) -> list[Algorithm]:
+        """cuBLAS's GEMM (and GEMV for a batch of one): gpusim.lowering."""
+        from gpusim.lowering import lower_linear
 
+        return lower_linear(self, target)
+
+    def channel_fields(self) -> tuple[ChannelField, ...]:
+        """Input and output features."""
+        return ChannelField("in_features", "in"), ChannelField("out_features", "out")
+
+
+@register
 @dataclass(frozen=True)
 class Matmul(Op):
     """Batched matrix multiply: [batch, m, k] @ [batch, k, n] (torch.bmm, attention)."""
 
     kind: ClassVar[str] = "bmm"
+    precision: ClassVar[Literal["conv", "matmul", "storage"]] = "matmul"
+    gemm: ClassVar[bool] = True
+    host_overhead: ClassVar[str] = "host_overhead_gemm_us"
     batch: int
     m: int
     n: int
@@ -132,7 +243,14 @@ class Matmul(Op):
     def flops(self) -> int:
         return 2 * self.batch * self.m * self.n * self.k
 
+    def lower(self, target: Target) -> list[Algorithm]:
+        """cuBLAS's strided-batched GEMM: gpusim.lowering."""
+        from gpusim.lowering import lower_bmm
 
+        return lower_bmm(self, target)
+
+
+@register
 @dataclass(frozen=True)
 class MemoryOp(Op):
     """A memory-bound op: reads `elements_in`, writes `elements_out`, few FLOPs per element.
@@ -160,6 +278,9 @@ class MemoryOp(Op):
         "other",
     )
 
+    kind_names: ClassVar[tuple[str, ...]] = MEMORY_KINDS
+    batch_fields: ClassVar[tuple[str, ...]] = ("elements_in", "elements_out")
+
     def __post_init__(self) -> None:
         if self.kind_name not in self.MEMORY_KINDS:
             raise OpError(f"memory op: kind {self.kind_name!r} unknown; allowed: {', '.join(self.MEMORY_KINDS)}")
@@ -173,6 +294,16 @@ class MemoryOp(Op):
     @property
     def flops(self) -> int:
         return int(self.elements_out * self.flops_per_element)
+
+    def lower(self, target: Target) -> list[Algorithm]:
+        """The streaming or reduction launches PyTorch makes: gpusim.memory_ops."""
+        from gpusim.memory_ops import lower_memory
+
+        return [lower_memory(self, target.elem_bytes, target.sms, target.threads_per_sm)]
+
+    def channel_fields(self) -> tuple[ChannelField, ...]:
+        """Its outputs follow the output's channels (its inputs: the planner follows each input tensor)."""
+        return (ChannelField("elements_out", "out"),)
 
 
 def elementwise(elements: int, inputs: int = 1, flops_per_element: float = 1.0, name: str = "") -> MemoryOp:

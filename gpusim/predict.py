@@ -12,18 +12,27 @@ from gpusim.calibration import CONSTANT_NAMES, constants_for, constants_vector
 from gpusim.dtypes import DTYPE_BYTES, check_dtype, check_dtype_on
 from gpusim.engine import (
     C_DRAM_EFF,
+    C_OVERHEAD,
+    C_SIMT_EFF,
+    C_TENSOR_DRAM,
+    C_TENSOR_EFF,
     C_WAVE_LATENCY,
+    D_DRAM_BW,
+    D_SIMT_RATE,
+    D_SMS,
+    D_TENSOR_RATE,
     GemmLaunches,
     StreamLaunches,
     device_array,
     gemm_select,
+    launch_waves,
     stream_launch,
 )
 from gpusim.errors import OpError
 from gpusim.kernels import gemm_tiles, kernel_table
-from gpusim.lowering import GemmProblem, StreamProblem, lower
+from gpusim.lowering import FusedProblem, GemmProblem, StreamProblem, lower
 from gpusim.occupancy import INVALID, LIMITERS, limits_vector
-from gpusim.ops import Op
+from gpusim.ops import Op, Target
 from gpusim.spec import GpuSpec, load_spec
 
 # GEMM labels whose math rate is scaled by a calibrated efficiency (label -> constant name).
@@ -32,15 +41,7 @@ _RATE_SCALES = {
     "winograd_gemm": "winograd_nonfused_efficiency",
     "implicit_gemm": "implicit_gemm_efficiency",
 }
-# Host (CPU) overhead constant of an op timed alone, by op kind.
-_HOST_OVERHEAD = {"conv2d": "host_overhead_conv_us", "linear": "host_overhead_gemm_us", "bmm": "host_overhead_gemm_us"}
-
-
 _PLAN_CACHE_INDEX = CONSTANT_NAMES.index("cudnn_plan_cache_us_per_entry")
-
-
-def _host_index(kind: str) -> int:
-    return CONSTANT_NAMES.index(_HOST_OVERHEAD.get(kind, "host_overhead_memory_us"))
 
 
 @dataclass(frozen=True)
@@ -155,17 +156,25 @@ class LoweredOps:
         self.fallback = kernel_table(spec).fallback
         self.cached_plans = np.zeros(len(self.ops)) if cached_plans is None else np.asarray(cached_plans, np.float64)
         self.elem = DTYPE_BYTES[dtype]
-        simt = not spec.uses_tensor_cores(dtype)
-        sms, threads_per_sm = spec.sm_count, spec.limits.max_threads_per_sm
+        target = Target(
+            dtype,
+            self.elem,
+            not spec.uses_tensor_cores(dtype),
+            spec.arch.fused_winograd_tiles,
+            spec.sm_count,
+            spec.limits.max_threads_per_sm,
+            spec.arch.tensor_cores[dtype].shape if spec.uses_tensor_cores(dtype) else (),
+        )
         # (op index, algorithm index, algorithm name, problem), in launch order
         self.entries = [
             (i, a, algo.name, prob)
             for i, op in enumerate(self.ops)
-            for a, algo in enumerate(lower(op, self.elem, simt, spec.arch.fused_winograd_tiles, sms, threads_per_sm))
+            for a, algo in enumerate(lower(op, target))
             for prob in algo.problems
         ]
         self.gemm_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], GemmProblem)], np.int64)
         self.stream_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], StreamProblem)], np.int64)
+        self.fused_at = np.array([e for e, x in enumerate(self.entries) if isinstance(x[3], FusedProblem)], np.int64)
         gp = [self.entries[e][3] for e in self.gemm_at]
         sp = [self.entries[e][3] for e in self.stream_at]
         self.gemm_cols = np.array([(g.m, g.n, g.k, g.batch) for g in gp], np.int64).reshape(-1, 4).T.copy()
@@ -184,15 +193,18 @@ class LoweredOps:
         keys = {}
         self.entry_algo = np.array([keys.setdefault((x[0], x[1]), len(keys)) for x in self.entries], np.int64)
         self.algo_op = np.array([k[0] for k in keys], np.int64)
-        self.host_index = np.array([_host_index(op.kind) for op in self.ops], np.int64)
+        self.host_index = np.array([CONSTANT_NAMES.index(op.host_overhead) for op in self.ops], np.int64)
         self.table, self.limits, self.device, self.consts = engine_inputs(spec, dtype)
 
-    def run(self, consts: np.ndarray | None = None) -> tuple[GemmLaunches | None, StreamLaunches | None]:
-        """Engine results (GEMM launches, stream launches; None where the ops have none) for a constants
+    def run(
+        self, consts: np.ndarray | None = None
+    ) -> tuple[GemmLaunches | None, StreamLaunches | None, StreamLaunches | None]:
+        """Engine results (GEMM, stream and fused launches; None where the ops have none) for a constants
         vector (default: the calibrated one)."""
         c = self.consts if consts is None else consts
         gemm: GemmLaunches | None = None
         stream: StreamLaunches | None = None
+        fused = self._fused(c) if len(self.fused_at) else None
         if len(self.gemm_at):
             scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
             gemm = gemm_select(
@@ -209,7 +221,30 @@ class LoweredOps:
             )
         if len(self.stream_at):
             stream = self._streams(c)
-        return gemm, stream
+        return gemm, stream, fused
+
+    def _fused(self, c: np.ndarray) -> StreamLaunches:
+        """Every fused kernel (FusedProblem) through the engine's wave model: its waves at the tensor-core
+        (or CUDA-core) rate with the calibrated efficiency, at least its compulsory DRAM traffic (as a GEMM's
+        floor), plus the launch overhead."""
+        sms = int(self.device[D_SMS])
+        cols = [np.zeros(len(self.fused_at), np.int64) for _ in range(4)] + [
+            np.zeros(len(self.fused_at)) for _ in range(2)
+        ]
+        for pos, e in enumerate(self.fused_at):
+            f: FusedProblem = self.entries[e][3]
+            if f.tensor:
+                rate, dram = self.device[D_TENSOR_RATE] * c[C_TENSOR_EFF], c[C_TENSOR_DRAM]
+            else:
+                rate, dram = self.device[D_SIMT_RATE] * c[C_SIMT_EFF], c[C_DRAM_EFF]
+            b, lim, waves, tail, busy = launch_waves(
+                f.grid, f.threads, f.regs, f.smem, f.flops / f.grid, 0.0, rate / sms,
+                self.device[D_DRAM_BW] * dram, self.limits, sms, c,
+            )  # fmt: skip
+            floor = f.dram_bytes / (self.device[D_DRAM_BW] * dram)
+            for col, value in zip(cols, (f.grid, b, lim, waves, tail, max(busy, floor) + c[C_OVERHEAD])):
+                col[pos] = value
+        return StreamLaunches(*cols)
 
     def _streams(self, c: np.ndarray) -> StreamLaunches:
         """stream_launch over every streaming kernel. Memory-bound ops' kernels (gpusim.memory_ops: those
@@ -235,7 +270,7 @@ class LoweredOps:
         return StreamLaunches(*out)
 
     def _choose(
-        self, gemm: GemmLaunches | None, stream: StreamLaunches | None
+        self, gemm: GemmLaunches | None, stream: StreamLaunches | None, fused: StreamLaunches | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(time per entry, chosen-entry mask, time per op): the fastest algorithm of each op is kept."""
         t = np.zeros(len(self.entries))
@@ -243,6 +278,8 @@ class LoweredOps:
             t[self.gemm_at] = gemm.time_us
         if stream is not None:
             t[self.stream_at] = stream.time_us
+        if fused is not None:
+            t[self.fused_at] = fused.time_us
         algo_t = np.bincount(self.entry_algo, weights=t, minlength=len(self.algo_op))
         best = np.full(len(self.ops), np.inf)
         np.minimum.at(best, self.algo_op, algo_t)
@@ -269,8 +306,8 @@ class LoweredOps:
 
     def predict(self, consts: np.ndarray | None = None) -> Prediction:
         """Full prediction with every chosen launch described (constants default to the calibrated ones)."""
-        gemm, stream = self.run(consts)
-        t, chosen, best = self._choose(gemm, stream)
+        gemm, stream, fused = self.run(consts)
+        t, chosen, best = self._choose(gemm, stream, fused)
         tiles, _ = gemm_tiles(self.spec, self.dtype)
         rows: dict[int, tuple[str, int, StreamLaunches | GemmLaunches, int]] = {}  # kernel, threads, launches, pos
         for pos, e in enumerate(self.gemm_at):
@@ -281,6 +318,9 @@ class LoweredOps:
         for pos, e in enumerate(self.stream_at):
             s = self.entries[e][3]
             rows[e] = (f"{s.label}_kernel", s.threads, stream, pos)
+        for pos, e in enumerate(self.fused_at):
+            f = self.entries[e][3]
+            rows[e] = (f.kernel, f.threads, fused, pos)
         launches = []
         for e in np.flatnonzero(chosen):
             i, _, algo, _ = self.entries[e]

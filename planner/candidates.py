@@ -315,14 +315,9 @@ def _scaling(network: Network, node: str, op: Op, comps: dict[str, Composition])
     src = comps.get(data["inputs"][0], ()) if data["inputs"] else ()
     if len(data["ops"]) != 1:
         return _Scaled(())  # multi-op nodes (attention) touch only locked groups
-    fields: list[tuple[str, Composition]] = []
+    fields = [(f.name, src if f.side == "in" else out) for f in op.channel_fields()]  # the op kind's own
     inputs: tuple[tuple[int, Composition], ...] = ()
-    if isinstance(op, Conv2d):
-        fields = [("in_channels", src), ("out_channels", out)] + ([("groups", out)] if op.is_depthwise else [])
-    elif isinstance(op, Linear):
-        fields = [("in_features", src), ("out_features", out)]
-    elif isinstance(op, MemoryOp) and _follows(out):
-        fields = [("elements_out", out)]
+    if isinstance(op, MemoryOp) and _follows(out):  # its elements_in: the sum over its input tensors
         shapes = [network.graph.nodes[i]["shape"] for i in data["inputs"]]
         inputs = tuple((math.prod(s), comps.get(i, ())) for s, i in zip(shapes, data["inputs"]))
     scaled = _Scaled(tuple((f, c) for f, c in fields if _follows(c)), tuple((n, c) for n, c in inputs))

@@ -3,7 +3,10 @@
 Every node gets a *role* and its per-sample ops (batch 1; `with_batch` scales them):
 
 - gemm: conv (dense, grouped, depthwise, dilated, strided), linear, matmul/bmm, attention
-  (nn.MultiheadAttention and scaled_dot_product_attention, lowered to linear + bmm + softmax + bmm + linear);
+  (nn.MultiheadAttention: its in/out projections as linear ops around one scaled_dot_product_attention
+  op, which PyTorch calls for it since 2.0 with need_weights=False; a bare
+  scaled_dot_product_attention call: that op; gpusim.attention prices it as PyTorch's flash kernel or
+  math path);
 - norm: batch norm (one scale and shift per element);
 - epilogue: activations, add/sub/mul/div (residual adds, constant or per-channel scales);
 - memory: pooling, reductions (global average pooling and mean: kind "reduce", priced with the grid
@@ -37,6 +40,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 from torch import fx, nn
 
+from gpusim.attention import ScaledDotProductAttention
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.eager import Precision
 from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, elementwise, layernorm, softmax
@@ -110,7 +114,6 @@ POOL_CALLS = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_p
 REDUCE_CALLS = {"mean", "amax", "sum"}
 # Op kinds autocast runs in fp32 (torch.amp autocast op reference: "CUDA ops that can autocast to float32")
 AUTOCAST_FP32_KINDS = ("layernorm", "softmax")
-GEMM_OP_KINDS = ("conv2d", "linear", "bmm")
 SOFTMAX_CALLS = {"softmax", "log_softmax"}
 MATMUL_CALLS = {"matmul", "bmm", "mm"}
 CAT_CALLS = {"cat", "concat", "stack"}
@@ -151,12 +154,8 @@ class LoweredOp:
 
 
 def with_batch(op: Op, batch: int) -> Op:
-    """The per-sample op `op` for `batch` samples (assumes work scales linearly with the batch)."""
-    if batch == 1:
-        return op
-    if isinstance(op, MemoryOp):
-        return replace(op, elements_in=op.elements_in * batch, elements_out=op.elements_out * batch)
-    return replace(op, batch=op.batch * batch)
+    """The per-sample op `op` for `batch` samples (its kind's batch_fields grow linearly with the batch)."""
+    return op.with_batch(batch)
 
 
 def tensor_shapes(node: fx.Node) -> list[Shape]:
@@ -264,7 +263,9 @@ def _map_call(call: str, node: fx.Node, name: str, ins: list[Shape], out: Shape)
         return _one(MEMORY, MemoryOp("elementwise", _numel(out), _numel(out), 0.0, name=name), out)
     if call == "scaled_dot_product_attention":
         q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
-        return Mapping(GEMM, _attention(name, _numel(q[:-2]), q[-2], k[-2], q[-1], v[-1], head_first=True))
+        causal = bool(node.kwargs.get("is_causal", node.args[5] if len(node.args) > 5 else False))
+        lead = (1, *q[1:-2]) if len(q) > 3 else (1,)
+        return Mapping(GEMM, _attention(name, _numel(q[1:-2]), q[-2], k[-2], q[-1], v[-1], causal, lead))
     return None
 
 
@@ -327,14 +328,18 @@ def _attention_module(module: nn.MultiheadAttention, node: fx.Node, name: str) -
             TracedOp(Linear(rows, width, e, name=f"{name}.{p}_proj"), (1, rows, e))
             for p, rows, width in (("q", rows_q, q[-1]), ("k", rows_kv, k[-1]), ("v", rows_kv, v[-1]))
         ]
-    core = _attention(name, heads, rows_q, rows_kv, e // heads, e // heads, head_first=False)
+    core = _attention(name, heads, rows_q, rows_kv, e // heads, e // heads, False, (1, heads))
     out = TracedOp(Linear(rows_q, e, e, name=f"{name}.out_proj"), (1, rows_q, e))
     return Mapping(GEMM, (*proj, *core, out))
 
 
-def _attention(name: str, heads: int, lq: int, lk: int, d: int, dv: int, head_first: bool) -> tuple[TracedOp, ...]:
-    """Q K^T, softmax, and the product with V, for `heads` (times the batch) independent heads."""
-    lead = (1, heads) if head_first else (heads,)
+def _attention(
+    name: str, heads: int, lq: int, lk: int, d: int, dv: int, causal: bool, lead: Shape
+) -> tuple[TracedOp, ...]:
+    """scaled_dot_product_attention over `heads` independent heads per sample (output [*lead, lq, dv]);
+    where V's head dim differs from Q's (no fused kernel for it), Q K^T, softmax and the product with V."""
+    if d == dv:
+        return (TracedOp(ScaledDotProductAttention(1, heads, lq, lk, d, causal, name=f"{name}.sdpa"), (*lead, lq, d)),)
     return (
         TracedOp(Matmul(heads, lq, lk, d, name=f"{name}.qk"), (*lead, lq, lk)),
         TracedOp(softmax(heads * lq, lk, name=f"{name}.softmax"), (*lead, lq, lk)),
@@ -452,7 +457,7 @@ def with_precision(graph: nx.DiGraph, lowered: list[LoweredOp], precision: Preci
             dtype_of[node] = dtypes[0] if dtypes else "fp32"
             continue
         kind = ops[0].op.kind
-        if kind in GEMM_OP_KINDS:
+        if ops[0].op.gemm:
             want = precision.autocast
             out += _casts(graph, node, inputs, dtypes, want, batched, include_weights=True)
             out += [replace(low, dtype=want) for low in ops]
@@ -480,11 +485,8 @@ def _batched(graph: nx.DiGraph) -> dict[str, bool]:
 
 
 def _plain_dtype(op: Op, precision: Precision) -> str:
-    if op.kind == "conv2d":
-        return precision.conv
-    if op.kind in ("linear", "bmm"):
-        return precision.matmul
-    return precision.storage
+    """The dtype of the op's precision class (its kind's `precision`: conv, matmul or storage)."""
+    return getattr(precision, op.precision)
 
 
 def _sized(low: LoweredOp, in_sizes: list[float], out_dtype: str, group: str) -> LoweredOp:

@@ -22,8 +22,6 @@ from planner.lowering import LoweredOp, lower, with_batch, with_precision
 from planner.models import load_model
 from planner.trace import trace
 
-GEMM_KINDS = ("conv2d", "linear", "bmm")
-
 
 class PrecisionWarning(UserWarning):
     """A precision the GPU has no tensor cores for (priced at the rate it really runs at)."""
@@ -64,7 +62,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class NetworkPrediction:
-    """Per-layer launches, the total GPU time, FLOPs (all ops) and MACs (conv, linear, bmm), and the tail waste.
+    """Per-layer launches, the total GPU time, FLOPs (all ops) and MACs (GEMM-like op kinds: conv, linear,
+    bmm, sdpa), and the tail waste.
 
     step_us: wall time of one forward as the host sees it (eager: the GPU idles while the host issues
     ops more slowly than they run, gpusim.eager.eager_step_us; fused: total_us)."""
@@ -164,7 +163,7 @@ class Network:
             layers=layers,
             total_us=pred.total_us,
             flops=sum(op.flops for op in ops),
-            macs=sum(op.flops for op in ops if op.kind in GEMM_KINDS) // 2,
+            macs=sum(op.flops for op in ops if op.gemm) // 2,
             tail_waste_us=sum(layer.tail_waste_us for layer in layers),
             unmapped=self.unmapped,
             step_us=eager_step_us(pred.op_times_us, pred.host_overhead_us) if eager else pred.total_us,

@@ -85,7 +85,7 @@ def test_grouped_dilated_strided_and_depthwise_convs():
     assert (linear.batch, linear.in_features, linear.out_features) == (3, 8192, 10)
 
 
-def test_vision_transformer_attention_is_linear_bmm_softmax():
+def test_vision_transformer_attention_is_linear_sdpa_linear():
     model = torchvision.models.VisionTransformer(
         image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
     )
@@ -94,12 +94,18 @@ def test_vision_transformer_attention_is_linear_bmm_softmax():
     path = "encoder.layers.encoder_layer_0.self_attention"
     tokens = 16 + 1
     assert (ops[f"{path}.in_proj"].batch, ops[f"{path}.in_proj"].out_features) == (2 * tokens, 3 * 64)
-    qk, av = ops[f"{path}.qk"], ops[f"{path}.av"]
-    assert (qk.batch, qk.m, qk.n, qk.k) == (2 * 4, tokens, tokens, 16)
-    assert (av.batch, av.m, av.n, av.k) == (2 * 4, tokens, 16, tokens)
-    assert ops[f"{path}.softmax"].kind == "softmax"
+    sdpa = ops[f"{path}.sdpa"]
+    assert (sdpa.kind, sdpa.batch, sdpa.heads, sdpa.q_len, sdpa.kv_len, sdpa.head_dim) == (
+        "sdpa",
+        2,
+        4,
+        tokens,
+        tokens,
+        16,
+    )
+    assert f"{path}.qk" not in ops and f"{path}.softmax" not in ops
     assert set(_module_names(model, nn.Linear)) <= set(_gemm_names(net, "linear"))
-    per_layer = tokens * 64 * (3 * 64 + 64 + 2 * 128) + 2 * 4 * tokens * tokens * 16
+    per_layer = tokens * 64 * (3 * 64 + 64 + 2 * 128) + 2 * 4 * tokens * tokens * 16  # sdpa: 2 MACs per score
     expected = 16 * 64 * 3 * 8 * 8 + 2 * per_layer + 64 * 10
     assert net.predict("a100").macs == expected
     fused_elementwise = [low.node for low in net.lowered("fused") if low.op.kind == "elementwise"]
@@ -110,13 +116,11 @@ def test_scaled_dot_product_attention():
     class Sdpa(nn.Module):
         def forward(self, x):
             q = x.view(1, 2, 10, 8)
-            return nn.functional.scaled_dot_product_attention(q, q, q)
+            return nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
 
-    kinds = [
-        (op.kind, op.batch if op.kind == "bmm" else None)
-        for op in Network.from_model(Sdpa(), (2, 10, 8)).ops(mode="eager")
-    ]
-    assert kinds == [("bmm", 2), ("softmax", None), ("bmm", 2)]
+    (op,) = Network.from_model(Sdpa(), (2, 10, 8)).ops(batch=3, mode="eager")
+    assert (op.kind, op.batch, op.heads, op.q_len, op.kv_len, op.head_dim, op.causal) == ("sdpa", 3, 2, 10, 10, 8, True)
+    assert op.flops == 4 * 3 * 2 * 10 * 10 * 8 // 2  # causal: half of Q K^T and P V
 
 
 class CumsumNet(nn.Module):

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from gpusim.errors import WavecutError
-from gpusim.ops import Conv2d, Linear, Matmul, Op
+from gpusim.ops import Conv2d, Linear, Op
 from validation.clocks import ClockSampler, sampler_for
 from validation.project_format import op_cells
 from validation.sweeps import NetworkCase, Sweep, SweepError, sweep_ops
+from validation.torch_calls import TORCH_CALLS, builder_for
 
 MIN_REPEATS = 50
 MAX_REPEATS = 2000
@@ -281,32 +282,14 @@ def environment(device: str) -> dict[str, str]:
 
 
 def build_call(op: Op, dtype: str, device: str) -> Callable[[], object]:
-    """A no-argument callable that runs op once with torch on device (conv bias off, linear bias on)."""
+    """A no-argument callable that runs op once with torch on device: its kind's builder
+    (validation.torch_calls; conv bias off, linear bias on)."""
     import torch
 
-    kw = {"device": device, "dtype": getattr(torch, TORCH_DTYPES[dtype])}
-    if isinstance(op, Conv2d):
-        conv = torch.nn.Conv2d(
-            op.in_channels,
-            op.out_channels,
-            op.kernel_size,
-            op.stride,
-            op.padding,
-            op.dilation,
-            op.groups,
-            bias=False,
-            **kw,
-        )
-        x = torch.randn(op.batch, op.in_channels, op.height, op.width, **kw)
-        return lambda: conv(x)
-    if isinstance(op, Linear):
-        linear = torch.nn.Linear(op.in_features, op.out_features, **kw)
-        x = torch.randn(op.batch, op.in_features, **kw)
-        return lambda: linear(x)
-    if isinstance(op, Matmul):
-        a, b = torch.randn(op.batch, op.m, op.k, **kw), torch.randn(op.batch, op.k, op.n, **kw)
-        return lambda: torch.bmm(a, b)
-    raise MeasureError(f"op {type(op).__name__}: cannot be timed; allowed: Conv2d, Linear, Matmul")
+    builder = builder_for(op)
+    if builder is None:
+        raise MeasureError(f"op {op.kind}: cannot be timed; allowed: {', '.join(TORCH_CALLS)}")
+    return builder(op, {"device": device, "dtype": getattr(torch, TORCH_DTYPES[dtype])})
 
 
 def _samples_cuda(fn: Callable[[], object], n: int, flush: Callable[[], object] | None) -> list[float]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from gpusim.ops import Conv2d, Linear, Matmul, Op
+from gpusim.ops import OP_KINDS, Op
+from validation.torch_calls import TORCH_CALLS
 
-OP_CLASSES: dict[str, type[Op]] = {"conv2d": Conv2d, "linear": Linear, "bmm": Matmul}
+# The op kinds a row can hold: those the harness can time (a torch builder in validation.torch_calls).
+OP_CLASSES: dict[str, type[Op]] = {kind: OP_KINDS[kind] for kind in TORCH_CALLS}
 
 # The shape columns of each op kind: exactly the gpusim op's fields, so a row rebuilds the op.
 SHAPE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -15,6 +17,8 @@ SHAPE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Conv parameters that may differ along height and width; written "HxW" when they do.
 PAIR_COLUMNS = frozenset({"kernel_size", "stride", "padding", "dilation"})
+# Shape columns that may be 0 (the op kinds' zero_fields: conv padding, a causal flag); others are >= 1.
+ZERO_COLUMNS = frozenset(f for cls in OP_CLASSES.values() for f in cls.zero_fields)
 
 TIMING_COLUMNS = ("dtype", "device", "timing", "median_us", "p10_us", "p90_us", "repeats", "l2_flush")
 CLOCK_COLUMNS = ("sm_clock_mhz", "power_w")  # medians over the timed repeats (validation/clocks.py)
@@ -40,6 +44,8 @@ def build_op(kind: str, values: dict[str, int | tuple[int, int]], name: str) -> 
 
 
 def _cell(value: int | tuple[int, int]) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
     if isinstance(value, tuple):
         return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
     return str(value)
@@ -47,12 +53,9 @@ def _cell(value: int | tuple[int, int]) -> str:
 
 def op_kind(op: Op) -> str:
     """The CSV op kind of a gpusim op (depthwise conv is conv2d with groups)."""
-    for kind, cls in OP_CLASSES.items():
-        if isinstance(op, cls):
-            return kind
-    raise ValueError(
-        f"{type(op).__name__} has no row form; allowed: {', '.join(c.__name__ for c in OP_CLASSES.values())}"
-    )
+    if op.kind not in OP_CLASSES:
+        raise ValueError(f"{type(op).__name__} has no row form; allowed: {', '.join(OP_CLASSES)}")
+    return op.kind
 
 
 def op_cells(op: Op) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Sweep files (validation/sweeps/*.yaml): which ops to time, as data.
 
-A case names an op (conv2d, depthwise, linear, bmm) and its gpusim fields; any field may be
-a number, a list, or a range "A:B" / "A:B:STEP" (inclusive), and a case expands to the
-product of its fields. `size` sets height = width; depthwise takes `channels`.
+A case names an op kind the harness can time (validation.torch_calls: conv2d, linear, bmm, sdpa) or
+depthwise, and its gpusim fields; any field may be a number, a list, or a range "A:B" / "A:B:STEP"
+(inclusive), and a case expands to the product of its fields. `size` sets height = width (ops with
+both); depthwise takes `channels`.
 Whole networks are listed under `networks`: each forward is timed whole (the network format of
 validation/networks.py), or, with `layers: true`, its conv and linear layers one by one (op rows).
 """
@@ -119,7 +120,7 @@ def _fields_of(op: str) -> tuple[type[Op], dict[str, tuple[str, ...]]]:
         }
     cls = OP_CLASSES[op]
     keys = {f.name: (f.name,) for f in fields(cls) if f.name != "name"}
-    return cls, keys | ({"size": ("height", "width")} if cls is Conv2d else {})
+    return cls, keys | ({"size": ("height", "width")} if {"height", "width"} <= set(keys) else {})
 
 
 def expand_case(case: dict[str, FieldValue], where: str) -> list[Op]:

@@ -13,6 +13,7 @@ from rich.table import Table
 from gpusim.eager import resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.kernels import kernel_table
+from gpusim.ops import OP_KINDS
 from gpusim.spec import load_spec
 from planner.defaults import (
     DEFAULT_BATCH,
@@ -121,11 +122,12 @@ def predict(
             f"{layer.latency_us / result.total_us:.1%}",
             f"{layer.tail_waste_us:.1f}",
         )
+    gemm_kinds = "/".join(kind for kind, cls in OP_KINDS.items() if cls.gemm)  # what macs counts
     wide = Measurement.get(console, console.options.update_width(1000), table).maximum
     Console(width=max(console.width, wide)).print(table)  # never truncate layer or kernel names
     console.print(
         f"total {result.total_us:.1f} us in {len(result.layers)} launches (step {result.step_us:.1f} us as the "
         f"host sees it); "
-        f"{result.flops / 1e9:.2f} GFLOPs ({result.macs / 1e9:.3f} GMACs in conv/linear/bmm); "
+        f"{result.flops / 1e9:.2f} GFLOPs ({result.macs / 1e9:.3f} GMACs in {gemm_kinds}); "
         f"tail waste {result.tail_waste_us:.1f} us ({result.tail_waste_us / result.total_us:.1%})"
     )
