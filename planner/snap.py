@@ -8,8 +8,9 @@ REACH (a fraction, 25%) of the group's current width, at least one alignment ste
 A narrower candidate is a move priced by its importance cost: it saves `saved` microseconds and loses `lost`
 importance (the group's dropped channels' scores). With the input's average importance per microsecond
 `avg` = importance / latency of the input widths, a move is worth taking when `lost <= threshold * avg * saved`
-(default threshold 0.5: the channels removed are worth at most half of what the model's latency buys on
-average, which is what a partly used last wave or a step costs); of those, the group takes the one with the
+(default threshold 1, break-even: then `(importance - lost) / (latency - saved) >= importance / latency`, so
+no move lowers the importance the input keeps per microsecond; a partly used last wave or a step costs
+latency that buys less than the average); of those, the group takes the one with the
 largest `threshold * avg * saved - lost`. Every move lowers the total latency (the group's ops are priced with
 the others at their current widths), and each pass ends by growing every group to the right edge of its step
 (more channels, no latency), so the result never has a higher latency than the input. Passes repeat (at most
@@ -33,10 +34,11 @@ from gpusim.errors import WavecutError
 from gpusim.predict import KernelLaunch, launch_overhead_us
 from planner.allocate import EPS_US, Problem, fill, grow_to_edges
 from planner.candidates import alignment, right_edges
+from planner.defaults import DEFAULT_SNAP_THRESHOLD
 from planner.groups import ChannelGroup
 from planner.plan_model import Move
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = DEFAULT_SNAP_THRESHOLD
 MAX_PASSES = 4
 REACH = 0.25  # candidates lie within this fraction of a group's current width
 
