@@ -1,13 +1,16 @@
 """Planner benchmark: plans against uniform pruning at equal budgets, and snap applied to uniform pruning.
 
-For each model (prepared once: groups, magnitude importance, trace at 3x224x224), GPU, batch (fp16, fused):
-- plans at budgets 0.5/0.7/0.9 of the unpruned latency: predicted latency, budget met, channels and
-  importance kept against uniform pruning (and uniform rounded to 8) at the same budget, planning time;
-- snap applied to uniform pruning at ratios 0.3/0.5/0.7: latency, channels and importance before and after, and
-  the snap target: how many groups are left with waste that moving at most one or two alignment steps (8 or 16
-  channels in fp16) would fix (free channels above, or a kernel's last wave at most half full that a narrower
-  width removes), before and after snapping; and snap with `trade` (the freed latency spent on growing groups,
-  up to the uniform latency): latency and importance.
+For each model (prepared once: groups, the default importance on the synthetic calibration batch, trace at
+3x224x224), fused mode:
+- plans (fp16; GPUS, batch 1 and 32) at budgets 0.5/0.7/0.9 of the unpruned latency: predicted latency,
+  budget met, channels and importance kept against uniform pruning (and uniform rounded to 8) at the same
+  budget, planning time;
+- snap (SNAP_GPUS incl. Jetson Orin, batch 1/8/32, fp16 and fp32) applied to uniform pruning at ratios
+  0.3/0.5/0.7: latency, channels and importance before and after, latency against uniform rounded to 8, the
+  moves a snap of the result would still take (planner.snap.wasted_tails), the multi-wave idle tail
+  (planner.snap.idle_tail_us) and its channel-removable part (planner.snap.removable_idle_tail_us: what one
+  group's width within snap's reach removes) before and after; and snap with `trade` (the freed latency spent
+  on growing groups, up to the uniform latency): latency and importance.
 
     python3 -m benchmarks.planner [--quick] [--json]
 """
@@ -28,11 +31,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from planner.allocate import uniform_widths  # noqa: E402
 from planner.plan import allocate, compare, prepare, problem_for  # noqa: E402
-from planner.snap import idle_tail_us, snap, wasted_tails  # noqa: E402
+from planner.snap import idle_tail_us, removable_idle_tail_us, snap, wasted_tails  # noqa: E402
 
 MODELS = ("resnet50", "mobilenet_v2", "vgg16")
 GPUS = ("a100", "h100", "t4")
 BATCHES = (1, 32)
+SNAP_GPUS = ("a100", "t4", "orin")
+SNAP_BATCHES = (1, 8, 32)
+SNAP_DTYPES = ("fp16", "fp32")
 BUDGETS = (0.5, 0.7, 0.9)
 RATIOS = (0.3, 0.5, 0.7)
 
@@ -76,7 +82,7 @@ def plan_rows(problem, model: str, gpu: str, batch: int, prepare_s: float) -> li
     return rows
 
 
-def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
+def snap_rows(problem, model: str, gpu: str, batch: int, dtype: str) -> list[dict]:
     """One row per uniform pruning ratio: before and after snapping."""
     rows = []
     for ratio in RATIOS:
@@ -90,6 +96,7 @@ def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
                 "model": model,
                 "gpu": gpu,
                 "batch": batch,
+                "dtype": dtype,
                 "ratio": ratio,
                 "uniform_us": before,
                 "snapped_us": after,
@@ -108,6 +115,8 @@ def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
                 "tails_after_snap": len(wasted_tails(problem, snapped)),
                 "uniform_idle_tail_us": idle_tail_us(problem, widths),
                 "snapped_idle_tail_us": idle_tail_us(problem, snapped),
+                "uniform_removable_tail_us": removable_idle_tail_us(problem, widths),
+                "snapped_removable_tail_us": removable_idle_tail_us(problem, snapped),
                 "round8_us": problem.model.latency(uniform_widths(problem, 1 - ratio, 8)),
             }
         )
@@ -117,10 +126,17 @@ def snap_rows(problem, model: str, gpu: str, batch: int) -> list[dict]:
 def main() -> None:
     """Run the grid, print a line per case (and one JSON object last with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="resnet50 on a100 and t4, batch 1 and 32 only")
+    parser.add_argument(
+        "--quick", action="store_true", help="resnet50 on a100 and t4 (snap: fp16), batch 1 and 32 only"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     models, gpus = (MODELS[:1], ("a100", "t4")) if args.quick else (MODELS, GPUS)
+    snap_grid = (
+        [(g, b, "fp16") for g in ("a100", "t4") for b in BATCHES]
+        if args.quick
+        else [(g, b, d) for g in SNAP_GPUS for b in SNAP_BATCHES for d in SNAP_DTYPES]
+    )
     plans, snaps = [], []
     for model in models:
         start = time.perf_counter()
@@ -130,9 +146,9 @@ def main() -> None:
         prepare_s = time.perf_counter() - start
         for gpu in gpus:
             for batch in BATCHES:
-                problem = problem_for(prep, gpu, batch)
-                plans += plan_rows(problem, model, gpu, batch, prepare_s)
-                snaps += snap_rows(problem, model, gpu, batch)
+                plans += plan_rows(problem_for(prep, gpu, batch), model, gpu, batch, prepare_s)
+        for gpu, batch, dtype in snap_grid:
+            snaps += snap_rows(problem_for(prep, gpu, batch, dtype), model, gpu, batch, dtype)
     for r in plans:
         if "error" in r:
             print(f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} budget {r['budget']:.1f}: {r['error']}")
@@ -146,11 +162,13 @@ def main() -> None:
         )
     for r in snaps:
         print(
-            f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} uniform {r['ratio']:.1f}: {r['uniform_us']:8.1f} -> "
+            f"{r['model']:13s} {r['gpu']:5s} b{r['batch']:<3d} {r['dtype']} uniform {r['ratio']:.1f}: "
+            f"{r['uniform_us']:8.1f} -> "
             f"{r['snapped_us']:8.1f} us ({r['latency_change']:+.1%}), channels {r['uniform_channels']} -> "
             f"{r['snapped_channels']}, importance {r['uniform_importance']:.3f} -> {r['snapped_importance']:.3f}, "
             f"moves worth taking {r['uniform_tails']} -> {r['tails_after_snap']}, multi-wave idle tail "
-            f"{r['uniform_idle_tail_us']:.1f} -> {r['snapped_idle_tail_us']:.1f} us"
+            f"{r['uniform_idle_tail_us']:.1f} -> {r['snapped_idle_tail_us']:.1f} us (channel-removable "
+            f"{r['uniform_removable_tail_us']:.1f} -> {r['snapped_removable_tail_us']:.1f})"
             f" | trade {r['traded_change']:+.1%}, importance {r['traded_importance']:.3f}"
         )
     summary = _summary(plans, snaps)
@@ -189,6 +207,10 @@ def _summary(plans: list[dict], snaps: list[dict]) -> dict:
         "tails_after_snap": sum(r["tails_after_snap"] for r in snaps),
         "idle_tail_us_before_snap": sum(r["uniform_idle_tail_us"] for r in snaps),
         "idle_tail_us_after_snap": sum(r["snapped_idle_tail_us"] for r in snaps),
+        "removable_tail_us_before_snap": sum(r["uniform_removable_tail_us"] for r in snaps),
+        "removable_tail_us_after_snap": sum(r["snapped_removable_tail_us"] for r in snaps),
+        "snap_cases_reaching_11pct": sum(r["latency_change"] <= -0.11 for r in snaps),
+        "snap_cases": len(snaps),
         "snap_vs_round8_mean": float(np.mean([r["snapped_us"] / r["round8_us"] - 1 for r in snaps])),
         "trade_worst_latency_change": max((r["traded_change"] for r in snaps), default=0.0),
         "trade_importance_ge_uniform": sum(r["traded_importance"] >= r["uniform_importance"] - 1e-12 for r in snaps),

@@ -3,17 +3,19 @@
 A VGG-style CNN (conv 64-64-pool-128-128-pool, BatchNorm, global pool, linear) is trained deterministically
 (torch.manual_seed, torch.use_deterministic_algorithms(True), one thread) on scikit-learn's digits (shipped
 with the package: 8x8 upsampled to 16x16, stratified 75/25 split, benchmarks.functionality.load_split), once
-per training seed. For each GPU (t4, a100; fp16, fused, batch 256) the budget is BUDGET of the unpruned
-predicted latency, and each method picks widths within it:
+per training seed. For each GPU (t4, a100; fp16, fused, batch 256) and budget (BUDGETS of the unpruned
+predicted latency) each method picks widths within it:
 
-- plan: `wavecut plan`'s allocation with its default importance (filter L1 ranking within a group, each
-  group scaled to its Taylor sensitivity on 256 labelled train images);
-- plan-taylor: the same with `--importance taylor` (per-channel Taylor scores, ranking included);
+- plan: `wavecut plan --importance sensitivity --calibration-data` (256 labelled train images): filter L1
+  ranking within a group, each group priced by its measured calibration-loss curve through the
+  no-retraining path (planner.importance.sensitivity);
+- plan-magnitude: the same with the CLI's default importance (filter L1, each group scaled to its first-order
+  Taylor sensitivity: no measured loss, so no forward passes beyond Taylor's one);
 - uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
 - torch-pruning: Torch-Pruning's MetaPruner, global pruning, round_to=8, its default group L2 magnitude
   importance; the smallest pruning ratio within the budget (bisection on the predicted latency);
 - each `+snap`: that method's widths snapped (planner.snap; never slower).
-Channels kept are the top of the method's own ranking (L1 for plan and uniform, Taylor for plan-taylor,
+Channels kept are the top of the method's own ranking (L1 for plan, plan-magnitude and uniform,
 Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
 kept partners (256 train images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
 one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import statistics
 import sys
@@ -60,11 +63,13 @@ from planner.snap import snap  # noqa: E402
 WIDTHS = (64, 64, 128, 128)
 GPUS = ("t4", "a100")
 BATCH, DTYPE, MODE = 256, "fp16", "fused"
-BUDGET = 0.6
+BUDGETS = (0.6, 0.8)
 SEEDS = (0, 1, 2)
 SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 CALIBRATION = 256
-METHODS = ("plan", "plan-taylor", "uniform", "uniform-round8", "torch-pruning")
+ACCURACIES = ("acc_no_retrain", "acc_finetuned")
+RIVALS = ("uniform", "torch-pruning")  # the issue's bar: the plan's mean accuracy above both, at equal latency
+METHODS = ("plan", "plan-magnitude", "uniform", "uniform-round8", "torch-pruning")
 
 
 def torch_pruning_widths(model: nn.Module, prep: PreparedModel, problem, budget_us: float) -> np.ndarray:
@@ -128,18 +133,18 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
     model.eval()
     baseline = accuracy(model, split)
     calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
-    prep = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
-    taylor = prepare_module(model, "digits-cnn", SHAPE, "taylor", calibration)
-    ranking = {method: prep.scores for method in METHODS}  # the default importance's order within each group
-    ranking["plan-taylor"] = taylor.scores
+    prep = prepare_module(model, "digits-cnn", SHAPE, "sensitivity", calibration)
+    magnitude = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
+    ranking = {method: magnitude.scores for method in METHODS}  # filter L1 order within each group
+    ranking["plan"] = prep.scores  # the same order (filter L1), the measured curve's increments
     ranking["torch-pruning"] = tp_scores(prep)
     rows, gaps = [], []
-    for gpu in GPUS:
+    for gpu, fraction in itertools.product(GPUS, BUDGETS):
         problem = problem_for(prep, gpu, BATCH, DTYPE, MODE)
-        budget = BUDGET * problem.model.latency(problem.full)
+        budget = fraction * problem.model.latency(problem.full)
         chosen = {
             "plan": allocate(problem, budget),
-            "plan-taylor": allocate(problem_for(taylor, gpu, BATCH, DTYPE, MODE), budget),
+            "plan-magnitude": allocate(problem_for(magnitude, gpu, BATCH, DTYPE, MODE), budget),
             "uniform": uniform_at_budget(problem, budget, 1)[1],
             "uniform-round8": uniform_at_budget(problem, budget, 8)[1],
             "torch-pruning": torch_pruning_widths(model, prep, problem, budget),
@@ -151,6 +156,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
             gaps.append(
                 {
                     "gpu": gpu,
+                    "budget": fraction,
                     "seed": seed,
                     "greedy_importance": problem.importance(chosen["plan"]),
                     "exact_importance": problem.importance(optimum),
@@ -165,6 +171,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
                     {
                         "method": name,
                         "gpu": gpu,
+                        "budget": fraction,
                         "budget_us": budget,
                         "seed": seed,
                         "acc_no_retrain": no_retrain,
@@ -178,24 +185,31 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
 
 
 def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
-    """Mean +- std over seeds per GPU and method."""
+    """Mean +- std over seeds per GPU, budget and method."""
     table = Table(
-        title=f"digits CNN {WIDTHS}, budget {BUDGET} of unpruned (fp16, batch {BATCH}); baseline acc "
+        title=f"digits CNN {WIDTHS}, budgets {BUDGETS} of unpruned (fp16, batch {BATCH}); baseline acc "
         f"{statistics.mean(baselines):.4f} +- {statistics.pstdev(baselines):.4f} ({seconds:.0f} s)"
     )
-    for col in ("gpu", "method", "latency us", "importance", "acc no retrain", "acc 1 epoch", "widths (seed 0)"):
+    for col in (
+        "gpu",
+        "budget",
+        "method",
+        "latency us",
+        "importance",
+        "acc no retrain",
+        "acc 1 epoch",
+        "widths (seed 0)",
+    ):
         table.add_column(col)
-    cells: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        cells.setdefault((r["gpu"], r["method"]), []).append(r)
 
     def stat(group: list[dict], key: str, fmt: str = ".4f") -> str:
         values = [g[key] for g in group]
         return f"{statistics.mean(values):{fmt}} +- {statistics.pstdev(values):{fmt}}"
 
-    for (gpu, method), group in cells.items():
+    for (gpu, budget, method), group in cells(rows).items():
         table.add_row(
             gpu,
+            str(budget),
             method,
             stat(group, "predicted_latency_us", ".1f"),
             stat(group, "importance", ".3f"),
@@ -204,6 +218,34 @@ def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
             str(group[0]["widths"]),
         )
     return table
+
+
+def cells(rows: list[dict]) -> dict[tuple[str, float, str], list[dict]]:
+    """Rows grouped by (gpu, budget fraction, method), in order of appearance."""
+    found: dict[tuple[str, float, str], list[dict]] = {}
+    for r in rows:
+        found.setdefault((r["gpu"], r["budget"], r["method"]), []).append(r)
+    return found
+
+
+def wins(rows: list[dict]) -> list[dict]:
+    """Per setting (gpu, budget) and accuracy kind: does the plan's mean beat uniform's and Torch-Pruning's?"""
+    means = {key: {k: statistics.mean(r[k] for r in group) for k in ACCURACIES} for key, group in cells(rows).items()}
+    found = []
+    for gpu, budget in dict.fromkeys((g, b) for g, b, _ in means):
+        for kind in ACCURACIES:
+            plan = means[gpu, budget, "plan"][kind]
+            found.append(
+                {
+                    "gpu": gpu,
+                    "budget": budget,
+                    "accuracy": kind,
+                    "plan": plan,
+                    **{rival: means[gpu, budget, rival][kind] for rival in RIVALS},
+                    "beats_all": all(plan > means[gpu, budget, rival][kind] for rival in RIVALS),
+                }
+            )
+    return found
 
 
 def main() -> None:
@@ -224,13 +266,20 @@ def main() -> None:
         rows += seed_rows
         gaps += seed_gaps
     Console(width=220).print(summary(rows, baselines, time.perf_counter() - start))
+    verdicts = wins(rows)
+    for v in verdicts:
+        print(
+            f"{v['gpu']} budget {v['budget']} {v['accuracy']}: plan {v['plan']:.4f}, uniform {v['uniform']:.4f}, "
+            f"torch-pruning {v['torch-pruning']:.4f}: {'plan best' if v['beats_all'] else 'plan NOT best'}"
+        )
+    print(f"plan beats uniform and Torch-Pruning in {sum(v['beats_all'] for v in verdicts)} of {len(verdicts)}")
     for gap in gaps:
         print(
-            f"exact allocation {gap['gpu']} seed {gap['seed']}: greedy {gap['greedy_importance']:.5f} vs "
+            f"exact allocation {gap['gpu']} budget {gap['budget']} seed {gap['seed']}: greedy {gap['greedy_importance']:.5f} vs "
             f"MILP {gap['exact_importance']:.5f} (gap {gap['gap']:.2%})"
         )
     if args.json:
-        print(json.dumps({"baseline_acc": baselines, "results": rows, "optimality_gap": gaps}))
+        print(json.dumps({"baseline_acc": baselines, "results": rows, "wins": verdicts, "optimality_gap": gaps}))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
@@ -118,6 +120,27 @@ def recalibrate_batchnorm(model: nn.Module, calibration: torch.Tensor, batch_siz
     finally:
         model.eval()
     return len(norms)
+
+
+def calibration_loss(
+    model: nn.Module,
+    planned_groups: Sequence[GroupWidth],
+    calibration: torch.Tensor,
+    targets: torch.Tensor,
+    recalibrate: bool,
+) -> float:
+    """Cross-entropy against `targets` on `calibration` of a copy of `model` pruned by the no-retraining path
+    (`prune` with compensation, then, where `recalibrate`, BatchNorm re-estimated on `calibration`), as
+    `wavecut apply` leaves it; `model` itself is untouched."""
+    pruned = copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prune(pruned, planned_groups, torch.zeros(1, *calibration.shape[1:]), calibration)
+    if recalibrate:
+        recalibrate_batchnorm(pruned, calibration)
+    pruned.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(pruned(calibration), targets))
 
 
 def _out_pruner(module: nn.Module):

@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_INPUT",
     "DEFAULT_MODE",
     "DEFAULT_MODEL",
+    "DEFAULT_SNAP_THRESHOLD",
     "MODES",
     "check_mode",
 ]
@@ -18,6 +19,9 @@ DEFAULT_MODE = "fused"
 DEFAULT_INPUT = (3, 224, 224)
 DEFAULT_MODEL = "resnet50"
 MODES = ("eager", "fused")
+# snap takes a move when the importance it loses per microsecond saved is at most this fraction of the input's
+# average importance per microsecond; 1 is break-even: no move lowers the importance kept per microsecond
+DEFAULT_SNAP_THRESHOLD = 1.0
 
 
 def check_mode(mode: str) -> str:

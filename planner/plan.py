@@ -7,7 +7,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,9 @@ def prepare(
     Scores are comparable across groups: Taylor scores are loss changes already; magnitude and functionality
     scores are scaled, per group, to sum to the group's Taylor sensitivity (the loss change of removing all
     its channels, to first order), so their ranking within a group is kept and a group's total is what its
-    removal costs. The calibration batch (`calibration_data`, default synthetic) drives the Taylor gradients."""
+    removal costs; sensitivity scores follow each group's measured calibration-loss curve through the
+    no-retraining path (planner.importance.sensitivity). The calibration batch (`calibration_data`, default
+    synthetic) drives the Taylor gradients and the measured losses."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
     model, digest = load_weights_model(spec, weights)
@@ -117,16 +119,18 @@ def prepare_module(
             ) from None
         network = Network.from_model(model, shape, spec)
     taylor = taylor_for(model, calibration.x, calibration.labels)
-    scores = []
+    measured = _measured_loss(model, calibration) if importance == "sensitivity" else None
+    scores, first_order = [], []
     for g in groups:
         if not g.prunable:
             scores.append(np.ones(g.full_width))
+            first_order.append(scores[-1])
             continue
         sensitivity = taylor(g.tp_group).double().numpy()
-        if importance == "sensitivity":
-            scores.append(
-                measured_scores(model, g.tp_group, torch.from_numpy(sensitivity), calibration.x, calibration.labels)
-            )
+        if measured is not None:
+            ranking = rank_channels(model, g.tp_group, "magnitude").detach().double().numpy()
+            scores.append(measured_scores(lambda w, g=g, r=ranking: measured([group_width(g, w, r, 0.0)]), ranking))
+            first_order.append(comparable(ranking, float(sensitivity.sum())))
             continue
         raw = (
             sensitivity
@@ -135,6 +139,22 @@ def prepare_module(
         )
         scores.append(comparable(raw, float(sensitivity.sum())))
     return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source)
+
+
+def _measured_loss(model: nn.Module, calibration: Calibration) -> Callable[[list[GroupWidth]], float]:
+    """`loss(planned)`: the calibration loss increase of the model with the `planned` groups cut, through
+    `wavecut apply`'s no-retraining path (compensation; BatchNorm re-estimation where the calibration data are
+    real, as apply does by default), against the calibration labels or the unpruned model's predictions."""
+    from planner.apply import calibration_loss
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        targets = calibration.labels if calibration.labels is not None else model(calibration.x).argmax(dim=1)
+    model.train(was_training)
+    real = calibration.source != "synthetic"
+    base = calibration_loss(model, [], calibration.x, targets, real)
+    return lambda planned: calibration_loss(model, planned, calibration.x, targets, real) - base
 
 
 def comparable(raw: np.ndarray, sensitivity: float) -> np.ndarray:

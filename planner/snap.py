@@ -8,8 +8,9 @@ REACH (a fraction, 25%) of the group's current width, at least one alignment ste
 A narrower candidate is a move priced by its importance cost: it saves `saved` microseconds and loses `lost`
 importance (the group's dropped channels' scores). With the input's average importance per microsecond
 `avg` = importance / latency of the input widths, a move is worth taking when `lost <= threshold * avg * saved`
-(default threshold 0.5: the channels removed are worth at most half of what the model's latency buys on
-average, which is what a partly used last wave or a step costs); of those, the group takes the one with the
+(default threshold 1, break-even: then `(importance - lost) / (latency - saved) >= importance / latency`, so
+no move lowers the importance the input keeps per microsecond; a partly used last wave or a step costs
+latency that buys less than the average); of those, the group takes the one with the
 largest `threshold * avg * saved - lost`. Every move lowers the total latency (the group's ops are priced with
 the others at their current widths), and each pass ends by growing every group to the right edge of its step
 (more channels, no latency), so the result never has a higher latency than the input. Passes repeat (at most
@@ -28,14 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpusim.eager import predict_mixed
 from gpusim.errors import WavecutError
 from gpusim.predict import KernelLaunch, launch_overhead_us
 from planner.allocate import EPS_US, Problem, fill, grow_to_edges
 from planner.candidates import alignment, right_edges
+from planner.defaults import DEFAULT_SNAP_THRESHOLD
 from planner.groups import ChannelGroup
 from planner.plan_model import Move
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = DEFAULT_SNAP_THRESHOLD
 MAX_PASSES = 4
 REACH = 0.25  # candidates lie within this fraction of a group's current width
 
@@ -155,6 +158,36 @@ def idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
     (planner.network.Layer.tail_waste_us, for launches of two waves or more)."""
     overhead = launch_overhead_us(problem.model.spec)
     return float(sum(_idle(k, overhead) for k in problem.model.predict(widths).launches))
+
+
+def removable_idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
+    """The channel-removable part of `idle_tail_us(widths)`: per op, its idle tail time less the least idle tail
+    that one of the groups it reads or writes gives it at an allowed width within `reach` of its current width
+    (narrower or wider, the other groups at `widths`), summed over ops. The rest of the idle tail is out of
+    reach of any width (batch x spatial grid dimensions, or a wave count no nearby channel count changes)."""
+    overhead = launch_overhead_us(problem.model.spec)
+    now = _op_idle(problem.model.predict(widths).launches, len(problem.model.base_ops), overhead)
+    least = now.copy()
+    for g, allowed in enumerate(problem.allowed):
+        w, ops = int(widths[g]), problem.model.ops_of[g]
+        values = [v for v in allowed if v != w and abs(v - w) <= reach(problem, w)]
+        if len(allowed) < 2 or not values or not ops:
+            continue
+        trial = []
+        for v in values:
+            trial.extend(problem.model.op_at(i, _with(widths, g, v)) for i in ops)
+        dtypes = [problem.model.op_dtypes[i] for i in ops] * len(values)
+        idle = _op_idle(predict_mixed(trial, dtypes, problem.model.spec).launches, len(trial), overhead)
+        least[ops] = np.minimum(least[ops], idle.reshape(len(values), len(ops)).min(axis=0))
+    return float(np.clip(now - least, 0.0, None).sum())
+
+
+def _op_idle(launches: list[KernelLaunch], count: int, overhead: float) -> np.ndarray:
+    """Idle tail time (`_idle`) summed per op index, for `count` ops."""
+    idle = np.zeros(count)
+    for k in launches:
+        idle[k.op_index] += _idle(k, overhead)
+    return idle
 
 
 def _idle(k: KernelLaunch, overhead: float) -> float:

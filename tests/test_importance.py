@@ -283,22 +283,45 @@ def test_next_layer_tap_sees_a_repeat_that_the_layer_output_hides() -> None:
     assert similarity["output"] == pytest.approx(-1.0, abs=1e-5)  # pre-BN: negated filter
 
 
-def test_measured_sensitivity_follows_the_loss_of_cutting_the_group() -> None:
-    """Scores keep Taylor's channel order; their total is the loss increase of switching the whole group off."""
+def test_measured_sensitivity_follows_the_measured_loss_curve() -> None:
+    """Scores keep the ranking's channel order (ties within a linear segment included); the top-w sums are the
+    loss at width 0 (extended linearly) minus the measured loss at w, at every grid width."""
     from planner.importance.sensitivity import measured_scores
 
+    measured = {2: 0.9, 4: 0.3, 6: 0.1, 8: 0.0}  # loss increase with the group cut to w of 8 channels
+    ranking = np.array([0.5, 3.0, 1.0, 2.0, 0.1, 4.0, 0.2, 0.3])
+    calls = []
+    scores = measured_scores(lambda w: calls.append(w) or measured[w], ranking, grid=4)
+    assert calls == [2, 4, 6]  # the full width costs nothing and is not measured
+    order = np.argsort(-scores, kind="stable")
+    assert list(order) == list(np.argsort(-ranking, kind="stable"))
+    at_zero = 0.9 + (0.9 - 0.3) / 2 * 2  # slope of the first segment, 0.3 per channel, extended to width 0
+    kept = np.concatenate([[0.0], np.cumsum(scores[order])])
+    for w, loss in measured.items():
+        assert kept[w] == pytest.approx(at_zero - loss, rel=1e-6)
+
+
+def test_sensitivity_scores_measure_the_no_retraining_path() -> None:
+    """`--importance sensitivity` measures each group's curve through compensation and BatchNorm re-estimation
+    (planner.apply.calibration_loss, against the unpruned model's predictions for unlabelled data), ranking
+    channels by filter L1; and proposes the first-order allocation beside it, the measured loss deciding."""
+    from benchmarks.functionality import build_cnn
+    from planner.apply import calibration_loss
+    from planner.calibration import Calibration
+    from planner.importance.sensitivity import measured_scores
+    from planner.plan import group_width, prepare_module
+
     torch.manual_seed(0)
-    model = _TaylorNet().eval()
-    x, y = torch.randn(8, 1, 6, 6), torch.tensor([0, 1] * 4)
-    group = _root_group(model, model.conv, x[:1])
-    taylor = TaylorImportance(model, x, y)(group)
-    scores = measured_scores(model, group, taylor, x, y, grid=3)
-    loss = torch.nn.functional.cross_entropy
+    model = build_cnn((8, 8, 16, 16)).eval()
+    x = torch.randn(32, 1, 8, 8)
+    prep = prepare_module(model, "cnn", (1, 8, 8), "sensitivity", Calibration(x, None, "test batch"))
     with torch.no_grad():
-        full = float(loss(model(x), y))
-        saved = model.bn.weight.clone(), model.bn.bias.clone()
-        model.bn.weight.zero_(), model.bn.bias.zero_()
-        off = float(loss(model(x), y))
-        model.bn.weight.copy_(saved[0]), model.bn.bias.copy_(saved[1])
-    assert scores.sum() == pytest.approx(max(off - full, 0.0), rel=1e-5, abs=1e-7)
-    assert list(np.argsort(-scores, kind="stable")) == list(torch.argsort(taylor, descending=True, stable=True))
+        y = model(x).argmax(dim=1)
+    base = calibration_loss(model, [], x, y, True)
+    g = 2
+    group, ranking = prep.groups[g], MagnitudeImportance()(prep.groups[g].tp_group).double().numpy()
+    expected = measured_scores(
+        lambda w: calibration_loss(model, [group_width(group, w, ranking, 0.0)], x, y, True) - base, ranking
+    )
+    assert prep.scores[g] == pytest.approx(expected, rel=1e-6)
+    assert list(np.argsort(-prep.scores[g], kind="stable")) == list(np.argsort(-ranking, kind="stable"))

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from gpusim.errors import WavecutError
 from planner.allocate import EPS_US, uniform_widths
 from planner.plan import make_snap, prepare, problem_for
-from planner.snap import idle_tail_us, snap, wasted_tails, widths_from_mapping
+from planner.snap import idle_tail_us, removable_idle_tail_us, snap, wasted_tails, widths_from_mapping
 from wavecut.cli import app
 
 
@@ -72,8 +72,41 @@ def test_snap_reaches_wave_edges_in_fp32() -> None:
     before, after = problem.model.latencies([start, snapped])
     assert after < 0.8 * before and max(int(d) for d in start - snapped) > 2
     assert any("wave edge" in m.reason for m in moves)
-    assert problem.importance(snapped) > 0.9 * problem.importance(start)
+    # break-even (default threshold 1): the importance kept per microsecond does not fall
+    assert problem.importance(snapped) / after >= problem.importance(start) / before
+    cautious, _ = snap(problem, start, 0.5)  # half the average price: less latency saved for less importance
+    assert problem.importance(cautious) > 0.9 * problem.importance(start)
+    assert problem.model.latency(cautious) < 0.85 * before
     assert idle_tail_us(problem, snapped) < 0.5 * idle_tail_us(problem, start)
+    removable = removable_idle_tail_us(problem, start)
+    assert 0 < removable <= idle_tail_us(problem, start) + 1e-9
+    assert idle_tail_us(problem, start) - idle_tail_us(problem, snapped) > 0.5 * removable
+
+
+def test_removable_idle_tail_is_what_one_group_within_reach_removes(setting) -> None:
+    """Per op: its idle tail less the least one of its groups reaches within snap's reach, summed over ops."""
+    from gpusim.predict import launch_overhead_us
+    from planner.snap import _op_idle, reach
+
+    prep, _ = setting
+    problem = problem_for(prep, "t4", 32)
+    widths = uniform_widths(problem, 0.45)
+    count = len(problem.model.base_ops)
+    overhead = launch_overhead_us(problem.model.spec)
+    now = _op_idle(problem.model.predict(widths).launches, count, overhead)
+    least = now.copy()
+    for g, allowed in enumerate(problem.allowed):
+        for v in allowed:
+            if len(allowed) > 1 and v != widths[g] and abs(v - widths[g]) <= reach(problem, int(widths[g])):
+                moved = widths.copy()
+                moved[g] = v
+                idle = _op_idle(problem.model.predict(moved).launches, count, overhead)
+                ops = problem.model.ops_of[g]
+                least[ops] = np.minimum(least[ops], idle[ops])
+    expected = float(np.clip(now - least, 0, None).sum())
+    assert removable_idle_tail_us(problem, widths) == pytest.approx(expected, rel=1e-9)
+    assert 0 < expected <= now.sum() + 1e-9
+    assert idle_tail_us(problem, widths) == pytest.approx(now.sum())
 
 
 def test_trade_spends_the_freed_latency_on_importance(setting) -> None:

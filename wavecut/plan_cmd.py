@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from gpusim.eager import PLAIN_PRECISIONS
-from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, DEFAULT_MODEL
+from planner.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_DTYPE,
+    DEFAULT_GPU,
+    DEFAULT_INPUT,
+    DEFAULT_MODE,
+    DEFAULT_MODEL,
+    DEFAULT_SNAP_THRESHOLD,
+)
 from wavecut.output import console, print_json
 from wavecut.predict_cmd import TRUST_HELP
 
@@ -164,7 +172,7 @@ def snap(
     weights: Path = typer.Option(None, help="state_dict to load before ranking (ignored for a plan file)"),
     calibration_data: Path = typer.Option(None, help=CALIBRATION_HELP),
     threshold: float = typer.Option(
-        0.5,
+        DEFAULT_SNAP_THRESHOLD,
         help="take a drop to a step or wave edge when the importance it loses per microsecond saved is at most "
         "this fraction of the input's average importance per microsecond",
     ),
@@ -177,7 +185,7 @@ def snap(
     import numpy as np
 
     from planner.plan import make_snap, prepare, problem_for, read_widths
-    from planner.snap import idle_tail_us, widths_from_mapping
+    from planner.snap import idle_tail_us, removable_idle_tail_us, widths_from_mapping
     from wavecut.predict_cmd import parse_input, trust_model_files
 
     trust_model_files(trust)
@@ -210,13 +218,15 @@ def snap(
         table.add_row(m.group, f"{m.before} -> {m.after}", f"{m.latency_change_us:+.1f}", m.reason)
     console.print(table)
     before, after = result.comparison
-    idle_before = idle_tail_us(problem, widths_from_mapping(prep.groups, mapping)[0])
-    idle_after = idle_tail_us(problem, np.array([g.width for g in result.groups]))
+    start, snapped = widths_from_mapping(prep.groups, mapping)[0], np.array([g.width for g in result.groups])
+    idle_before, idle_after = idle_tail_us(problem, start), idle_tail_us(problem, snapped)
+    removable = removable_idle_tail_us(problem, start), removable_idle_tail_us(problem, snapped)
     console.print(
         f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
         f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
         f"({after.channels - before.channels:+d}); importance kept {before.importance:.1%} -> "
-        f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us"
+        f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us, of which "
+        f"channel-removable (one group's width within reach removes it) {removable[0]:.1f} -> {removable[1]:.1f} us"
     )
     console.print(f"wrote {out}")
 

@@ -1,80 +1,56 @@
-"""Measured per-group sensitivity: the calibration loss with a group cut to a grid of widths, the others full.
+"""Measured per-group sensitivity: the calibration loss with one group cut to a grid of widths, the others full.
 
-First-order Taylor scores add up the loss change of removing channels one at a time; removing many channels
-of one layer costs more than that sum (the loss is not linear in the mask). Here the channels of a group are
-ordered by Taylor score and the group is cut to each width of a grid (the lowest-ranked channels removed
-exactly as Taylor removes them: zeroing the norm layers' scale and shift, or the producers' filters), and the
-loss increase on the calibration batch is measured. "Importance kept" at width w is the loss increase at the
-narrowest grid width minus the increase at w (linear between grid points, made non-decreasing); per-channel
-scores are its increments, largest first, given to the channels in Taylor order, so the planner keeps the
-same channels as Taylor but prices each group by its measured curve. Cost: one forward pass of the
-calibration batch per group and grid width.
+First-order Taylor adds up the loss change of removing channels one at a time. Cutting many channels of one
+layer costs far more than that sum (the loss is not linear in the mask: a narrow early layer starves every
+layer behind it), and the no-retraining path of `wavecut apply` (compensation into kept partners, BatchNorm
+re-estimation) recovers part of a cut, more in some layers than in others. So here the loss is measured: the
+group is cut to each width of a grid (its lowest-ranked channels removed), through the caller's `loss_at`
+(planner.plan measures it with planner.apply.calibration_loss, the same path as `wavecut apply`), and
+"importance kept" at width w is the loss increase at width 0 (extended linearly below the narrowest grid
+width) minus the increase at w, made non-decreasing, and then its least concave majorant (linear between the
+hull's grid points): the planner's per-group importance is a sum of per-channel scores, best first, so it is
+concave; where the measured curve is concave it is exact. Per-channel scores are its increments, given to
+the channels in `ranking` order (filter L1 by default), so the planner keeps the ranking's channels and
+prices each group by its measured curve. Groups add up: the planner
+minimises the sum of the groups' measured loss increases (interactions between groups are not measured).
+Cost: one pruned copy and two forward passes of the calibration batch per group and grid width.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-import torch_pruning as tp
-from torch import nn
 
-from .slots import _root_idxs
-from .taylor import NORM_HANDLERS, PRODUCER_HANDLERS
-
-GRID = 8  # widths 0, 1/8, ..., 7/8 and all of the group
+GRID = 8  # widths 1/8, 2/8, ..., 8/8 of the group
+TIE = 1e-9  # relative step that orders channels of one linear segment by their ranking
 
 
-@torch.no_grad()
-def measured_scores(
-    model: nn.Module,
-    group: tp.dependency.Group,
-    taylor: torch.Tensor,
-    calibration: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    grid: int = GRID,
-) -> np.ndarray:
-    """Per-channel scores of `group` whose sums along the Taylor order follow the measured loss curve."""
-    was_training = model.training
-    model.eval()
-    try:
-        targets = labels if labels is not None else model(calibration).argmax(dim=1)
-        full = float(F.cross_entropy(model(calibration), targets))
-        width = len(taylor)
-        order = torch.argsort(taylor, descending=True, stable=True)
-        points = sorted({round(width * k / grid) for k in range(grid + 1)})
-        losses = []
-        for w in points:
-            with _removed(group, set(order[w:].tolist())):
-                losses.append(float(F.cross_entropy(model(calibration), targets)) - full)
-    finally:
-        model.train(was_training)
-    curve = np.interp(np.arange(width + 1), points, losses[0] - np.array(losses))
-    curve = np.maximum.accumulate(np.clip(curve, 0.0, None))
-    return np.sort(np.diff(curve))[::-1][np.argsort(order.numpy(), kind="stable")]
+def measured_scores(loss_at: Callable[[int], float], ranking: np.ndarray, grid: int = GRID) -> np.ndarray:
+    """Per-channel scores whose sums over the top-w channels of `ranking` follow the measured curve: `loss_at(w)`
+    is the calibration loss increase with the group cut to its `w` highest-ranked channels (see the module doc)."""
+    ranking = np.asarray(ranking, dtype=np.float64)
+    width = len(ranking)
+    points = sorted({max(1, round(width * k / grid)) for k in range(1, grid + 1)})
+    losses = [loss_at(w) if w < width else 0.0 for w in points]
+    slope = (losses[0] - losses[1]) / (points[1] - points[0]) if len(points) > 1 else 0.0
+    at_zero = losses[0] + max(slope, 0.0) * points[0]
+    kept = np.maximum.accumulate(np.clip(at_zero - np.array([at_zero, *losses]), 0.0, None))
+    hull = _upper_hull([0, *points], kept)
+    increments = np.diff(np.interp(np.arange(width + 1), [x for x, _ in hull], [y for _, y in hull]))
+    increments = increments + TIE * max(float(increments.max()), 1e-12) * np.arange(width, 0, -1) / width
+    ranks = np.argsort(np.argsort(-ranking, kind="stable"), kind="stable")  # 0 = highest-ranked channel
+    return increments[ranks]
 
 
-class _removed:
-    """Context: the group's channels at root positions `removed` switched off (restored on exit)."""
-
-    def __init__(self, group: tp.dependency.Group, removed: set[int]) -> None:
-        self.saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        root = _root_idxs(group[0])
-        norms = [item for item in group if item.dep.handler in NORM_HANDLERS]
-        producers = [item for item in group if item.dep.handler in PRODUCER_HANDLERS]
-        for item in norms or producers:
-            positions = {r: i for i, r in enumerate(root)}
-            rows = [int(i) for i, r in zip(item.idxs, _root_idxs(item)) if positions.get(r) in removed]
-            for name in ("weight", "bias"):
-                param = getattr(item.dep.target.module, name, None)
-                if isinstance(param, torch.Tensor) and rows:
-                    index = torch.tensor(rows)
-                    self.saved.append((param, index, param.data[index].clone()))
-
-    def __enter__(self) -> None:
-        for param, index, _ in self.saved:
-            param.data[index] = 0.0
-
-    def __exit__(self, *_exc: object) -> None:
-        for param, index, values in self.saved:
-            param.data[index] = values
+def _upper_hull(xs: list[int], ys: np.ndarray) -> list[tuple[float, float]]:
+    """Vertices of the least concave majorant of the points (xs ascending): Andrew's monotone chain."""
+    hull: list[tuple[float, float]] = []
+    for point in zip(map(float, xs), map(float, ys)):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (point[1] - y1) - (y2 - y1) * (point[0] - x1) < 0:  # hull[-1] lies above the chord
+                break
+            hull.pop()
+        hull.append(point)
+    return hull
