@@ -22,7 +22,12 @@ from torch import nn
 class HeadAttention(nn.Module):
     """Self- or cross-attention with `num_heads` heads of `head_dim` channels between `embed_dim`-wide inputs
     and outputs: nn.MultiheadAttention's forward (packed in_proj, no bias_k / bias_v / add_zero_attn)
-    where num_heads * head_dim may be less than embed_dim (a head-pruned nn.MultiheadAttention)."""
+    where num_heads * head_dim may be less than embed_dim (a head-pruned nn.MultiheadAttention). Its
+    parameters have nn.MultiheadAttention's names (in_proj_weight, in_proj_bias, out_proj)."""
+
+    # nn.TransformerEncoderLayer's fused fast path assumes embed_dim == num_heads * head_dim; this flag
+    # (which it checks) keeps it on the ordinary forward, as for an nn.MultiheadAttention with kdim != embed_dim.
+    _qkv_same_embed_dim = False
 
     def __init__(
         self, embed_dim: int, num_heads: int, head_dim: int, bias: bool = True, batch_first: bool = False
@@ -30,8 +35,10 @@ class HeadAttention(nn.Module):
         super().__init__()
         self.embed_dim, self.num_heads, self.head_dim, self.batch_first = embed_dim, num_heads, head_dim, batch_first
         inner = num_heads * head_dim
-        self.in_proj = nn.Linear(embed_dim, 3 * inner, bias=bias)
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * inner, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * inner)) if bias else None
         self.out_proj = nn.Linear(inner, embed_dim, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(
         self,
@@ -47,8 +54,8 @@ class HeadAttention(nn.Module):
         """nn.MultiheadAttention.forward's result: the output and (with need_weights) the attention weights."""
         if not self.batch_first:  # [L, N, E] -> [N, L, E]
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        w_q, w_k, w_v = self.in_proj.weight.chunk(3)
-        b_q, b_k, b_v = self.in_proj.bias.chunk(3) if self.in_proj.bias is not None else (None, None, None)
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None, None, None)
         q, k, v = (
             F.linear(x, w, b).unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
             for x, w, b in ((query, w_q, b_q), (key, w_k, b_k), (value, w_v, b_v))
@@ -114,13 +121,6 @@ def _rows(heads: list[int], head_dim: int, count: int) -> torch.Tensor:
     return torch.cat([per + block * count * head_dim for block in range(3)])
 
 
-def _projections(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, nn.Linear]:
-    """An attention module's packed in_proj weight and bias and its out_proj."""
-    if isinstance(module, HeadAttention):
-        return module.in_proj.weight, module.in_proj.bias, module.out_proj
-    return module.in_proj_weight, module.in_proj_bias, module.out_proj
-
-
 @torch.no_grad()
 def keep_heads(module: nn.Module, kept: list[int]) -> HeadAttention:
     """A HeadAttention computing what `module` computes with only the heads in `kept` (the others removed)."""
@@ -128,12 +128,12 @@ def keep_heads(module: nn.Module, kept: list[int]) -> HeadAttention:
     if layout is None:
         raise ValueError(f"{type(module).__name__}: not an attention module whose heads can be pruned")
     embed, heads, head_dim = layout
-    weight, bias, out_proj = _projections(module)
+    weight, bias, out_proj = module.in_proj_weight, module.in_proj_bias, module.out_proj
     pruned = HeadAttention(embed, len(kept), head_dim, bias is not None, module.batch_first)
     rows = _rows(kept, head_dim, heads)
-    pruned.in_proj.weight.copy_(weight[rows])
+    pruned.in_proj_weight.copy_(weight[rows])
     if bias is not None:
-        pruned.in_proj.bias.copy_(bias[rows])
+        pruned.in_proj_bias.copy_(bias[rows])
     columns = torch.cat([torch.arange(h * head_dim, (h + 1) * head_dim) for h in kept])
     pruned.out_proj.weight.copy_(out_proj.weight[:, columns])
     if out_proj.bias is not None:
@@ -152,9 +152,8 @@ def prune_heads(model: nn.Module, name: str, kept: list[int]) -> None:
 def head_magnitude(module: nn.Module) -> np.ndarray:
     """Per head: the L1 norm of its q, k and v rows of in_proj and its columns of out_proj."""
     embed, heads, head_dim = head_layout(module)
-    weight, _, out_proj = _projections(module)
-    qkv = weight.abs().reshape(3, heads, head_dim, embed).sum(dim=(0, 2, 3))
-    out = out_proj.weight.abs().reshape(embed, heads, head_dim).sum(dim=(0, 2))
+    qkv = module.in_proj_weight.abs().reshape(3, heads, head_dim, embed).sum(dim=(0, 2, 3))
+    out = module.out_proj.weight.abs().reshape(embed, heads, head_dim).sum(dim=(0, 2))
     return (qkv + out).double().cpu().numpy()
 
 
@@ -165,9 +164,8 @@ def head_taylor(module: nn.Module, terms: dict[torch.Tensor, list[torch.Tensor]]
     of in_proj zeroes exactly its contribution: the change is sum(theta * dL/dtheta) over them per batch
     (`terms`: TaylorImportance.parameter_terms, per parameter the per-batch, per-output-row sums)."""
     _, heads, head_dim = head_layout(module)
-    weight, bias, _ = _projections(module)
     signed = None
-    for param in (weight, bias):
+    for param in (module.in_proj_weight, module.in_proj_bias):
         if param is None or param not in terms:
             continue
         per_batch = torch.stack(terms[param])  # [batches, 3 * heads * head_dim]

@@ -56,7 +56,7 @@ def test_removing_a_head_is_zeroing_its_values() -> None:
     x = torch.randn(2, 5, 64)
     pruned = keep_heads(mha, [0, 2, 3])
     assert (pruned.num_heads, pruned.head_dim, pruned.embed_dim) == (3, 16, 64)
-    assert pruned.in_proj.weight.shape == (3 * 3 * 16, 64) and pruned.out_proj.weight.shape == (64, 48)
+    assert pruned.in_proj_weight.shape == (3 * 3 * 16, 64) and pruned.out_proj.weight.shape == (64, 48)
     with torch.no_grad():  # head 1's v rows: 2 * 64 + 16 .. 2 * 64 + 32 of the packed in_proj
         mha.in_proj_weight[144:160] = 0
         mha.in_proj_bias[144:160] = 0
@@ -151,3 +151,52 @@ def test_vit_plan_with_heads_verifies() -> None:
         }
         assert verify_plan(plan) == pytest.approx(plan.planned_latency_us, rel=1e-9)
     assert plan.planned_latency_us < problem.model.latency(problem.full)
+
+
+def test_transformer_encoder_layer_takes_the_pruned_attention() -> None:
+    """nn.TransformerEncoderLayer's eval fast path (fused, embed_dim = heads x head_dim) is not taken for
+    HeadAttention; the ordinary path computes the layer with the head removed."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True).eval()
+    x = torch.randn(2, 5, 64)
+    pruned = copy.deepcopy(layer)
+    pruned.self_attn = keep_heads(layer.self_attn, [0, 1, 3])
+    with torch.no_grad():  # head 2's v rows: 2 * 64 + 32 .. 2 * 64 + 48
+        layer.self_attn.in_proj_weight[160:176] = 0
+        layer.self_attn.in_proj_bias[160:176] = 0
+        torch.testing.assert_close(pruned(x), layer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "mode"), [("fp16", "fused"), ("bf16", "eager"), ("fp32", "eager"), ("tf32", "fused")]
+)
+def test_tiny_vit_pruned_model_predicts_the_priced_latency(dtype: str, mode: str) -> None:
+    """Flash (fp16/bf16 on A100) and the math path (fp32/tf32): the width model at 2 and 3 heads equals the
+    pruned model's own trace."""
+    model = tiny_vit()
+    example = torch.zeros(1, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        groups = find_groups(model, example)
+        wm = WidthModel(Network.from_model(model, (3, 32, 32)), groups, "a100", 8, dtype, mode)
+        widths = wm.full.copy()
+        at = {g.name: i for i, g in enumerate(groups)}
+        plan = {BLOCK0: [1, 3], "encoder.layers.encoder_layer_1.self_attention": [0, 1, 2]}
+        planned = []
+        for name, kept in plan.items():
+            widths[at[name]] = len(kept)
+            planned.append(
+                GroupWidth(
+                    name=name,
+                    full_width=4,
+                    width=len(kept),
+                    kept=kept,
+                    producers=[name],
+                    consumers=[],
+                    importance_kept=1.0,
+                )
+            )
+        prune(model, planned, example)
+        after = Network.from_model(model, (3, 32, 32)).predict("a100", 8, dtype, mode).total_us
+    assert model(example).shape == (1, 10)
+    assert after == pytest.approx(wm.latency(widths), rel=1e-9)
