@@ -333,7 +333,9 @@ def _head_compositions(network: Network, groups: list[ChannelGroup]) -> dict[str
     return heads
 
 
-def _node_sides(data: dict, op: Op, src: Composition, out: Composition, heads: Composition):
+def _node_sides(
+    data: dict, op: Op, src: Composition, out: Composition, heads: Composition
+) -> tuple[Composition, Composition] | None:
     """The compositions of op `op`'s input and output channels within its node: for an attention node with a
     head group (planner.lowering._attention_module's order: q/k/v projections, attention core, out
     projection), the projections read `src` and write heads, the core works on heads, the out projection
@@ -343,7 +345,7 @@ def _node_sides(data: dict, op: Op, src: Composition, out: Composition, heads: C
         return src, out
     if not heads:
         return None  # multi-op nodes without a head group (attention) touch only locked groups
-    j = next(i for i, o in enumerate(ops) if o is op)
+    j = next(i for i, o in enumerate(ops) if o.name == op.name)  # names are unique within a node
     core = next(i for i, o in enumerate(ops) if not isinstance(o, Linear))
     return (src if j < core else heads), (out if j == len(ops) - 1 else heads)
 
