@@ -18,6 +18,7 @@ from gpusim.atomic_write import write_atomic
 from gpusim.errors import WavecutError
 from planner.calibration import load_calibration
 from planner.groups import dependency_graph, groups_of
+from planner.heads import prune_heads
 from planner.importance import compensate
 from planner.network import Network
 from planner.plan import fingerprint, load_weights_model
@@ -86,6 +87,7 @@ def prune(
     graph, classifier = dependency_graph(model, example)
     groups = {g.name: g for g in groups_of(model, graph, classifier)}
     modules = dict(model.named_modules())
+    heads: list[GroupWidth] = []  # head groups, pruned once Torch-Pruning is done with the graph (planner.heads)
     for planned in planned_groups:
         group = groups.get(planned.name)
         if group is None or group.full_width != planned.full_width:
@@ -95,12 +97,17 @@ def prune(
             )
         if planned.width == planned.full_width:
             continue
+        if group.head_dim:
+            heads.append(planned)
+            continue
         module = modules[planned.name]
         removed = sorted(set(range(planned.full_width)) - set(planned.kept))
         if calibration is not None:
             full = graph.get_pruning_group(module, _out_pruner(module), list(range(planned.full_width)))
             compensate(model, full, planned.kept, calibration)
         graph.get_pruning_group(module, _out_pruner(module), removed).prune()
+    for planned in heads:
+        prune_heads(model, planned.name, planned.kept)
 
 
 @torch.no_grad()

@@ -55,6 +55,16 @@ def allowed_widths(full: int, align: int, min_width: int) -> list[int]:
     return sorted({*range(_round_up(min_width, align), full + 1, align), full})
 
 
+def group_widths(group: ChannelGroup, align: int) -> list[int]:
+    """The widths the planner may give `group`: a locked group its full width; a head group 1 to all its heads
+    (alignment is for channels; head_dim stays whole); a channel group allowed_widths from minimum_width."""
+    if not group.prunable:
+        return [group.full_width]
+    if group.head_dim:
+        return list(range(1, group.full_width + 1))
+    return allowed_widths(group.full_width, align, minimum_width(group.full_width, align))
+
+
 def _round_up(value: int, align: int) -> int:
     return -(-value // align) * align
 
@@ -93,7 +103,8 @@ class WidthModel:
         self.op_dtypes = [low.dtype for low in lowered]
         self.base_ops: list[Op] = [with_batch(low.op, batch) if low.per_sample else low.op for low in lowered]
         comps = _channel_compositions(network, groups)
-        self.scaled = [_scaling(network, low.node, low.op, comps) for low in lowered]
+        heads = _head_compositions(network, groups)
+        self.scaled = [_scaling(network, low.node, low.op, comps, heads.get(low.node, ())) for low in lowered]
         self.deps = [tuple(sorted(_groups_of(s))) for s in self.scaled]  # the groups each op follows
         self.ops_of: list[list[int]] = [[] for _ in groups]  # op indices that read or write each group
         for i, deps in enumerate(self.deps):
@@ -270,7 +281,7 @@ def _channel_compositions(network: Network, groups: list[ChannelGroup]) -> dict[
     """The channels of each node's output: conv/linear outputs are one group's (or fixed); a channel concat
     (torch.cat on dim 1) joins its inputs' compositions in order; every other node carries its first tensor
     input's channels (BN, activations, adds, pooling, flatten, SE)."""
-    out_group = {name: i for i, g in enumerate(groups) if g.prunable for name in g.producers}
+    out_group = {name: i for i, g in enumerate(groups) if g.prunable and not g.head_dim for name in g.producers}
     comps: dict[str, Composition] = {}
     graph = network.graph
     for node, data in graph.nodes(data=True):
@@ -308,13 +319,46 @@ def _is_channel_concat(graph, node: str) -> bool:
     )
 
 
-def _scaling(network: Network, node: str, op: Op, comps: dict[str, Composition]) -> _Scaled:
-    """Which fields of `node`'s op follow which channel compositions (only those containing a prunable group)."""
+def _head_compositions(network: Network, groups: list[ChannelGroup]) -> dict[str, Composition]:
+    """Per attention node whose module is a prunable head group: the group's heads as a composition (every
+    call of the module follows the group; its first call's node is named by the module path)."""
+    by_name = {g.name: i for i, g in enumerate(groups) if g.head_dim and g.prunable}
+    first: dict[int, str] = {}  # module id -> the node of its first call
+    heads = {}
+    for node, data in network.graph.nodes(data=True):
+        if data["module"] is not None:
+            g = by_name.get(first.setdefault(id(data["module"]), node))
+            if g is not None:
+                heads[node] = ((g, int(groups[g].full_width)),)
+    return heads
+
+
+def _node_sides(
+    data: dict, op: Op, src: Composition, out: Composition, heads: Composition
+) -> tuple[Composition, Composition] | None:
+    """The compositions of op `op`'s input and output channels within its node: for an attention node with a
+    head group (planner.lowering._attention_module's order: q/k/v projections, attention core, out
+    projection), the projections read `src` and write heads, the core works on heads, the out projection
+    reads heads and writes `out`; a one-op node reads `src` and writes `out`; None for other multi-op nodes."""
+    ops = [t.op for t in data["ops"]]
+    if len(ops) == 1:
+        return src, out
+    if not heads:
+        return None  # multi-op nodes without a head group (attention) touch only locked groups
+    j = next(i for i, o in enumerate(ops) if o.name == op.name)  # names are unique within a node
+    core = next(i for i, o in enumerate(ops) if not isinstance(o, Linear))
+    return (src if j < core else heads), (out if j == len(ops) - 1 else heads)
+
+
+def _scaling(network: Network, node: str, op: Op, comps: dict[str, Composition], heads: Composition = ()) -> _Scaled:
+    """Which fields of `node`'s op follow which channel compositions (only those containing a prunable group);
+    `heads`: the head group of an attention node."""
     data = network.graph.nodes[node]
-    out = comps[node]
     src = comps.get(data["inputs"][0], ()) if data["inputs"] else ()
-    if len(data["ops"]) != 1:
-        return _Scaled(())  # multi-op nodes (attention) touch only locked groups
+    sides = _node_sides(data, op, src, comps[node], heads)
+    if sides is None:
+        return _Scaled(())
+    src, out = sides
     fields = [(f.name, src if f.side == "in" else out) for f in op.channel_fields()]  # the op kind's own
     inputs: tuple[tuple[int, Composition], ...] = ()
     if isinstance(op, MemoryOp) and _follows(out):  # its elements_in: the sum over its input tensors

@@ -7,6 +7,10 @@ cannot prune safely are *locked* (kept at full width), with the reason:
 attention (nn.MultiheadAttention: heads), grouped non-depthwise convs (group counts), bare
 parameters (class token, position embedding). The model's
 input channels and the final classifier's outputs are never in a group.
+
+Each attention module whose heads can be planned (planner.heads.head_layout) is a *head group* of its
+own: its width is the number of heads (head_dim channels each, fixed), so whole heads of one block can
+be dropped while the embedding width it shares with the residual stream stays locked.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch_pruning as tp
 from torch import nn
 
 from gpusim.errors import WavecutError
+from planner.heads import head_layout
 
 # Torch-Pruning follows a reshape by expanding each channel index into every element it maps to, one
 # Python object each; on window-attention models (swin_t) the expansion compounds without end (22.7 GB
@@ -49,6 +54,7 @@ class ChannelGroup:
     consumers: tuple[str, ...]  # layers whose input channels are the group's
     locked: str = ""  # why the group cannot be pruned ("" when it can)
     tp_group: tp.dependency.Group | None = field(default=None, compare=False, repr=False)
+    head_dim: int = 0  # a head group (width = heads of head_dim channels each); 0 for a channel group
 
     @property
     def prunable(self) -> bool:
@@ -150,7 +156,17 @@ def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.M
                 tp_group,
             )
         )
+    groups += head_groups(model)
     return sorted(groups, key=lambda g: order[g.name])
+
+
+def head_groups(model: nn.Module) -> list[ChannelGroup]:
+    """One head group per attention module of `model` whose heads can be planned, named by its module path."""
+    return [
+        ChannelGroup(name, layout[1], (name,), (), head_dim=layout[2])
+        for name, module in model.named_modules()
+        if (layout := head_layout(module)) is not None
+    ]
 
 
 def _locked(tp_group: tp.dependency.Group, names: dict[nn.Module, str]) -> str:

@@ -44,6 +44,7 @@ from gpusim.attention import ScaledDotProductAttention
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.eager import Precision
 from gpusim.ops import Conv2d, Linear, Matmul, MemoryOp, Op, elementwise, layernorm, softmax
+from planner.heads import ATTENTION_MODULES
 
 GEMM, NORM, EPILOGUE, MEMORY, FREE = "gemm", "norm", "epilogue", "memory", "free"
 
@@ -211,7 +212,7 @@ def _map_module(module: nn.Module, node: fx.Node, name: str, ins: list[Shape], o
         return _one(
             GEMM, Linear(_numel(ins[0]) // module.in_features, module.in_features, module.out_features, name=name), out
         )
-    if isinstance(module, nn.MultiheadAttention):
+    if isinstance(module, ATTENTION_MODULES):
         return _attention_module(module, node, name)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return _one(NORM, MemoryOp("batchnorm", _numel(out), _numel(out), 2.0, name=name), out)
@@ -316,20 +317,24 @@ def _softmax(shape: Shape, dim: int, name: str) -> MemoryOp:
     return softmax(_numel(shape) // features, features, name=name)
 
 
-def _attention_module(module: nn.MultiheadAttention, node: fx.Node, name: str) -> Mapping:
+def _attention_module(module: nn.Module, node: fx.Node, name: str) -> Mapping:
+    """An attention module (planner.heads.ATTENTION_MODULES): its q/k/v projection(s) to heads x head_dim
+    channels, scaled_dot_product_attention and the out projection back to embed_dim (in this order: the
+    planner's head groups rely on it)."""
     q, k, v = (tensor_shapes(a)[0] for a in node.args[:3])
     seq = 1 if module.batch_first else 0
     rows_q, rows_kv = q[seq], k[seq]
-    e, heads = module.embed_dim, module.num_heads
+    e, heads, d = module.embed_dim, module.num_heads, module.head_dim
+    inner = heads * d
     if node.args[0] is node.args[1] is node.args[2]:
-        proj = [TracedOp(Linear(rows_q, e, 3 * e, name=f"{name}.in_proj"), (1, rows_q, 3 * e))]
+        proj = [TracedOp(Linear(rows_q, e, 3 * inner, name=f"{name}.in_proj"), (1, rows_q, 3 * inner))]
     else:
         proj = [
-            TracedOp(Linear(rows, width, e, name=f"{name}.{p}_proj"), (1, rows, e))
+            TracedOp(Linear(rows, width, inner, name=f"{name}.{p}_proj"), (1, rows, inner))
             for p, rows, width in (("q", rows_q, q[-1]), ("k", rows_kv, k[-1]), ("v", rows_kv, v[-1]))
         ]
-    core = _attention(name, heads, rows_q, rows_kv, e // heads, e // heads, False, (1, heads))
-    out = TracedOp(Linear(rows_q, e, e, name=f"{name}.out_proj"), (1, rows_q, e))
+    core = _attention(name, heads, rows_q, rows_kv, d, d, False, (1, heads))
+    out = TracedOp(Linear(rows_q, inner, e, name=f"{name}.out_proj"), (1, rows_q, e))
     return Mapping(GEMM, (*proj, *core, out))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import gpusim
 from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import WavecutError
-from planner.candidates import WidthModel, alignment, allowed_widths, candidate_widths, minimum_width
+from planner.candidates import WidthModel, alignment, candidate_widths, group_widths, minimum_width
 from planner.groups import ChannelGroup
 from planner.network import Network, Setting
 from planner.plan_model import wavecut_version
@@ -102,10 +102,7 @@ def group_candidates(
             else [g.full_width]
             for g in groups
         ]
-    allowed = [
-        allowed_widths(g.full_width, align, minimum_width(g.full_width, align)) if g.prunable else [g.full_width]
-        for g in groups
-    ]
+    allowed = [group_widths(g, align) for g in groups]
     model = WidthModel(network, groups, setting.gpu, setting.batch, setting.dtype, setting.mode)
     full = np.array([g.full_width for g in groups], dtype=np.int64)
     return [sorted({*c, g.full_width}) for c, g in zip(candidate_widths(model, allowed, full), groups)]

@@ -19,9 +19,10 @@ import gpusim
 from gpusim.errors import WavecutError
 from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget, unreachable
 from planner.calibration import Calibration, load_calibration
-from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, allowed_widths, minimum_width
+from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, group_widths
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
 from planner.groups import ChannelGroup, find_groups
+from planner.heads import head_magnitude, head_taylor
 from planner.models import load_model, load_torch_file
 from planner.network import Network
 from planner.plan_model import Baseline, GroupWidth, LayerLatency, Plan, wavecut_version
@@ -126,6 +127,12 @@ def prepare_module(
             scores.append(np.ones(g.full_width))
             first_order.append(scores[-1])
             continue
+        if g.head_dim:  # whole heads: Taylor of zeroing the head's v rows, magnitude for every other criterion
+            module = model.get_submodule(g.name)
+            sensitivity = head_taylor(module, taylor.parameter_terms())
+            raw = sensitivity if importance == "taylor" else head_magnitude(module)
+            scores.append(comparable(raw, float(sensitivity.sum())))
+            continue
         sensitivity = taylor(g.tp_group).double().numpy()
         if measured is not None:
             ranking = rank_channels(model, g.tp_group, "magnitude").detach().double().numpy()
@@ -178,10 +185,7 @@ def problem_for(
         raise WavecutError(f"--batch: must be at least 1, got {batch}")
     model = WidthModel(prep.network, prep.groups, gpu, batch, dtype, mode)
     align = alignment(dtype)
-    allowed = [
-        allowed_widths(g.full_width, align, minimum_width(g.full_width, align)) if g.prunable else [g.full_width]
-        for g in prep.groups
-    ]
+    allowed = [group_widths(g, align) for g in prep.groups]
     cum = [
         cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1) for g, s in zip(prep.groups, prep.scores)
     ]

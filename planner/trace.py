@@ -14,6 +14,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
 from gpusim.errors import WavecutError
+from planner.heads import ATTENTION_MODULES
 from planner.lowering import map_node, target_name, tensor_inputs, tensor_shapes
 
 
@@ -22,10 +23,11 @@ class UnmappedOpWarning(UserWarning):
 
 
 class _Tracer(fx.Tracer):
-    """The default tracer, keeping nn.MultiheadAttention whole (lowered to linear + bmm + softmax ops)."""
+    """The default tracer, keeping attention modules (nn.MultiheadAttention, a head-pruned one) whole: lowered
+    to linear + scaled_dot_product_attention + linear ops."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, nn.MultiheadAttention) or super().is_leaf_module(m, qualname)
+        return isinstance(m, ATTENTION_MODULES) or super().is_leaf_module(m, qualname)
 
 
 def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool = False) -> nx.DiGraph:

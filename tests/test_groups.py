@@ -53,10 +53,16 @@ def test_regnet_grouped_convs_are_locked() -> None:
 
 
 @pytest.mark.slow
-def test_vit_only_mlp_hidden_widths_are_prunable() -> None:
+def test_vit_mlp_hidden_widths_and_heads_are_prunable() -> None:
     groups = _groups("vit_b_16", 224)
     prunable = [g for g in groups.values() if g.prunable]
-    assert len(prunable) == 12 and all(g.name.endswith("mlp.0") and g.full_width == 3072 for g in prunable)
+    mlp = [g for g in prunable if not g.head_dim]
+    heads = [g for g in prunable if g.head_dim]
+    assert len(mlp) == 12 and all(g.name.endswith("mlp.0") and g.full_width == 3072 for g in mlp)
+    # one head group per block: 12 heads of 64 channels (torchvision vit_b_16: hidden 768, 12 heads)
+    assert len(heads) == 12 and all(
+        g.name.endswith("self_attention") and (g.full_width, g.head_dim) == (12, 64) for g in heads
+    )
     assert all("attention" in g.locked for g in groups.values() if not g.prunable)
 
 

@@ -40,7 +40,10 @@ def _consumer_inputs(
 
 
 def _responses(inputs: torch.Tensor, slot: Slot) -> dict[int, torch.Tensor]:
-    """One flat response vector per root channel: all its input columns, samples and positions."""
+    """One flat response vector per root channel: all its input columns, samples and positions (a linear
+    layer's token inputs [N, L, F] as N*L rows of F)."""
+    if isinstance(slot.module, nn.Linear) and inputs.dim() > 2:
+        inputs = inputs.flatten(0, -2)
     return {root: inputs[:, cols].transpose(0, 1).reshape(-1) for root, cols in slot.columns().items()}
 
 

@@ -84,11 +84,16 @@ class TaylorImportance(tp.importance.Importance):
             model.train(was_training)
         return terms
 
+    def parameter_terms(self) -> dict[torch.Tensor, list[torch.Tensor]]:
+        """Per parameter, per calibration batch: ``sum(theta * dL/dtheta)`` per output row (computed once)."""
+        if self._terms is None:
+            self._terms = self._compute()
+        return self._terms
+
     @torch.no_grad()
     def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
         """One score per root channel (loss units, higher = keep), or ``None`` for a group without producers."""
-        if self._terms is None:
-            self._terms = self._compute()
+        self.parameter_terms()
         root = {r: i for i, r in enumerate(_root_idxs(group[0]))}
         norms = [item for item in group if item.dep.handler in NORM_HANDLERS]
         producers = [item for item in group if item.dep.handler in PRODUCER_HANDLERS]
