@@ -122,7 +122,11 @@ def _group_move(
     problem: Problem, g: int, cands: list[int], table: np.ndarray, widths: np.ndarray, down: bool, slack: float
 ) -> Scored:
     """Group g's best move down (importance kept per microsecond saved) or up within `slack` (free growth
-    first, then importance gained per microsecond), with its key; None when it has none."""
+    first, then importance gained per microsecond), with its key; None when it has none.
+
+    Ties in importance (channels that score 0, e.g. every channel of a model whose classifier starts at zero,
+    as torchvision's ViT does) go to the move that keeps the larger share of the group's channels per
+    microsecond, so equal importance never sends a group to its floor or leaves the budget unspent."""
     best: Scored = None
     here = cands.index(widths[g])
     for j, w in enumerate(cands):
@@ -130,14 +134,15 @@ def _group_move(
             continue
         d_lat = table[j] - table[here]
         d_imp = problem.cum[g][w] - problem.cum[g][widths[g]]
+        d_kept = (w - widths[g]) / problem.full[g]  # share of the group's channels gained (< 0 down)
         if down:
             if d_lat >= -EPS_US:
                 continue
-            key = (d_imp / -d_lat,)  # larger (less negative) is better
+            key = (d_imp / -d_lat, d_kept / -d_lat)  # larger (less negative) is better
         else:
-            if d_lat > slack or d_imp <= 0:
+            if d_lat > slack or d_imp < 0:
                 continue
-            key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US))
+            key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US), d_kept / max(d_lat, EPS_US))
         if best is None or key > best[0]:
             best = (key, (g, w, d_lat))
     return best

@@ -236,12 +236,15 @@ def allocate(problem: Problem, budget_us: float, method: str = "greedy") -> np.n
         options.append(grow_to_edges(problem, rounded[1]))
     options.append(problem.lowest())
     latencies = problem.model.latencies(options)
+    # ties in importance (channels scoring 0) go to the widths that keep the larger share of channels
     feasible = [
-        (problem.importance(w), -lat, i) for i, (w, lat) in enumerate(zip(options, latencies)) if lat <= budget_us
+        (problem.importance(w), float(np.sum(w / problem.full)), -lat, i)
+        for i, (w, lat) in enumerate(zip(options, latencies))
+        if lat <= budget_us
     ]
     if not feasible:
         raise unreachable(problem, budget_us)
-    return options[max(feasible)[2]]
+    return options[max(feasible)[3]]
 
 
 def compare(problem: Problem, widths: np.ndarray, budget_us: float) -> list[Baseline]:

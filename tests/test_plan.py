@@ -128,3 +128,21 @@ def test_exact_allocation_meets_the_budget_and_keeps_at_least_the_greedys_import
     assert all(w in a for w, a in zip(exact, problem.allowed))
     with pytest.raises(WavecutError, match="cannot be reached"):
         exact_widths(problem, 1.0)
+
+
+def test_channels_that_all_score_zero_keep_the_most_channels_the_budget_allows(resnet18) -> None:
+    # torchvision's ViT starts with a zero classifier: every gradient-based score is 0. Equal importance must not
+    # send the plan to every group's floor (the lowest latency) but fill the budget with channels.
+    from dataclasses import replace
+
+    from planner.plan import allocate
+
+    problem = problem_for(resnet18, "a100", 32)
+    flat = replace(problem, cum=[np.zeros_like(c) for c in problem.cum])
+    budget = 0.8 * problem.model.latency(problem.full)
+    widths = allocate(flat, budget)
+    latency = problem.model.latency(widths)
+    assert latency <= budget
+    assert latency > problem.model.latency(problem.lowest())
+    uniform = uniform_at_budget(problem, budget)[1]
+    assert np.sum(widths / problem.full) >= np.sum(uniform / problem.full)

@@ -77,6 +77,13 @@ def plan(
     )
     if check:
         _quiet(verify_plan, result, str(weights) if weights else None)
+    if result.importance_kept == 1.0 and result.channels_kept < result.channels_full:  # what it drops scores 0
+        typer.echo(
+            f"wavecut: warning: the channels this plan drops from {model} score 0 importance with these weights (a "
+            "classifier that starts at zero, as torchvision's ViT's does, passes no gradient): ties keep the most "
+            "channels the budget allows; pass --weights for a plan by importance",
+            err=True,
+        )
     result.save(out)
     if as_json:
         print_json(result.model_dump())
