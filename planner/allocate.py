@@ -140,7 +140,8 @@ def _group_move(
                 continue
             key = (d_imp / -d_lat, d_kept / -d_lat)  # larger (less negative) is better
         else:
-            if d_lat > slack or d_imp < 0:
+            # no gain, no growth, unless the group carries no importance at all (then channels break the tie)
+            if d_lat > slack or d_imp < 0 or (d_imp == 0 and problem.cum[g][-1] > 0):
                 continue
             key = (d_lat <= EPS_US, d_imp / max(d_lat, EPS_US), d_kept / max(d_lat, EPS_US))
         if best is None or key > best[0]:
