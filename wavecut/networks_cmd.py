@@ -15,7 +15,7 @@ from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import SpecError, WavecutError
 from gpusim.spec import GpuSpec, load_spec
 from validation.networks import NetworkRow, NetworkSummary, ScoredNetworks
-from wavecut.output import console, print_json
+from wavecut.output import console, print_group_tables, print_json
 
 # Traced networks kept at once: rows of one model are usually adjacent, and a traced model holds its weights.
 CACHE_SIZE = 2
@@ -72,8 +72,6 @@ class NetworkPredictor:
 
 
 def _print_summary(summary: NetworkSummary) -> None:
-    from rich.table import Table
-
     s = summary
     rho = "-" if s.spearman is None else f"{s.spearman:.3f}"
     console.print(
@@ -81,13 +79,7 @@ def _print_summary(summary: NetworkSummary) -> None:
         f"p90 APE {s.p90_ape:.1f}%, Spearman {rho}",
         highlight=False,
     )
-    for title, groups in (("device (as in the file)", s.by_device), ("model family", s.by_family)):
-        table = Table()
-        for col in (title, "rows", "MAPE", "median APE"):
-            table.add_column(col, justify="left" if col == title else "right")
-        for key, g in groups.items():
-            table.add_row(key, str(g.rows), f"{g.mape:.1f}%", f"{g.median_ape:.1f}%")
-        console.print(table)
+    print_group_tables((("device (as in the file)", s.by_device), ("model family", s.by_family)))
 
 
 def score_network_file(data: Path, gpu: str | None, as_json: bool, report: Path | None) -> ScoredNetworks:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from gpusim.atomic_write import write_atomic, write_text_atomic
 from gpusim.errors import WavecutError
-from wavecut.output import console, print_json
+from wavecut.output import console, pct, print_group_tables, print_json
 
 if TYPE_CHECKING:
     from validation.clock_summary import ClockReport
@@ -24,27 +24,17 @@ app = typer.Typer(help="Check the simulator against real GPU timings.", no_args_
 DEFAULT_SWEEPS = ("conv3x3", "conv1x1", "depthwise", "linear", "batch", "networks")
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}%"
-
-
 def _print_summary(summary: Summary) -> None:
     """Rich tables: the headline metrics, then per device and per op."""
     s = summary
-    grid = f"{_pct(s.grid_match)} of {s.grid_rows} rows" if s.grid_match is not None else "not recorded"
+    grid = f"{pct(s.grid_match)} of {s.grid_rows} rows" if s.grid_match is not None else "not recorded"
     rho = "-" if s.spearman is None else f"{s.spearman:.3f}"
     console.print(
-        f"[bold]{s.rows}[/bold] rows: MAPE {_pct(s.mape)}, median APE {_pct(s.median_ape)}, "
-        f"p90 APE {_pct(s.p90_ape)}, Spearman {rho}, predicted CTA count = recorded grid: {grid}",
+        f"[bold]{s.rows}[/bold] rows: MAPE {pct(s.mape)}, median APE {pct(s.median_ape)}, "
+        f"p90 APE {pct(s.p90_ape)}, Spearman {rho}, predicted CTA count = recorded grid: {grid}",
         highlight=False,
     )
-    for title, groups in (("device (as in the file)", s.by_device), ("op", s.by_op)):
-        table = Table()
-        for col in (title, "rows", "MAPE", "median APE"):
-            table.add_column(col, justify="left" if col == title else "right")
-        for key, g in groups.items():
-            table.add_row(key, str(g.rows), _pct(g.mape), _pct(g.median_ape))
-        console.print(table)
+    print_group_tables((("device (as in the file)", s.by_device), ("op", s.by_op)))
 
 
 def _write_report(scored: Scored, directory: Path) -> Path:
@@ -296,8 +286,6 @@ def _clocks_of_run(data: Path, gpu: str | None, out: Path) -> None:
     report = summarize_clocks(timings, gpu)
     _print_clocks(report)
     at_clock = score_timings(timings, gpu, recorded_clock=True).summary
-    console.print(
-        f"predicted at the recorded clocks: MAPE {_pct(at_clock.mape)}, median APE {_pct(at_clock.median_ape)}"
-    )
+    console.print(f"predicted at the recorded clocks: MAPE {pct(at_clock.mape)}, median APE {pct(at_clock.median_ape)}")
     path = write_text_atomic(out, report.model_dump_json(indent=2) + "\n")
     console.print(f"wrote {path}")
