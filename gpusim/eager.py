@@ -56,7 +56,10 @@ def check_plain_precision(name: str, where: str = "--dtype") -> str:
     """`name` if it is one precision per op class (what the planner, sweeps and latency tables price), else a
     one-line OpError listing them (autocast's casts do not scale with channel widths)."""
     if name not in PLAIN_PRECISIONS:
-        raise OpError(f"{where}: {name!r} is not one of {', '.join(PLAIN_PRECISIONS)} (one precision per op class)")
+        raise OpError(
+            f"{where}: {name!r} is not one of {', '.join(PLAIN_PRECISIONS)} (one precision per op class; "
+            "autocast's casts are priced by 'wavecut predict' and 'validate networks' only)"
+        )
     return name
 
 

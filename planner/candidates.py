@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import gpusim
-from gpusim.eager import PLAIN_PRECISIONS, predict_mixed, resolve_precision
+from gpusim.eager import check_plain_precision, predict_mixed, resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.ops import Conv2d, Linear, MemoryOp, Op
 from gpusim.predict import LoweredOps
@@ -92,12 +92,7 @@ class WidthModel:
         self.full = np.array([g.full_width for g in groups], dtype=np.int64)
         # The same precision pipeline as Network.predict (fp32 = PyTorch's defaults: TF32 convs on sm80+),
         # so a plan's latency is the one its pruned model is reported at.
-        precision = resolve_precision(dtype, self.spec)
-        if precision.autocast:
-            raise WavecutError(
-                f"--dtype {dtype}: the planner prices one precision per op class ({', '.join(PLAIN_PRECISIONS)}); "
-                "autocast's casts are priced by 'wavecut predict' and 'validate networks' only"
-            )
+        precision = resolve_precision(check_plain_precision(dtype), self.spec)
         lowered = with_precision(network.graph, network.lowered(mode), precision, mode)
         self.names = [low.node for low in lowered]
         self.op_dtypes = [low.dtype for low in lowered]

@@ -148,5 +148,5 @@ def test_latency_tables_and_sweeps_take_every_plain_precision_and_refuse_autocas
     assert out.returncode == 2 and not (tmp_path / "l.json").exists()
     assert out.stderr.strip().splitlines() == [
         "wavecut: error: --dtype: 'amp-fp16' is not one of fp32, fp32-strict, tf32, fp16, bf16, int8, fp8 "
-        "(one precision per op class)"
+        "(one precision per op class; autocast's casts are priced by 'wavecut predict' and 'validate networks' only)"
     ]
