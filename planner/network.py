@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import gpusim
-from gpusim.eager import check_plain_precision, eager_step_us, precision_warnings, predict_mixed, resolve_precision
+from gpusim.eager import eager_step_us, precision_warnings, predict_mixed, resolve_precision
 from gpusim.errors import WavecutError
 from gpusim.predict import launch_overhead_us
 from planner.candidates import WidthModel
@@ -187,7 +187,6 @@ class Network:
         _check_widths(w, groups, full)
         totals = np.empty((len(settings), len(w)), dtype=np.float64)
         for row, s in enumerate(settings):
-            check_plain_precision(s.dtype)
             self.ops(s.batch, s.mode)  # checks the batch and mode
             model = WidthModel(self, groups, s.gpu, s.batch, s.dtype, s.mode)
             totals[row] = model.op_time_matrix(w).sum(axis=1)
