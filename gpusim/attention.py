@@ -12,11 +12,22 @@
   FLOPs 4 B H L_q L_k d (Q K^T and P V; causal: half, as the paper counts it) on tensor cores; DRAM:
   Q, K, V read and O written once (each CTA re-reads K and V, served by L2 like a GEMM's operand
   tiles), the floor of the kernel as for a GEMM.
-- otherwise (fp32, tf32, GPUs without that MMA): the math path of
+- otherwise, where PyTorch's memory-efficient backend runs (fp32, fp16 on sm_50+, bf16 on sm_80+; head dim a
+  multiple of sdp_utils.cpp minimum_gemm_alignment): xformers' CUTLASS kernel
+  (aten/src/ATen/native/transformers/cuda/mem_eff_attention): the kernel set of the largest CUTLASS ArchTag at or
+  below the GPU's compute capability (kernels/cutlassF.h dispatch_cutlassF: Sm50, Sm70, Sm75, Sm80), the first
+  kernel whose kMaxK covers the head dim (MEM_EFF_TILES). Grid ceil(L_q / kQueriesPerBlock) x heads x batch
+  (kernel_forward.h getBlocksGrid), kQueriesPerBlock x kKeysPerBlock / 32^2 warps; its __launch_bounds__ ask for
+  getWarpsPerSmFw (16 warps per SM for 16-bit types on Sm80, else 12) / warps blocks per SM, which sets the
+  registers per thread. Math unit (gemm_kernel_utils.h DefaultGemmType): tensor cores for 16-bit types on
+  Sm75+ and fp16 on Sm70; fp32 on Sm80+ on tensor cores as 3xTF32 (OpMultiplyAddFastF32: three TF32 MMAs
+  per product, so a third of the TF32 rate); otherwise CUDA cores. Shared memory (an estimate, not read off
+  the kernel): the fp32 score tile (kQueriesPerBlock x kKeysPerBlock) and double-buffered Q and K tiles of
+  the GEMM's K step (ThreadK: 32 on tensor cores, 8 on CUDA cores). FLOPs and DRAM as for flash.
+- otherwise (head dims neither backend takes): the math path of
   aten/src/ATen/native/transformers/attention.cpp (_scaled_dot_product_attention_math): a batched
   Q K^T, softmax and a batched product with V, each as its own op kind lowers it (the scaling of Q and K
   by sqrt(1/sqrt(d)), two small elementwise kernels, is not priced, as before SDPA had an op kind).
-  (PyTorch would pick its memory-efficient backend for fp32 on sm_50+; not modelled yet.)
 """
 
 from __future__ import annotations
@@ -43,6 +54,29 @@ FLASH_MMA = (16, 8, 16)  # the MMA atom its sm_80 kernels are built from (cute S
 FLASH_HEAD_DIM_MULTIPLE = 8  # sdp_utils.cpp: flash needs head_dim % 8 == 0 and head_dim <= 256
 HALF_BYTES = 2
 MAX_REGISTERS = 255
+# Memory-efficient backend, per CUTLASS ArchTag (minimum compute capability x 10): its forward kernels in
+# dispatch order as (kQueriesPerBlock, kKeysPerBlock, kMaxK) (kernels/cutlassF.h, the aligned kernels).
+MEM_EFF_TILES: dict[int, tuple[tuple[int, int, int], ...]] = {
+    50: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
+    70: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
+    75: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
+    80: ((64, 64, 64), (64, 128, 128), (32, 128, 65536)),
+}
+# The smallest ArchTag whose kernels run the dtype on tensor cores (DefaultGemmType), and the tensor-core MMAs
+# per product there (fp32: 3xTF32 at the TF32 rate); a dtype missing here, or below its tag, runs on CUDA cores.
+MEM_EFF_TENSOR: dict[str, tuple[int, str, int]] = {
+    "fp16": (70, "fp16", 1),
+    "bf16": (80, "bf16", 1),
+    "fp32": (80, "tf32", 3),
+}
+MEM_EFF_DTYPES = {"fp32": 50, "fp16": 50, "bf16": 80}  # dtype: the smallest ArchTag with kernels for it
+MEM_EFF_WARPS_PER_SM = (16, 12)  # getWarpsPerSmFw: 16-bit types on Sm80+, everything else
+SCORE_BYTES = 4  # the score tile is fp32 (AccumulatorSharedStorage)
+MEM_EFF_TILE_K = {True: 32, False: 8}  # K step of its GEMM tiles on tensor cores / CUDA cores (DefaultGemmType ThreadK)
+MEM_EFF_STAGES = 2  # operand tiles in flight in shared memory (the estimate's double buffer)
+OPEN_TAG = 10**6  # no ArchTag runs the dtype on tensor cores
+REGISTER_FILE = 65536  # 32-bit registers per SM on every compute capability with these kernels (sm_50 to sm_100)
+REGISTER_STEP = 8  # registers per thread are allocated in steps of 8 (256 per warp, cuda_occupancy.h)
 # Registers per thread besides the fp32 accumulators of S (kBlockM x kBlockN) and O (kBlockM x head_dim):
 # addresses, MMA fragments and the running softmax statistics. The accumulators alone fill 192 of the
 # 255 a thread may use at head_dim 64, so the kernels run at (about) the maximum.
@@ -91,11 +125,18 @@ class ScaledDotProductAttention(Op):
         return next((row for row in FLASH_TILES if self.head_dim <= row[0]), None)
 
     def lower(self, target: Target) -> list[Algorithm]:
-        """The flash kernel where PyTorch's flash backend runs (module doc), else the math path."""
+        """The backend PyTorch's SDPA picks (module doc): flash, else memory-efficient, else the math path."""
         tile = self.flash_tile()
         if target.dtype in FLASH_DTYPES and target.mma == FLASH_MMA and tile is not None:
             return [Algorithm("flash", (self._flash(tile, target),))]
-        return [self._math(target)]
+        efficient = self._mem_efficient(target)
+        return [Algorithm("mem_efficient", (efficient,)) if efficient else self._math(target)]
+
+    def _moved_bytes(self, target: Target) -> float:
+        """Q, K and V read and O written once."""
+        qo = 2 * self.q_len * self.head_dim
+        kv = 2 * self.kv_len * self.head_dim
+        return float(self.batch * self.heads * (qo + kv) * target.elem_bytes)
 
     def _flash(self, tile: tuple[int, int, int, int], target: Target) -> FusedProblem:
         hd, bm, bn, warps = tile
@@ -103,11 +144,38 @@ class ScaledDotProductAttention(Op):
         grid = -(-self.q_len // bm) * self.batch * self.heads
         smem = (bm + 2 * bn) * hd * HALF_BYTES
         regs = min(MAX_REGISTERS, bm * (bn + hd) // threads + OTHER_REGISTERS)
-        qo = 2 * self.q_len * self.head_dim
-        kv = 2 * self.kv_len * self.head_dim
-        moved = float(self.batch * self.heads * (qo + kv) * target.elem_bytes)
         name = f"pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<{hd}, {bm}, {bn}, {warps}>>"
-        return FusedProblem("flash", name, grid, threads, regs, smem, float(self.flops), moved, True)
+        return FusedProblem(
+            "flash", name, grid, threads, regs, smem, float(self.flops), self._moved_bytes(target), True
+        )
+
+    def _mem_efficient(self, target: Target) -> FusedProblem | None:
+        """The memory-efficient backend's kernel (module doc); None where that backend does not run."""
+        scalar = "fp32" if target.dtype == "tf32" else target.dtype  # fp32 tensors either way
+        tags = [tag for tag in MEM_EFF_TILES if tag <= target.cc]
+        if scalar not in MEM_EFF_DTYPES or not tags or max(tags) < MEM_EFF_DTYPES[scalar]:
+            return None
+        tag = max(tags)
+        tensor_tag, rate_dtype, passes = MEM_EFF_TENSOR.get(scalar, (OPEN_TAG, "", 1))
+        tensor = tag >= tensor_tag
+        # sdp_utils.cpp minimum_gemm_alignment: 4 elements on sm_80+, 128 bits with tensor cores, else 1
+        alignment = max(4 if target.cc >= 80 else 1, 128 // (8 * target.elem_bytes) if tensor else 1)
+        if self.head_dim % alignment:
+            return None
+        bq, bk, max_k = next(row for row in MEM_EFF_TILES[tag] if self.head_dim <= row[2])
+        warps = bq * bk // (32 * 32)
+        threads = 32 * warps
+        blocks = MEM_EFF_WARPS_PER_SM[0 if tag >= 80 and target.elem_bytes == 2 else 1] // warps
+        regs = min(MAX_REGISTERS, REGISTER_FILE // (blocks * threads) // REGISTER_STEP * REGISTER_STEP)
+        tile_k = MEM_EFF_TILE_K[tensor]
+        smem = bq * bk * SCORE_BYTES + MEM_EFF_STAGES * (bq + bk) * tile_k * target.elem_bytes
+        grid = -(-self.q_len // bq) * self.heads * self.batch
+        kind = {4: "f32", 2: "bf16" if scalar == "bf16" else "f16"}[target.elem_bytes]
+        name = f"fmha_cutlassF_{kind}_aligned_{bq}x{bk}_{'gmem' if max_k > 128 else 'rf'}_sm{tag}"
+        return FusedProblem(
+            "mem_efficient", name, grid, threads, regs, smem, float(self.flops), self._moved_bytes(target), tensor,
+            rate_dtype if tensor and rate_dtype != scalar else "", passes if tensor else 1,
+        )  # fmt: skip
 
     def _math(self, target: Target) -> Algorithm:
         heads = self.batch * self.heads

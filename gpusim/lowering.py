@@ -66,8 +66,9 @@ class FusedProblem:
     """One fused kernel whose CTA the library fixes (not tiled from the kernel table), e.g. FlashAttention:
     `grid` CTAs of `threads` threads with `regs` registers per thread and `smem` bytes of shared memory,
     `flops` in all on tensor cores (`tensor`) or CUDA cores, and `dram_bytes` of compulsory traffic (the
-    DRAM floor; re-reads within the kernel are served by L2, as for a GEMM's tiles). Priced with the
-    engine's wave model (gpusim.engine.launch_waves)."""
+    DRAM floor; re-reads within the kernel are served by L2, as for a GEMM's tiles). On tensor cores the
+    rate is that of `rate_dtype` (default: the op's dtype) over `mma_passes` MMAs per product (3xTF32: 3).
+    Priced with the engine's wave model (gpusim.engine.launch_waves)."""
 
     label: str
     kernel: str
@@ -78,6 +79,8 @@ class FusedProblem:
     flops: float
     dram_bytes: float
     tensor: bool
+    rate_dtype: str = ""
+    mma_passes: int = 1
 
 
 Problem = GemmProblem | StreamProblem | FusedProblem

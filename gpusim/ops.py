@@ -33,6 +33,7 @@ class Target(NamedTuple):
     sms: int = 108
     threads_per_sm: int = 2048
     mma: tuple[int, ...] = ()  # M x N x K of the dtype's tensor-core MMA (spec.arch.tensor_cores); () without
+    cc: int = 80  # compute capability x 10 (8.0 -> 80), for libraries that pick kernels by it
 
 
 class ChannelField(NamedTuple):

@@ -164,6 +164,7 @@ class LoweredOps:
             spec.sm_count,
             spec.limits.max_threads_per_sm,
             spec.arch.tensor_cores[dtype].shape if spec.uses_tensor_cores(dtype) else (),
+            round(10 * float(spec.device.compute_capability)),
         )
         # (op index, algorithm index, algorithm name, problem), in launch order
         self.entries = [
@@ -234,7 +235,8 @@ class LoweredOps:
         for pos, e in enumerate(self.fused_at):
             f: FusedProblem = self.entries[e][3]
             if f.tensor:
-                rate, dram = self.device[D_TENSOR_RATE] * c[C_TENSOR_EFF], c[C_TENSOR_DRAM]
+                peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else self.device[D_TENSOR_RATE]
+                rate, dram = peak / f.mma_passes * c[C_TENSOR_EFF], c[C_TENSOR_DRAM]
             else:
                 rate, dram = self.device[D_SIMT_RATE] * c[C_SIMT_EFF], c[C_DRAM_EFF]
             b, lim, waves, tail, busy = launch_waves(

@@ -5,8 +5,8 @@ Every node gets a *role* and its per-sample ops (batch 1; `with_batch` scales th
 - gemm: conv (dense, grouped, depthwise, dilated, strided), linear, matmul/bmm, attention
   (nn.MultiheadAttention: its in/out projections as linear ops around one scaled_dot_product_attention
   op, which PyTorch calls for it since 2.0 with need_weights=False; a bare
-  scaled_dot_product_attention call: that op; gpusim.attention prices it as PyTorch's flash kernel or
-  math path);
+  scaled_dot_product_attention call: that op; gpusim.attention prices it as the backend PyTorch picks:
+  flash, memory-efficient or math path);
 - norm: batch norm (one scale and shift per element);
 - epilogue: activations, add/sub/mul/div (residual adds, constant or per-channel scales);
 - memory: pooling, reductions (global average pooling and mean: kind "reduce", priced with the grid

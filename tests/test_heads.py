@@ -171,7 +171,7 @@ def test_transformer_encoder_layer_takes_the_pruned_attention() -> None:
     ("dtype", "mode"), [("fp16", "fused"), ("bf16", "eager"), ("fp32", "eager"), ("tf32", "fused")]
 )
 def test_tiny_vit_pruned_model_predicts_the_priced_latency(dtype: str, mode: str) -> None:
-    """Flash (fp16/bf16 on A100) and the math path (fp32/tf32): the width model at 2 and 3 heads equals the
+    """Flash (fp16/bf16 on A100) and the memory-efficient kernel (fp32/tf32): the width model at 2 and 3 heads equals the
     pruned model's own trace."""
     model = tiny_vit()
     example = torch.zeros(1, 3, 32, 32)

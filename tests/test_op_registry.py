@@ -56,8 +56,8 @@ def test_flash_tiles_and_shared_memory_per_head_dim() -> None:
     assert p.kernel.endswith("<96, 128, 64, 4>>") and p.smem == (128 + 128) * 96 * 2
     name, p = flash(256)  # 8 warps
     assert p.threads == 256 and p.kernel.endswith("<256, 128, 64, 8>>")
-    assert flash(12)[0] == "math"  # head dim not a multiple of 8: no flash kernel
-    assert flash(320)[0] == "math"  # beyond 256
+    assert flash(12)[0] == "math"  # head dim not a multiple of 8: no flash kernel, nor a memory-efficient one
+    assert flash(320)[0] == "mem_efficient"  # beyond flash's 256: the memory-efficient backend
 
 
 def test_causal_flops_are_half() -> None:
@@ -68,19 +68,71 @@ def test_causal_flops_are_half() -> None:
 
 
 def test_math_path_is_bmm_softmax_bmm_as_priced_alone() -> None:
-    # fp32 (no flash backend) and fp16 on Turing (no mma.m16n8k16): Q K^T, softmax, P V
-    for gpu, dtype in (("a100", "fp32"), ("t4", "fp16")):
-        pred = predict(VIT, gpu, dtype)
+    # head dims neither fused backend takes (sdp_utils.cpp minimum_gemm_alignment: 4 elements on sm_80+,
+    # 8 halves with tensor cores): Q K^T, softmax, P V
+    for gpu, dtype, head_dim in (("a100", "fp32", 6), ("t4", "fp16", 12)):
+        op = ScaledDotProductAttention(8, 12, 197, 197, head_dim)
+        pred = predict(op, gpu, dtype)
         assert [k.algorithm for k in pred.launches] == ["math"] * 3
-        alone = predict([Matmul(96, 197, 197, 64), softmax(96 * 197, 197), Matmul(96, 197, 64, 197)], gpu, dtype)
+        scores, out = Matmul(96, 197, 197, head_dim), Matmul(96, 197, head_dim, 197)
+        alone = predict([scores, softmax(96 * 197, 197), out], gpu, dtype)
         assert [k.kernel for k in pred.launches] == [k.kernel for k in alone.launches]
         assert pred.total_us == pytest.approx(alone.total_us, rel=1e-12)
 
 
-def test_flash_is_faster_than_the_math_path_and_scales_with_heads() -> None:
+def _mem_efficient(op: ScaledDotProductAttention, target: Target):
+    (algo,) = op.lower(target)
+    assert algo.name == "mem_efficient"
+    (problem,) = algo.problems
+    return problem
+
+
+def test_memory_efficient_kernels_by_hand() -> None:
+    # PyTorch's memory-efficient backend (kernels/cutlassF.h, kernel_forward.h, gemm_kernel_utils.h)
+    a100_fp32 = Target("fp32", 4, True, cc=80)
+    p = _mem_efficient(VIT, a100_fp32)
+    assert p.kernel == "fmha_cutlassF_f32_aligned_64x64_rf_sm80"  # first Sm80 kernel, kMaxK 64 >= 64
+    assert (p.grid, p.threads) == (4 * 12 * 8, 128)  # ceil(197 / 64) x heads x batch; 64 x 64 / 32^2 = 4 warps
+    # launch bounds: 12 warps per SM for float -> 3 blocks of 128 threads: 65536 / 384 = 170 -> 168 registers
+    assert p.regs == 168
+    assert p.smem == 64 * 64 * 4 + 2 * (64 + 64) * 32 * 4  # fp32 score tile + double-buffered K-step tiles
+    assert (p.tensor, p.rate_dtype, p.mma_passes) == (True, "tf32", 3)  # 3xTF32 (OpMultiplyAddFastF32)
+    assert p.flops == VIT.flops and p.dram_bytes == 8 * 12 * (2 * 197 * 64 * 2) * 4  # Q, K, V, O once
+    # fp16 on a T4 (Sm75 set, tensor cores, 12 warps per SM: 3 blocks), head dim 128: the 32 x 128 kernel
+    t4 = Target("fp16", 2, False, mma=(16, 8, 8), cc=75)
+    p = _mem_efficient(ScaledDotProductAttention(1, 32, 2048, 2048, 128), t4)
+    assert p.kernel == "fmha_cutlassF_f16_aligned_32x128_rf_sm75" and p.grid == 64 * 32 and p.threads == 128
+    assert (p.tensor, p.rate_dtype, p.mma_passes, p.regs) == (True, "", 1, 168)
+    # fp16 on an A100 with a head dim flash does not take (not a multiple of 8 is refused by both): 16-bit
+    # types on Sm80 ask for 16 warps per SM -> 4 blocks of 128 threads, 128 registers
+    a100_fp16 = Target("fp16", 2, False, mma=(16, 8, 16), cc=80)
+    assert ScaledDotProductAttention(1, 1, 64, 64, 264).lower(a100_fp16)[0].name == "mem_efficient"
+    p = _mem_efficient(ScaledDotProductAttention(1, 1, 64, 64, 264), a100_fp16)
+    assert p.kernel == "fmha_cutlassF_f16_aligned_32x128_gmem_sm80" and p.regs == 128  # head dim > 128
+    # fp32 on a P100 (Sm50 set): CUDA cores, alignment 1 (any head dim)
+    p = _mem_efficient(ScaledDotProductAttention(2, 3, 100, 100, 6), Target("fp32", 4, True, cc=60))
+    assert p.kernel == "fmha_cutlassF_f32_aligned_64x64_rf_sm50" and not p.tensor and p.mma_passes == 1
+
+
+def test_memory_efficient_fp32_runs_at_a_third_of_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gpusim.attention as attention
+
+    big = ScaledDotProductAttention(16, 32, 4096, 4096, 64)  # compute-bound, many waves
+    three = predict(big, "a100", "fp32").total_us
+    monkeypatch.setitem(attention.MEM_EFF_TENSOR, "fp32", (80, "tf32", 1))
+    one = predict(big, "a100", "fp32").total_us
+    assert three / one == pytest.approx(3.0, rel=0.01)
+    # and faster than the math path, which writes and reads the 4096 x 4096 scores per head
+    math = predict(
+        [Matmul(512, 4096, 4096, 64), softmax(512 * 4096, 4096), Matmul(512, 4096, 64, 4096)], "a100", "fp32"
+    )
+    assert three < math.total_us
+
+
+def test_flash_is_faster_than_the_memory_efficient_kernel_and_scales_with_heads() -> None:
     flash = predict(VIT, "a100", "fp16").total_us
-    math = predict(VIT, "a100", "fp32").total_us
-    assert flash < math
+    efficient = predict(VIT, "a100", "fp32").total_us
+    assert flash < efficient
     half = predict(ScaledDotProductAttention(8, 6, 197, 197, 64), "a100", "fp16").total_us
     assert half < flash  # 96 CTAs in one wave: fewer CTAs per SM, less time
 
