@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from gpusim.attention import ScaledDotProductAttention
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import WavecutError
 from gpusim.kernels import kernel_table
@@ -16,7 +17,7 @@ from gpusim.spec import DEFAULT_GPU, load_spec
 from gpusim.staircase import StairPoint, step_edges, sweep
 from wavecut.output import console, print_json
 
-OPS = ("conv2d", "depthwise", "linear", "bmm")
+OPS = ("conv2d", "depthwise", "linear", "bmm", "sdpa")
 MAX_POINTS = 100_000  # a sweep longer than this is a typo (1:10000000), not a plot anyone reads
 
 
@@ -44,6 +45,8 @@ def _template(op: str, batch: int, cin: int, cout: int, size: int, kernel: int, 
         return Conv2d(batch, cin, cin, size, size, kernel, stride, pad, groups=cin)
     if op == "linear":
         return Linear(batch, cin, cout)
+    if op == "sdpa":
+        return ScaledDotProductAttention(batch, cout, size, size, cin)
     return Matmul(batch, size, cout, cin)
 
 
@@ -62,6 +65,7 @@ _FIELDS = {
     },
     "linear": {"--batch": "batch", "--in-channels": "in_features", "--out-channels": "out_features"},
     "bmm": {"--batch": "batch", "--in-channels": "k", "--out-channels": "n", "--size": "m"},
+    "sdpa": {"--batch": "batch", "--in-channels": "head_dim", "--out-channels": "heads", "--size": ("q_len", "kv_len")},
 }
 
 
@@ -75,9 +79,9 @@ def staircase(
     gpu: str = typer.Option(DEFAULT_GPU, help="GPU name, alias or spec file"),
     op: str = typer.Option("conv2d", help=f"one of {', '.join(OPS)}"),
     batch: str = typer.Option("32", help="batch (rows for linear); N, A:B or A:B:STEP"),
-    in_channels: str = typer.Option("256", help="input channels (K for linear/bmm)"),
-    out_channels: str = typer.Option("1:512", help="output channels (N for linear/bmm)"),
-    size: str = typer.Option("14", help="input height = width (M for bmm)"),
+    in_channels: str = typer.Option("256", help="input channels (K for linear/bmm, head dim for sdpa)"),
+    out_channels: str = typer.Option("1:512", help="output channels (N for linear/bmm, heads for sdpa)"),
+    size: str = typer.Option("14", help="input height = width (M for bmm, sequence length for sdpa)"),
     kernel: int = typer.Option(3, help="kernel size"),
     stride: int = typer.Option(1),
     padding: int = typer.Option(None, help="default: kernel // 2"),
