@@ -16,7 +16,7 @@
   multiple of sdp_utils.cpp minimum_gemm_alignment): xformers' CUTLASS kernel
   (aten/src/ATen/native/transformers/cuda/mem_eff_attention): the kernel set of the largest CUTLASS ArchTag at or
   below the GPU's compute capability (kernels/cutlassF.h dispatch_cutlassF: Sm50, Sm70, Sm75, Sm80), the first
-  kernel whose kMaxK covers the head dim (MEM_EFF_TILES). Grid ceil(L_q / kQueriesPerBlock) x heads x batch
+  kernel whose kMaxK covers the head dim (MEM_EFF_KERNELS). Grid ceil(L_q / kQueriesPerBlock) x heads x batch
   (kernel_forward.h getBlocksGrid), kQueriesPerBlock x kKeysPerBlock / 32^2 warps; its __launch_bounds__ ask for
   getWarpsPerSmFw (16 warps per SM for 16-bit types on Sm80, else 12) / warps blocks per SM, which sets the
   registers per thread. Math unit (gemm_kernel_utils.h DefaultGemmType): tensor cores for 16-bit types on
@@ -54,33 +54,43 @@ FLASH_MMA = (16, 8, 16)  # the MMA atom its sm_80 kernels are built from (cute S
 FLASH_HEAD_DIM_MULTIPLE = 8  # sdp_utils.cpp: flash needs head_dim % 8 == 0 and head_dim <= 256
 HALF_BYTES = 2
 MAX_REGISTERS = 255
-# Memory-efficient backend, per CUTLASS ArchTag (minimum compute capability x 10): its forward kernels in
-# dispatch order as (kQueriesPerBlock, kKeysPerBlock, kMaxK) (kernels/cutlassF.h, the aligned kernels).
-MEM_EFF_TILES: dict[int, tuple[tuple[int, int, int], ...]] = {
-    50: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
-    70: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
-    75: ((64, 64, 64), (32, 128, 128), (32, 128, 65536)),
-    80: ((64, 64, 64), (64, 128, 128), (32, 128, 65536)),
-}
-# The smallest ArchTag whose kernels run the dtype on tensor cores (DefaultGemmType), and the tensor-core MMAs
-# per product there (fp32: 3xTF32 at the TF32 rate); a dtype missing here, or below its tag, runs on CUDA cores.
-MEM_EFF_TENSOR: dict[str, tuple[int, str, int]] = {
-    "fp16": (70, "fp16", 1),
-    "bf16": (80, "bf16", 1),
-    "fp32": (80, "tf32", 3),
-}
-MEM_EFF_DTYPES = {"fp32": 50, "fp16": 50, "bf16": 80}  # dtype: the smallest ArchTag with kernels for it
-MEM_EFF_WARPS_PER_SM = (16, 12)  # getWarpsPerSmFw: 16-bit types on Sm80+, everything else
 SCORE_BYTES = 4  # the score tile is fp32 (AccumulatorSharedStorage)
 MEM_EFF_TILE_K = {True: 32, False: 8}  # K step of its GEMM tiles on tensor cores / CUDA cores (DefaultGemmType ThreadK)
 MEM_EFF_STAGES = 2  # operand tiles in flight in shared memory (the estimate's double buffer)
-OPEN_TAG = 10**6  # no ArchTag runs the dtype on tensor cores
 REGISTER_FILE = 65536  # 32-bit registers per SM on every compute capability with these kernels (sm_50 to sm_100)
 REGISTER_STEP = 8  # registers per thread are allocated in steps of 8 (256 per warp, cuda_occupancy.h)
 # Registers per thread besides the fp32 accumulators of S (kBlockM x kBlockN) and O (kBlockM x head_dim):
 # addresses, MMA fragments and the running softmax statistics. The accumulators alone fill 192 of the
 # 255 a thread may use at head_dim 64, so the kernels run at (about) the maximum.
 OTHER_REGISTERS = 64
+
+
+@dataclass(frozen=True)
+class MemEfficientKernels:
+    """The memory-efficient backend's forward kernels of one CUTLASS ArchTag (PyTorch's mem_eff_attention)."""
+
+    tiles: tuple[tuple[int, int, int], ...]  # (kQueriesPerBlock, kKeysPerBlock, kMaxK), dispatch order (cutlassF.h)
+    dtypes: tuple[str, ...]  # dtypes it has kernels for (cutlassF.h dispatch_cutlassF)
+    tensor: dict[str, tuple[str, int]]  # dtype on tensor cores: (the dtype whose rate, MMAs per product)
+    warps_per_sm: dict[str, int]  # kernel_forward.h getWarpsPerSmFw: the launch bounds' warps per SM
+    min_alignment: int  # sdp_utils.cpp minimum_gemm_alignment: head dim multiple before the tensor-core rule
+
+
+# The ArchTag a compute capability runs: the largest at or below it (x 10: Sm80 = 80; newer GPUs take Sm80's).
+_PRE_AMPERE_TILES = ((64, 64, 64), (32, 128, 128), (32, 128, 65536))
+_TWELVE = {"fp32": 12, "fp16": 12}
+MEM_EFF_KERNELS: dict[int, MemEfficientKernels] = {
+    50: MemEfficientKernels(_PRE_AMPERE_TILES, ("fp32", "fp16"), {}, _TWELVE, 1),
+    70: MemEfficientKernels(_PRE_AMPERE_TILES, ("fp32", "fp16"), {"fp16": ("fp16", 1)}, _TWELVE, 1),
+    75: MemEfficientKernels(_PRE_AMPERE_TILES, ("fp32", "fp16"), {"fp16": ("fp16", 1)}, _TWELVE, 1),
+    80: MemEfficientKernels(
+        ((64, 64, 64), (64, 128, 128), (32, 128, 65536)),
+        ("fp32", "fp16", "bf16"),
+        {"fp16": ("fp16", 1), "bf16": ("bf16", 1), "fp32": ("tf32", 3)},  # fp32: 3xTF32 (OpMultiplyAddFastF32)
+        {"fp32": 12, "fp16": 16, "bf16": 16},
+        4,
+    ),
+}
 
 
 @register
@@ -152,20 +162,21 @@ class ScaledDotProductAttention(Op):
     def _mem_efficient(self, target: Target) -> FusedProblem | None:
         """The memory-efficient backend's kernel (module doc); None where that backend does not run."""
         scalar = "fp32" if target.dtype == "tf32" else target.dtype  # fp32 tensors either way
-        tags = [tag for tag in MEM_EFF_TILES if tag <= target.cc]
-        if scalar not in MEM_EFF_DTYPES or not tags or max(tags) < MEM_EFF_DTYPES[scalar]:
+        tags = [tag for tag in MEM_EFF_KERNELS if tag <= target.cc]
+        arch = MEM_EFF_KERNELS[max(tags)] if tags else None
+        if arch is None or scalar not in arch.dtypes:
             return None
         tag = max(tags)
-        tensor_tag, rate_dtype, passes = MEM_EFF_TENSOR.get(scalar, (OPEN_TAG, "", 1))
-        tensor = tag >= tensor_tag
-        # sdp_utils.cpp minimum_gemm_alignment: 4 elements on sm_80+, 128 bits with tensor cores, else 1
-        alignment = max(4 if target.cc >= 80 else 1, 128 // (8 * target.elem_bytes) if tensor else 1)
+        tensor = scalar in arch.tensor
+        rate_dtype, passes = arch.tensor.get(scalar, ("", 1))
+        # with tensor cores the head dim must also be a multiple of 128 bits (minimum_gemm_alignment)
+        alignment = max(arch.min_alignment, 128 // (8 * target.elem_bytes) if tensor else 1)
         if self.head_dim % alignment:
             return None
-        bq, bk, max_k = next(row for row in MEM_EFF_TILES[tag] if self.head_dim <= row[2])
+        bq, bk, max_k = next(row for row in arch.tiles if self.head_dim <= row[2])
         warps = bq * bk // (32 * 32)
         threads = 32 * warps
-        blocks = MEM_EFF_WARPS_PER_SM[0 if tag >= 80 and target.elem_bytes == 2 else 1] // warps
+        blocks = arch.warps_per_sm[scalar] // warps
         regs = min(MAX_REGISTERS, REGISTER_FILE // (blocks * threads) // REGISTER_STEP * REGISTER_STEP)
         tile_k = MEM_EFF_TILE_K[tensor]
         smem = bq * bk * SCORE_BYTES + MEM_EFF_STAGES * (bq + bk) * tile_k * target.elem_bytes
@@ -174,7 +185,7 @@ class ScaledDotProductAttention(Op):
         name = f"fmha_cutlassF_{kind}_aligned_{bq}x{bk}_{'gmem' if max_k > 128 else 'rf'}_sm{tag}"
         return FusedProblem(
             "mem_efficient", name, grid, threads, regs, smem, float(self.flops), self._moved_bytes(target), tensor,
-            rate_dtype if tensor and rate_dtype != scalar else "", passes if tensor else 1,
+            rate_dtype if rate_dtype != scalar else "", passes,
         )  # fmt: skip
 
     def _math(self, target: Target) -> Algorithm:

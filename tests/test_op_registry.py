@@ -119,7 +119,7 @@ def test_memory_efficient_fp32_runs_at_a_third_of_tf32(monkeypatch: pytest.Monke
 
     big = ScaledDotProductAttention(16, 32, 4096, 4096, 64)  # compute-bound, many waves
     three = predict(big, "a100", "fp32").total_us
-    monkeypatch.setitem(attention.MEM_EFF_TENSOR, "fp32", (80, "tf32", 1))
+    monkeypatch.setitem(attention.MEM_EFF_KERNELS[80].tensor, "fp32", ("tf32", 1))
     one = predict(big, "a100", "fp32").total_us
     assert three / one == pytest.approx(3.0, rel=0.01)
     # and faster than the math path, which writes and reads the 4096 x 4096 scores per head
