@@ -165,6 +165,37 @@ def removable_idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
     that one of the groups it reads or writes gives it at an allowed width within `reach` of its current width
     (narrower or wider, the other groups at `widths`), summed over ops. The rest of the idle tail is out of
     reach of any width (batch x spatial grid dimensions, or a wave count no nearby channel count changes)."""
+    now, least = _op_idle_and_least(problem, widths)
+    return float(np.clip(now - least, 0.0, None).sum())
+
+
+@dataclass(frozen=True)
+class IdleTail:
+    """One op's multi-wave idle tail at some widths, and how much of it a width within snap's reach removes."""
+
+    op: str
+    grid: int
+    waves: int
+    tail_fill: float
+    idle_us: float
+    removable_us: float
+
+
+def idle_tails(problem: Problem, widths: np.ndarray, most: int = 3) -> list[IdleTail]:
+    """The `most` ops with the largest idle tail at `widths` that no width within reach removes (idle less
+    removable), largest first, with their main launch's grid, waves and last-wave fill."""
+    now, least = _op_idle_and_least(problem, widths)
+    removable = np.clip(now - least, 0.0, None)
+    main = problem.model.predict(widths).main_launches()
+    order = [int(i) for i in np.argsort(-(now - removable), kind="stable") if now[i] - removable[i] > EPS_US]
+    return [
+        IdleTail(main[i].op_name, main[i].grid, main[i].waves, main[i].tail_fill, float(now[i]), float(removable[i]))
+        for i in order[:most]
+    ]
+
+
+def _op_idle_and_least(problem: Problem, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per op: its idle tail at `widths`, and the least idle tail one group's width within reach gives it."""
     overhead = launch_overhead_us(problem.model.spec)
     now = _op_idle(problem.model.predict(widths).launches, len(problem.model.base_ops), overhead)
     least = now.copy()
@@ -179,7 +210,7 @@ def removable_idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
         dtypes = [problem.model.op_dtypes[i] for i in ops] * len(values)
         idle = _op_idle(predict_mixed(trial, dtypes, problem.model.spec).launches, len(trial), overhead)
         least[ops] = np.minimum(least[ops], idle.reshape(len(values), len(ops)).min(axis=0))
-    return float(np.clip(now - least, 0.0, None).sum())
+    return now, least
 
 
 def _op_idle(launches: list[KernelLaunch], count: int, overhead: float) -> np.ndarray:

@@ -107,6 +107,16 @@ def test_removable_idle_tail_is_what_one_group_within_reach_removes(setting) -> 
     assert removable_idle_tail_us(problem, widths) == pytest.approx(expected, rel=1e-9)
     assert 0 < expected <= now.sum() + 1e-9
     assert idle_tail_us(problem, widths) == pytest.approx(now.sum())
+    # the report's largest tails out of reach: the same per-op arrays, largest idle - removable first
+    from planner.snap import idle_tails
+
+    left = np.clip(now - np.clip(now - least, 0, None), 0, None)
+    tails = idle_tails(problem, widths, most=2)
+    order = [i for i in np.argsort(-left, kind="stable") if left[i] > 1e-9][:2]
+    main = problem.model.predict(widths).main_launches()
+    assert [t.op for t in tails] == [main[i].op_name for i in order]
+    assert [t.idle_us - t.removable_us for t in tails] == pytest.approx([left[i] for i in order])
+    assert all(t.waves >= 2 and t.tail_fill < 1 for t in tails)
 
 
 def test_trade_spends_the_freed_latency_on_importance(setting) -> None:

@@ -192,7 +192,7 @@ def snap(
     import numpy as np
 
     from planner.plan import make_snap, prepare, problem_for, read_widths
-    from planner.snap import idle_tail_us, removable_idle_tail_us, widths_from_mapping
+    from planner.snap import idle_tail_us, idle_tails, removable_idle_tail_us, widths_from_mapping
     from wavecut.predict_cmd import parse_input, trust_model_files
 
     trust_model_files(trust)
@@ -235,6 +235,16 @@ def snap(
         f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us, of which "
         f"channel-removable (one group's width within reach removes it) {removable[0]:.1f} -> {removable[1]:.1f} us"
     )
+    left = idle_tails(problem, snapped)
+    if left:
+        console.print(
+            "largest idle tails no width within reach removes: "
+            + "; ".join(
+                f"{t.op} {t.idle_us - t.removable_us:.1f} us (grid {t.grid}, {t.waves} waves, last {t.tail_fill:.0%} full)"
+                for t in left
+            )
+            + ": their wave count is set by batch x spatial tiles or by a width out of reach"
+        )
     console.print(f"wrote {out}")
 
 
