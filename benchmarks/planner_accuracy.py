@@ -3,12 +3,16 @@
 A VGG-style CNN (conv 64-64-pool-128-128-pool, BatchNorm, global pool, linear) is trained deterministically
 (torch.manual_seed, torch.use_deterministic_algorithms(True), one thread) on scikit-learn's digits (shipped
 with the package: 8x8 upsampled to 16x16, stratified 75/25 split, benchmarks.functionality.load_split), once
-per training seed. For each GPU (t4, a100; fp16, fused, batch 256) and budget (BUDGETS of the unpruned
+per training seed, on the train images but the first CALIBRATION: those are held out as the calibration
+data (a validation set: a loss measured on images the model was trained on barely sees what pruning costs on
+new images). The test images are used for nothing but the reported accuracy. For each GPU (t4, a100; fp16, fused, batch 256) and budget (BUDGETS of the unpruned
 predicted latency) each method picks widths within it:
 
-- plan: `wavecut plan --importance sensitivity --calibration-data` (256 labelled train images): filter L1
-  ranking within a group, each group priced by its measured calibration-loss curve through the
-  no-retraining path (planner.importance.sensitivity);
+- plan: `wavecut plan --importance sensitivity --calibration-data` (the 256 labelled held-out images):
+  filter L1 ranking within a group, each group priced by its calibration-loss curve measured through the
+  no-retraining path on half the images (planner.importance.sensitivity), then the allocation and up to 11
+  alternatives within the budget (the uniform allocation rounded to 8 among them) measured jointly on the
+  other half, the lowest loss kept (planner.plan.allocate);
 - plan-magnitude: the same with the CLI's default importance (filter L1, each group scaled to its first-order
   Taylor sensitivity: no measured loss, so no forward passes beyond Taylor's one);
 - uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
@@ -17,7 +21,7 @@ predicted latency) each method picks widths within it:
 - each `+snap`: that method's widths snapped (planner.snap; never slower).
 Channels kept are the top of the method's own ranking (L1 for plan, plan-magnitude and uniform,
 Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
-kept partners (256 train images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
+kept partners (the calibration images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
 one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
 and reports the greedy's optimality gap in importance.
 
@@ -110,15 +114,29 @@ def tp_scores(prep: PreparedModel) -> list[np.ndarray]:
     return [importance(g.tp_group).detach().double().numpy() for g in prep.groups]
 
 
+def held_out(split: Split) -> tuple[Split, Calibration]:
+    """The train images but the first CALIBRATION (what the model is trained and fine-tuned on), and those
+    first CALIBRATION with their labels as the calibration data."""
+    train_split = Split(split.x_train[CALIBRATION:], split.y_train[CALIBRATION:], split.x_test, split.y_test)
+    held = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits held-out train images")
+    return train_split, held
+
+
 def evaluate(
-    model: nn.Module, prep: PreparedModel, widths: np.ndarray, scores: list[np.ndarray], split: Split, seed: int
+    model: nn.Module,
+    prep: PreparedModel,
+    widths: np.ndarray,
+    scores: list[np.ndarray],
+    split: Split,
+    calibration: Calibration,
+    seed: int,
 ) -> tuple[float, float]:
     """Accuracy after pruning with compensation and BatchNorm re-estimation, and after one fine-tuning epoch."""
     planned = [group_width(g, int(w), s, 0.0) for g, w, s in zip(prep.groups, widths, scores)]
     pruned = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prune(pruned, planned, torch.zeros(1, *SHAPE), split.x_train[:CALIBRATION])
+        prune(pruned, planned, torch.zeros(1, *SHAPE), calibration.x)
     recalibrate_batchnorm(pruned, split.x_train)
     no_retrain = accuracy(pruned, split)
     train(pruned, split, epochs=1, lr=0.01, seed=seed)
@@ -127,12 +145,12 @@ def evaluate(
 
 def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, list[dict], list[dict]]:
     """Train one model, prune it with every method on every GPU; baseline accuracy, result rows, gap rows."""
+    split, calibration = held_out(split)
     torch.manual_seed(seed)
     model = build_cnn(WIDTHS)
     train(model, split, epochs=epochs, lr=0.05, seed=seed)
     model.eval()
     baseline = accuracy(model, split)
-    calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
     prep = prepare_module(model, "digits-cnn", SHAPE, "sensitivity", calibration)
     magnitude = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
     ranking = {method: magnitude.scores for method in METHODS}  # filter L1 order within each group
@@ -166,7 +184,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
         for method in METHODS:
             widths = chosen[method]
             for name, w in ((method, widths), (f"{method}+snap", snap(problem, widths)[0])):
-                no_retrain, finetuned = evaluate(model, prep, w, ranking[method], split, seed)
+                no_retrain, finetuned = evaluate(model, prep, w, ranking[method], split, calibration, seed)
                 rows.append(
                     {
                         "method": name,
