@@ -95,8 +95,9 @@ def prepare(
     scores are scaled, per group, to sum to the group's Taylor sensitivity (the loss change of removing all
     its channels, to first order), so their ranking within a group is kept and a group's total is what its
     removal costs; sensitivity scores follow each group's measured calibration-loss curve through the
-    no-retraining path (planner.importance.sensitivity). The calibration batch (`calibration_data`, default
-    synthetic) drives the Taylor gradients and the measured losses."""
+    no-retraining path (planner.importance.sensitivity), on half the calibration batch, and the other half
+    measures width vectors jointly (`PreparedModel.joint_loss`, used by `allocate`). The calibration batch
+    (`calibration_data`, default synthetic) drives the Taylor gradients and the measured losses."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
     model, digest = load_weights_model(spec, weights)
