@@ -21,7 +21,8 @@ predicted latency) each method picks widths within it:
 - each `+snap`: that method's widths snapped (planner.snap; never slower).
 Channels kept are the top of the method's own ranking (L1 for plan, plan-magnitude and uniform,
 Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
-kept partners (the calibration images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
+kept partners (the calibration images) and BatchNorm re-estimation on the train images: `acc_no_retrain`, and
+`calibration_loss` (cross-entropy on the calibration images: what the plan's measured importance minimises); then
 one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
 and reports the greedy's optimality gap in importance.
 
@@ -43,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torch_pruning as tp
 from rich.console import Console
 from rich.table import Table
@@ -131,8 +133,10 @@ def evaluate(
     split: Split,
     calibration: Calibration,
     seed: int,
-) -> tuple[float, float]:
-    """Accuracy after pruning with compensation and BatchNorm re-estimation, and after one fine-tuning epoch."""
+) -> tuple[float, float, float]:
+    """Accuracy after pruning with compensation and BatchNorm re-estimation, its cross-entropy on the
+    calibration images (what the plan's measured importance minimises), and the accuracy after one
+    fine-tuning epoch."""
     planned = [group_width(g, int(w), s, 0.0) for g, w, s in zip(prep.groups, widths, scores)]
     pruned = copy.deepcopy(model)
     with warnings.catch_warnings():
@@ -140,8 +144,10 @@ def evaluate(
         prune(pruned, planned, torch.zeros(1, *SHAPE), calibration.x)
     recalibrate_batchnorm(pruned, split.x_train)
     no_retrain = accuracy(pruned, split)
+    with torch.no_grad():
+        loss = float(F.cross_entropy(pruned(calibration.x), calibration.labels))
     train(pruned, split, epochs=1, lr=0.01, seed=seed)
-    return no_retrain, accuracy(pruned, split)
+    return no_retrain, loss, accuracy(pruned, split)
 
 
 def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, list[dict], list[dict]]:
@@ -186,7 +192,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
         for method in METHODS:
             widths = chosen[method]
             for name, w in ((method, widths), (f"{method}+snap", snap(problem, widths)[0])):
-                no_retrain, finetuned = evaluate(model, prep, w, ranking[method], split, calibration, seed)
+                no_retrain, loss, finetuned = evaluate(model, prep, w, ranking[method], split, calibration, seed)
                 rows.append(
                     {
                         "method": name,
@@ -196,6 +202,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
                         "seed": seed,
                         "acc_no_retrain": no_retrain,
                         "acc_finetuned": finetuned,
+                        "calibration_loss": loss,
                         "predicted_latency_us": problem.model.latency(w),
                         "importance": problem.importance(w) / problem.importance(problem.full),
                         "widths": [int(x) for x in w],
@@ -217,6 +224,7 @@ def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
         "latency us",
         "importance",
         "acc no retrain",
+        "calibration loss",
         "acc 1 epoch",
         "widths (seed 0)",
     ):
@@ -234,6 +242,7 @@ def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
             stat(group, "predicted_latency_us", ".1f"),
             stat(group, "importance", ".3f"),
             stat(group, "acc_no_retrain"),
+            stat(group, "calibration_loss"),
             stat(group, "acc_finetuned"),
             str(group[0]["widths"]),
         )
@@ -249,12 +258,18 @@ def cells(rows: list[dict]) -> dict[tuple[str, float, str], list[dict]]:
 
 
 def wins(rows: list[dict]) -> list[dict]:
-    """Per setting (gpu, budget) and accuracy kind: does the plan's mean beat uniform's and Torch-Pruning's?"""
-    means = {key: {k: statistics.mean(r[k] for r in group) for k in ACCURACIES} for key, group in cells(rows).items()}
+    """Per setting (gpu, budget) and accuracy kind: does the plan's mean beat uniform's and Torch-Pruning's?
+    With the margin over the better rival (plan minus its mean) and the spread over seeds of the per-seed
+    difference; and whether the plan has the lowest mean calibration loss of the three (its objective)."""
+    grouped = cells(rows)
+    means = {key: {k: statistics.mean(r[k] for r in group) for k in ACCURACIES} for key, group in grouped.items()}
     found = []
     for gpu, budget in dict.fromkeys((g, b) for g, b, _ in means):
+        loss = {m: statistics.mean(r["calibration_loss"] for r in grouped[gpu, budget, m]) for m in ("plan", *RIVALS)}
         for kind in ACCURACIES:
             plan = means[gpu, budget, "plan"][kind]
+            best = max(RIVALS, key=lambda rival: means[gpu, budget, rival][kind])
+            per_seed = [p[kind] - r[kind] for p, r in zip(grouped[gpu, budget, "plan"], grouped[gpu, budget, best])]
             found.append(
                 {
                     "gpu": gpu,
@@ -263,6 +278,9 @@ def wins(rows: list[dict]) -> list[dict]:
                     "plan": plan,
                     **{rival: means[gpu, budget, rival][kind] for rival in RIVALS},
                     "beats_all": all(plan > means[gpu, budget, rival][kind] for rival in RIVALS),
+                    "margin": plan - means[gpu, budget, best][kind],
+                    "margin_seed_std": statistics.pstdev(per_seed),
+                    "lowest_calibration_loss": loss["plan"] < min(loss[rival] for rival in RIVALS),
                 }
             )
     return found
@@ -290,7 +308,9 @@ def main() -> None:
     for v in verdicts:
         print(
             f"{v['gpu']} budget {v['budget']} {v['accuracy']}: plan {v['plan']:.4f}, uniform {v['uniform']:.4f}, "
-            f"torch-pruning {v['torch-pruning']:.4f}: {'plan best' if v['beats_all'] else 'plan NOT best'}"
+            f"torch-pruning {v['torch-pruning']:.4f}: {'plan best' if v['beats_all'] else 'plan NOT best'} "
+            f"(margin {v['margin']:+.4f} +- {v['margin_seed_std']:.4f} over seeds; lowest calibration loss: "
+            f"{'yes' if v['lowest_calibration_loss'] else 'no'})"
         )
     print(f"plan beats uniform and Torch-Pruning in {sum(v['beats_all'] for v in verdicts)} of {len(verdicts)}")
     for gap in gaps:
