@@ -3,12 +3,16 @@
 A VGG-style CNN (conv 64-64-pool-128-128-pool, BatchNorm, global pool, linear) is trained deterministically
 (torch.manual_seed, torch.use_deterministic_algorithms(True), one thread) on scikit-learn's digits (shipped
 with the package: 8x8 upsampled to 16x16, stratified 75/25 split, benchmarks.functionality.load_split), once
-per training seed. For each GPU (t4, a100; fp16, fused, batch 256) and budget (BUDGETS of the unpruned
+per training seed, on the train images but the first CALIBRATION: those are held out as the calibration
+data (a validation set: a loss measured on images the model was trained on barely sees what pruning costs on
+new images). The test images are used for nothing but the reported accuracy. For each GPU (t4, a100; fp16, fused, batch 256) and budget (BUDGETS of the unpruned
 predicted latency) each method picks widths within it:
 
-- plan: `wavecut plan --importance sensitivity --calibration-data` (256 labelled train images): filter L1
-  ranking within a group, each group priced by its measured calibration-loss curve through the
-  no-retraining path (planner.importance.sensitivity);
+- plan: `wavecut plan --importance sensitivity --calibration-data` (the 256 labelled held-out images):
+  filter L1 ranking within a group, each group priced by its calibration-loss curve measured through the
+  no-retraining path on half the images (planner.importance.sensitivity), then the allocation and up to 11
+  alternatives within the budget (the uniform allocation rounded to 8 among them) measured jointly on the
+  other half, the lowest loss kept (planner.plan.allocate);
 - plan-magnitude: the same with the CLI's default importance (filter L1, each group scaled to its first-order
   Taylor sensitivity: no measured loss, so no forward passes beyond Taylor's one);
 - uniform / uniform-round8: the largest uniform keep ratio (1% steps; widths floored to 8) within the budget;
@@ -17,7 +21,8 @@ predicted latency) each method picks widths within it:
 - each `+snap`: that method's widths snapped (planner.snap; never slower).
 Channels kept are the top of the method's own ranking (L1 for plan, plan-magnitude and uniform,
 Torch-Pruning's for torch-pruning). Every pruned model goes through the no-retraining path of `wavecut apply`: compensation into
-kept partners (256 train images) and BatchNorm re-estimation on the train images: `acc_no_retrain`; then
+kept partners (the calibration images) and BatchNorm re-estimation on the train images: `acc_no_retrain`, and
+`calibration_loss` (cross-entropy on the calibration images: what the plan's measured importance minimises); then
 one fine-tuning epoch (SGD, lr 0.01): `acc_finetuned`. `--exact` also solves the allocation exactly (MILP)
 and reports the greedy's optimality gap in importance.
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import itertools
 import json
 import statistics
@@ -38,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torch_pruning as tp
 from rich.console import Console
 from rich.table import Table
@@ -110,29 +117,47 @@ def tp_scores(prep: PreparedModel) -> list[np.ndarray]:
     return [importance(g.tp_group).detach().double().numpy() for g in prep.groups]
 
 
+def held_out(split: Split) -> tuple[Split, Calibration]:
+    """The train images but the first CALIBRATION (what the model is trained and fine-tuned on), and those
+    first CALIBRATION with their labels as the calibration data."""
+    train_split = Split(split.x_train[CALIBRATION:], split.y_train[CALIBRATION:], split.x_test, split.y_test)
+    held = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits held-out train images")
+    return train_split, held
+
+
 def evaluate(
-    model: nn.Module, prep: PreparedModel, widths: np.ndarray, scores: list[np.ndarray], split: Split, seed: int
-) -> tuple[float, float]:
-    """Accuracy after pruning with compensation and BatchNorm re-estimation, and after one fine-tuning epoch."""
+    model: nn.Module,
+    prep: PreparedModel,
+    widths: np.ndarray,
+    scores: list[np.ndarray],
+    split: Split,
+    calibration: Calibration,
+    seed: int,
+) -> tuple[float, float, float]:
+    """Accuracy after pruning with compensation and BatchNorm re-estimation, its cross-entropy on the
+    calibration images (what the plan's measured importance minimises), and the accuracy after one
+    fine-tuning epoch."""
     planned = [group_width(g, int(w), s, 0.0) for g, w, s in zip(prep.groups, widths, scores)]
     pruned = copy.deepcopy(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prune(pruned, planned, torch.zeros(1, *SHAPE), split.x_train[:CALIBRATION])
+        prune(pruned, planned, torch.zeros(1, *SHAPE), calibration.x)
     recalibrate_batchnorm(pruned, split.x_train)
     no_retrain = accuracy(pruned, split)
+    with torch.no_grad():
+        loss = float(F.cross_entropy(pruned(calibration.x), calibration.labels))
     train(pruned, split, epochs=1, lr=0.01, seed=seed)
-    return no_retrain, accuracy(pruned, split)
+    return no_retrain, loss, accuracy(pruned, split)
 
 
 def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, list[dict], list[dict]]:
     """Train one model, prune it with every method on every GPU; baseline accuracy, result rows, gap rows."""
+    split, calibration = held_out(split)
     torch.manual_seed(seed)
     model = build_cnn(WIDTHS)
     train(model, split, epochs=epochs, lr=0.05, seed=seed)
     model.eval()
     baseline = accuracy(model, split)
-    calibration = Calibration(split.x_train[:CALIBRATION], split.y_train[:CALIBRATION], "digits train")
     prep = prepare_module(model, "digits-cnn", SHAPE, "sensitivity", calibration)
     magnitude = prepare_module(model, "digits-cnn", SHAPE, DEFAULT_IMPORTANCE, calibration)
     ranking = {method: magnitude.scores for method in METHODS}  # filter L1 order within each group
@@ -153,20 +178,21 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
             from planner.exact import exact_widths
 
             optimum = exact_widths(problem, budget)
+            greedy = allocate(dataclasses.replace(problem, loss=None), budget)  # before the measured choice
             gaps.append(
                 {
                     "gpu": gpu,
                     "budget": fraction,
                     "seed": seed,
-                    "greedy_importance": problem.importance(chosen["plan"]),
+                    "greedy_importance": problem.importance(greedy),
                     "exact_importance": problem.importance(optimum),
-                    "gap": 1 - problem.importance(chosen["plan"]) / problem.importance(optimum),
+                    "gap": 1 - problem.importance(greedy) / problem.importance(optimum),
                 }
             )
         for method in METHODS:
             widths = chosen[method]
             for name, w in ((method, widths), (f"{method}+snap", snap(problem, widths)[0])):
-                no_retrain, finetuned = evaluate(model, prep, w, ranking[method], split, seed)
+                no_retrain, loss, finetuned = evaluate(model, prep, w, ranking[method], split, calibration, seed)
                 rows.append(
                     {
                         "method": name,
@@ -176,6 +202,7 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
                         "seed": seed,
                         "acc_no_retrain": no_retrain,
                         "acc_finetuned": finetuned,
+                        "calibration_loss": loss,
                         "predicted_latency_us": problem.model.latency(w),
                         "importance": problem.importance(w) / problem.importance(problem.full),
                         "widths": [int(x) for x in w],
@@ -197,6 +224,7 @@ def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
         "latency us",
         "importance",
         "acc no retrain",
+        "calibration loss",
         "acc 1 epoch",
         "widths (seed 0)",
     ):
@@ -214,6 +242,7 @@ def summary(rows: list[dict], baselines: list[float], seconds: float) -> Table:
             stat(group, "predicted_latency_us", ".1f"),
             stat(group, "importance", ".3f"),
             stat(group, "acc_no_retrain"),
+            stat(group, "calibration_loss"),
             stat(group, "acc_finetuned"),
             str(group[0]["widths"]),
         )
@@ -229,12 +258,18 @@ def cells(rows: list[dict]) -> dict[tuple[str, float, str], list[dict]]:
 
 
 def wins(rows: list[dict]) -> list[dict]:
-    """Per setting (gpu, budget) and accuracy kind: does the plan's mean beat uniform's and Torch-Pruning's?"""
-    means = {key: {k: statistics.mean(r[k] for r in group) for k in ACCURACIES} for key, group in cells(rows).items()}
+    """Per setting (gpu, budget) and accuracy kind: does the plan's mean beat uniform's and Torch-Pruning's?
+    With the margin over the better rival (plan minus its mean) and the spread over seeds of the per-seed
+    difference; and whether the plan has the lowest mean calibration loss of the three (its objective)."""
+    grouped = cells(rows)
+    means = {key: {k: statistics.mean(r[k] for r in group) for k in ACCURACIES} for key, group in grouped.items()}
     found = []
     for gpu, budget in dict.fromkeys((g, b) for g, b, _ in means):
+        loss = {m: statistics.mean(r["calibration_loss"] for r in grouped[gpu, budget, m]) for m in ("plan", *RIVALS)}
         for kind in ACCURACIES:
             plan = means[gpu, budget, "plan"][kind]
+            best = max(RIVALS, key=lambda rival: means[gpu, budget, rival][kind])
+            per_seed = [p[kind] - r[kind] for p, r in zip(grouped[gpu, budget, "plan"], grouped[gpu, budget, best])]
             found.append(
                 {
                     "gpu": gpu,
@@ -243,6 +278,9 @@ def wins(rows: list[dict]) -> list[dict]:
                     "plan": plan,
                     **{rival: means[gpu, budget, rival][kind] for rival in RIVALS},
                     "beats_all": all(plan > means[gpu, budget, rival][kind] for rival in RIVALS),
+                    "margin": plan - means[gpu, budget, best][kind],
+                    "margin_seed_std": statistics.pstdev(per_seed),
+                    "lowest_calibration_loss": loss["plan"] < min(loss[rival] for rival in RIVALS),
                 }
             )
     return found
@@ -270,7 +308,9 @@ def main() -> None:
     for v in verdicts:
         print(
             f"{v['gpu']} budget {v['budget']} {v['accuracy']}: plan {v['plan']:.4f}, uniform {v['uniform']:.4f}, "
-            f"torch-pruning {v['torch-pruning']:.4f}: {'plan best' if v['beats_all'] else 'plan NOT best'}"
+            f"torch-pruning {v['torch-pruning']:.4f}: {'plan best' if v['beats_all'] else 'plan NOT best'} "
+            f"(margin {v['margin']:+.4f} +- {v['margin_seed_std']:.4f} over seeds; lowest calibration loss: "
+            f"{'yes' if v['lowest_calibration_loss'] else 'no'})"
         )
     print(f"plan beats uniform and Torch-Pruning in {sum(v['beats_all'] for v in verdicts)} of {len(verdicts)}")
     for gap in gaps:

@@ -8,10 +8,16 @@
 3. Edges: every group grows to the right edge of its current step (more channels, same latency).
 The best of this and the uniform baselines (also grown to their step edges) that meet the budget is kept,
 so a plan never keeps less importance than uniform pruning at the same budget.
+
+With a measured importance the problem also carries `loss` (the joint calibration loss of a width vector,
+planner.plan): importance adds up over groups, the measured loss need not (cutting two groups together can
+cost more than the sum of cutting each), so `alternatives` proposes a few width vectors within the budget
+around the allocation and planner.plan keeps the one whose joint loss is lowest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +35,7 @@ class Problem:
     model: WidthModel
     allowed: list[list[int]]  # per group, ascending; [full] for locked groups
     cum: list[np.ndarray]  # cum[g][w]: importance kept with the top-w channels of group g
+    loss: Callable[[np.ndarray], float] | None = None  # measured joint loss of widths (measured importance only)
 
     @property
     def full(self) -> np.ndarray:
@@ -184,6 +191,58 @@ def grow_to_edges(problem: Problem, widths: np.ndarray, groups: list[int] | None
         table = problem.model.group_tables([(g, above)], widths)[0]
         widths[g] = max(w for w, t in zip(above, table) if t <= table[0] + EPS_US)
     return widths
+
+
+SELECTION = 12  # width vectors whose joint loss is measured per plan (each is one pruned copy of the model)
+TOWARD = (0.25, 0.5, 0.75)  # points on the way from the allocation to the uniform allocation
+
+
+def alternatives(
+    problem: Problem, budget_us: float, widths: np.ndarray, uniform: np.ndarray | None, count: int = SELECTION
+) -> list[np.ndarray]:
+    """Distinct width vectors within the budget, `widths` first, for a measured choice among them (at most
+    `count`, deterministic): `widths`; `uniform` (the uniform allocation at the budget); the points TOWARD of the
+    way from `widths` to `uniform` (each group floored to an allowed width, then grown by `fill`); then one-step
+    trades, most importance first: group g up to its next step edge, group h down to its widest allowed width
+    that brings the latency back within the budget, then every group grown to its step edge."""
+    found = [widths]
+    if uniform is not None:
+        found.append(uniform)
+        for t in TOWARD:
+            point = widths + t * (uniform - widths)
+            floored = [max([a for a in allowed if a <= p] or allowed[:1]) for allowed, p in zip(problem.allowed, point)]
+            found.append(fill(problem, np.array(floored, dtype=np.int64), budget_us))
+    found += sorted(_trades(problem, budget_us, widths), key=problem.importance, reverse=True)  # stable on ties
+    unique: dict[tuple[int, ...], np.ndarray] = {}
+    for w, latency in zip(found, problem.model.latencies(found)):
+        if latency <= budget_us:
+            unique.setdefault(tuple(int(x) for x in w), w)
+    return list(unique.values())[:count]
+
+
+def _trades(problem: Problem, budget_us: float, widths: np.ndarray) -> list[np.ndarray]:
+    """One-step trades between two groups within the budget (see `alternatives`), in group order."""
+    edges = candidate_widths(problem.model, problem.allowed, widths)
+    prunable = [g for g, a in enumerate(problem.allowed) if len(a) > 1]
+    found = []
+    for g in prunable:
+        up = [int(c) for c in edges[g] if c > widths[g]]
+        if not up:
+            continue
+        raised = widths.copy()
+        raised[g] = up[0]
+        slack = budget_us - problem.model.latency(raised)
+        for h in prunable:
+            down = [a for a in problem.allowed[h] if a < raised[h]]
+            if h == g or not down:
+                continue
+            table = problem.model.group_tables([(h, [int(raised[h]), *down])], raised)[0]
+            fits = [a for a, t in zip(down, table[1:]) if t - table[0] <= slack]
+            if fits:
+                traded = raised.copy()
+                traded[h] = max(fits)
+                found.append(grow_to_edges(problem, traded))
+    return found
 
 
 def unreachable(problem: Problem, budget_us: float) -> WavecutError:

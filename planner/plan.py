@@ -17,7 +17,15 @@ from torch import nn
 
 import gpusim
 from gpusim.errors import WavecutError
-from planner.allocate import Problem, cumulative_importance, greedy, grow_to_edges, uniform_at_budget, unreachable
+from planner.allocate import (
+    Problem,
+    alternatives,
+    cumulative_importance,
+    greedy,
+    grow_to_edges,
+    uniform_at_budget,
+    unreachable,
+)
 from planner.calibration import Calibration, load_calibration
 from planner.candidates import MIN_CHANNELS, MIN_FRACTION, WidthModel, alignment, group_widths
 from planner.defaults import DEFAULT_BATCH, DEFAULT_DTYPE, DEFAULT_GPU, DEFAULT_INPUT, DEFAULT_MODE, check_mode
@@ -50,6 +58,7 @@ class PreparedModel:
     weights: str | None
     weights_sha256: str | None
     calibration: str = "synthetic"  # where the calibration batch came from
+    joint_loss: Callable[[np.ndarray], float] | None = None  # measured importance: loss of widths, all groups cut
 
 
 def load_weights_model(spec: str, weights: str | None) -> tuple[nn.Module, str | None]:
@@ -86,8 +95,9 @@ def prepare(
     scores are scaled, per group, to sum to the group's Taylor sensitivity (the loss change of removing all
     its channels, to first order), so their ranking within a group is kept and a group's total is what its
     removal costs; sensitivity scores follow each group's measured calibration-loss curve through the
-    no-retraining path (planner.importance.sensitivity). The calibration batch (`calibration_data`, default
-    synthetic) drives the Taylor gradients and the measured losses."""
+    no-retraining path (planner.importance.sensitivity), on half the calibration batch, and the other half
+    measures width vectors jointly (`PreparedModel.joint_loss`, used by `allocate`). The calibration batch
+    (`calibration_data`, default synthetic) drives the Taylor gradients and the measured losses."""
     if importance not in IMPORTANCE_METHODS:
         raise WavecutError(f"--importance: unknown method {importance!r}; allowed: {', '.join(IMPORTANCE_METHODS)}")
     model, digest = load_weights_model(spec, weights)
@@ -120,7 +130,8 @@ def prepare_module(
             ) from None
         network = Network.from_model(model, shape, spec)
     taylor = taylor_for(model, calibration.x, calibration.labels)
-    measured = _measured_loss(model, calibration) if importance == "sensitivity" else None
+    curves, selection = _halves(calibration) if importance == "sensitivity" else (None, None)
+    measured = _measured_loss(model, curves) if curves is not None else None
     scores, first_order = [], []
     for g in groups:
         if not g.prunable:
@@ -145,7 +156,41 @@ def prepare_module(
             else rank_channels(model, g.tp_group, importance, calibration=calibration.x).detach().double().numpy()
         )
         scores.append(comparable(raw, float(sensitivity.sum())))
-    return PreparedModel(spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source)
+    joint_loss = _joint_loss(groups, scores, _measured_loss(model, selection)) if selection is not None else None
+    return PreparedModel(
+        spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source, joint_loss
+    )
+
+
+def _halves(calibration: Calibration) -> tuple[Calibration, Calibration]:
+    """The calibration batch split in two (even and odd inputs): the measured importance fits its per-group
+    curves on the first and chooses among allocations on the second, so the choice is not judged on the
+    inputs the curves were fitted to."""
+    if len(calibration.x) < 2:
+        raise WavecutError(
+            f"--importance sensitivity: needs at least 2 calibration inputs, {calibration.source} has "
+            f"{len(calibration.x)} (half measure the per-group curves, half choose among allocations)"
+        )
+    labels = calibration.labels
+    return tuple(
+        Calibration(calibration.x[k::2], None if labels is None else labels[k::2], calibration.source) for k in (0, 1)
+    )
+
+
+def _joint_loss(
+    groups: list[ChannelGroup], scores: list[np.ndarray], measured: Callable[[list[GroupWidth]], float]
+) -> Callable[[np.ndarray], float]:
+    """`loss(widths)`: the measured loss increase with every group cut to its width (its top-scoring channels),
+    remembered per width vector."""
+    found: dict[tuple[int, ...], float] = {}
+
+    def loss(widths: np.ndarray) -> float:
+        key = tuple(int(w) for w in widths)
+        if key not in found:
+            found[key] = measured([group_width(g, w, s, 0.0) for g, w, s in zip(groups, key, scores)])
+        return found[key]
+
+    return loss
 
 
 def _measured_loss(model: nn.Module, calibration: Calibration) -> Callable[[list[GroupWidth]], float]:
@@ -189,7 +234,7 @@ def problem_for(
     cum = [
         cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1) for g, s in zip(prep.groups, prep.scores)
     ]
-    return Problem(model, allowed, cum)
+    return Problem(model, allowed, cum, prep.joint_loss)
 
 
 def parse_budget(text: str, baseline_us: float) -> float:
@@ -223,17 +268,31 @@ ALLOCATION_METHODS = ("greedy", "exact")
 def allocate(problem: Problem, budget_us: float, method: str = "greedy") -> np.ndarray:
     """The widths that keep the most importance within the budget: greedy + fill + edges, or a uniform
     baseline grown to its step edges where that keeps more; or (`exact`) the MILP of planner.exact.
-    Raises the unreachable-budget error."""
+    With a measured importance (`problem.loss`), the allocation and its alternatives (planner.allocate,
+    the uniform allocation rounded to 8 among them) are measured jointly and the lowest loss is kept (the
+    allocation on ties). Raises the unreachable-budget error."""
     if method not in ALLOCATION_METHODS:
         raise WavecutError(f"--method: unknown method {method!r}; allowed: {', '.join(ALLOCATION_METHODS)}")
+    rounded = uniform_at_budget(problem, budget_us, ROUND_TO)
+    uniform = grow_to_edges(problem, rounded[1]) if rounded is not None else None
     if method == "exact":
         from planner.exact import exact_widths
 
-        return exact_widths(problem, budget_us)
+        widths = exact_widths(problem, budget_us)
+    else:
+        widths = _greedy_or_uniform(problem, budget_us, uniform)
+    if problem.loss is None:
+        return widths
+    options = alternatives(problem, budget_us, widths, uniform)
+    losses = [problem.loss(w) for w in options]
+    return options[int(np.argmin(losses))]
+
+
+def _greedy_or_uniform(problem: Problem, budget_us: float, uniform: np.ndarray | None) -> np.ndarray:
+    """The greedy's widths, `uniform` or every group at its minimum: the most importance within the budget."""
     options = [grow_to_edges(problem, greedy(problem, budget_us))]
-    rounded = uniform_at_budget(problem, budget_us, ROUND_TO)
-    if rounded is not None:
-        options.append(grow_to_edges(problem, rounded[1]))
+    if uniform is not None:
+        options.append(uniform)
     options.append(problem.lowest())
     latencies = problem.model.latencies(options)
     # ties in importance (channels scoring 0) go to the widths that keep the larger share of channels

@@ -303,8 +303,9 @@ def test_measured_sensitivity_follows_the_measured_loss_curve() -> None:
 
 def test_sensitivity_scores_measure_the_no_retraining_path() -> None:
     """`--importance sensitivity` measures each group's curve through compensation and BatchNorm re-estimation
-    (planner.apply.calibration_loss, against the unpruned model's predictions for unlabelled data), ranking
-    channels by filter L1; and proposes the first-order allocation beside it, the measured loss deciding."""
+    (planner.apply.calibration_loss, against the unpruned model's predictions for unlabelled data) on the even
+    calibration inputs, ranking channels by filter L1; its joint loss (all groups cut) is measured the same way
+    on the odd inputs."""
     from benchmarks.functionality import build_cnn
     from planner.apply import calibration_loss
     from planner.calibration import Calibration
@@ -315,13 +316,20 @@ def test_sensitivity_scores_measure_the_no_retraining_path() -> None:
     model = build_cnn((8, 8, 16, 16)).eval()
     x = torch.randn(32, 1, 8, 8)
     prep = prepare_module(model, "cnn", (1, 8, 8), "sensitivity", Calibration(x, None, "test batch"))
+    curves, selection = x[0::2], x[1::2]
     with torch.no_grad():
-        y = model(x).argmax(dim=1)
-    base = calibration_loss(model, [], x, y, True)
+        y, y_selection = model(curves).argmax(dim=1), model(selection).argmax(dim=1)
+    base = calibration_loss(model, [], curves, y, True)
     g = 2
     group, ranking = prep.groups[g], MagnitudeImportance()(prep.groups[g].tp_group).double().numpy()
     expected = measured_scores(
-        lambda w: calibration_loss(model, [group_width(group, w, ranking, 0.0)], x, y, True) - base, ranking
+        lambda w: calibration_loss(model, [group_width(group, w, ranking, 0.0)], curves, y, True) - base, ranking
     )
     assert prep.scores[g] == pytest.approx(expected, rel=1e-6)
     assert list(np.argsort(-prep.scores[g], kind="stable")) == list(np.argsort(-ranking, kind="stable"))
+    widths = [4, 8, 8, 16]  # groups 0 (8 -> 4) and 2 (16 -> 8) cut together, their top-scoring channels kept
+    cut = [group_width(grp, w, s, 0.0) for grp, w, s in zip(prep.groups, widths, prep.scores)]
+    joint = calibration_loss(model, cut, selection, y_selection, True)
+    assert prep.joint_loss(np.array(widths)) == pytest.approx(
+        joint - calibration_loss(model, [], selection, y_selection, True), rel=1e-9
+    )

@@ -11,9 +11,13 @@ width) minus the increase at w, made non-decreasing, and then its least concave 
 hull's grid points): the planner's per-group importance is a sum of per-channel scores, best first, so it is
 concave; where the measured curve is concave it is exact. Per-channel scores are its increments, given to
 the channels in `ranking` order (filter L1 by default), so the planner keeps the ranking's channels and
-prices each group by its measured curve. Groups add up: the planner
-minimises the sum of the groups' measured loss increases (interactions between groups are not measured).
-Cost: one pruned copy and two forward passes of the calibration batch per group and grid width.
+prices each group by its measured curve. Groups add up in the curves: the allocator
+minimises the sum of the groups' measured loss increases. Interactions between groups (cutting two together
+can cost more than the sum) are measured afterwards: planner.plan fits the curves on half the calibration
+inputs and, on the other half, measures the allocation and a few alternatives within the budget (the uniform
+allocation among them) with every group cut, keeping the lowest joint loss (planner.allocate.alternatives).
+Cost: one pruned copy and two forward passes of half the calibration batch per group and grid width, and one
+pruned copy per alternative (at most planner.allocate.SELECTION) per plan.
 """
 
 from __future__ import annotations
