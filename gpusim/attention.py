@@ -21,7 +21,8 @@
   getWarpsPerSmFw (16 warps per SM for 16-bit types on Sm80, else 12) / warps blocks per SM, which sets the
   registers per thread. Math unit (gemm_kernel_utils.h DefaultGemmType): tensor cores for 16-bit types on
   Sm75+ and fp16 on Sm70; fp32 on Sm80+ on tensor cores as 3xTF32 (OpMultiplyAddFastF32: three TF32 MMAs
-  per product, so a third of the TF32 rate); otherwise CUDA cores. Shared memory (an estimate, not read off
+  per product, so a third of the TF32 rate); otherwise CUDA cores at the FP32 rate (the accumulator is
+  fp32 whatever the inputs, so fp16 does not run at a P100's paired-FP16 rate). Shared memory (an estimate, not read off
   the kernel): the fp32 score tile (kQueriesPerBlock x kKeysPerBlock) and double-buffered Q and K tiles of
   the GEMM's K step (ThreadK: 32 on tensor cores, 8 on CUDA cores). FLOPs and DRAM as for flash.
 - otherwise (head dims neither backend takes): the math path of
@@ -168,7 +169,8 @@ class ScaledDotProductAttention(Op):
             return None
         tag = max(tags)
         tensor = scalar in arch.tensor
-        rate_dtype, passes = arch.tensor.get(scalar, ("", 1))
+        # on CUDA cores the kernels accumulate in fp32 FFMA whatever the inputs (half2 math is not used)
+        rate_dtype, passes = arch.tensor.get(scalar, ("fp32", 1))
         # with tensor cores the head dim must also be a multiple of 128 bits (minimum_gemm_alignment)
         alignment = max(arch.min_alignment, 128 // (8 * target.elem_bytes) if tensor else 1)
         if self.head_dim % alignment:

@@ -66,8 +66,8 @@ class FusedProblem:
     """One fused kernel whose CTA the library fixes (not tiled from the kernel table), e.g. FlashAttention:
     `grid` CTAs of `threads` threads with `regs` registers per thread and `smem` bytes of shared memory,
     `flops` in all on tensor cores (`tensor`) or CUDA cores, and `dram_bytes` of compulsory traffic (the
-    DRAM floor; re-reads within the kernel are served by L2, as for a GEMM's tiles). On tensor cores the
-    rate is that of `rate_dtype` (default: the op's dtype) over `mma_passes` MMAs per product (3xTF32: 3).
+    DRAM floor; re-reads within the kernel are served by L2, as for a GEMM's tiles). The rate is that of
+    `rate_dtype` (default: the op's dtype), on tensor cores over `mma_passes` MMAs per product (3xTF32: 3).
     Priced with the engine's wave model (gpusim.engine.launch_waves)."""
 
     label: str

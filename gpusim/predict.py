@@ -238,7 +238,8 @@ class LoweredOps:
                 peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else self.device[D_TENSOR_RATE]
                 rate, dram = peak / f.mma_passes * c[C_TENSOR_EFF], c[C_TENSOR_DRAM]
             else:
-                rate, dram = self.device[D_SIMT_RATE] * c[C_SIMT_EFF], c[C_DRAM_EFF]
+                peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else self.device[D_SIMT_RATE]
+                rate, dram = peak * c[C_SIMT_EFF], c[C_DRAM_EFF]
             b, lim, waves, tail, busy = launch_waves(
                 f.grid, f.threads, f.regs, f.smem, f.flops / f.grid, 0.0, rate / sms,
                 self.device[D_DRAM_BW] * dram, self.limits, sms, c,

@@ -112,6 +112,11 @@ def test_memory_efficient_kernels_by_hand() -> None:
     # fp32 on a P100 (Sm50 set): CUDA cores, alignment 1 (any head dim)
     p = _mem_efficient(ScaledDotProductAttention(2, 3, 100, 100, 6), Target("fp32", 4, True, cc=60))
     assert p.kernel == "fmha_cutlassF_f32_aligned_64x64_rf_sm50" and not p.tensor and p.mma_passes == 1
+    # fp16 there: FFMA with an fp32 accumulator, so the FP32 rate, not the P100's paired-FP16 one
+    p = _mem_efficient(ScaledDotProductAttention(2, 3, 100, 100, 64), Target("fp16", 2, True, cc=60))
+    assert (p.kernel, p.tensor, p.rate_dtype) == ("fmha_cutlassF_f16_aligned_64x64_rf_sm50", False, "fp32")
+    big = ScaledDotProductAttention(16, 16, 2048, 2048, 64)  # compute-bound: fp16 and fp32 take the same time
+    assert predict(big, "p100", "fp16").total_us == pytest.approx(predict(big, "p100", "fp32").total_us, rel=0.05)
 
 
 def test_memory_efficient_fp32_runs_at_a_third_of_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
