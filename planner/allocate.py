@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpusim.errors import WavecutError
+from gpusim.predict import launch_overhead_us
 from planner.candidates import WidthModel, candidate_widths
 
 EPS_US = 1e-9
@@ -246,11 +247,21 @@ def _trades(problem: Problem, budget_us: float, widths: np.ndarray) -> list[np.n
 
 
 def unreachable(problem: Problem, budget_us: float) -> WavecutError:
-    """The one-line error for a budget below the lowest latency the groups can reach."""
-    low = problem.model.latency(problem.lowest())
+    """The one-line error for a budget below the lowest latency the groups can reach, saying what holds the
+    latency up: groups that are locked (the first one's reason) and the launches' fixed overhead."""
+    lowest = problem.lowest()
+    low = problem.model.latency(lowest)
+    groups = problem.model.groups
+    locked = [g.locked for g in groups if not g.prunable]
+    held = ""
+    if locked:
+        held = f"; {len(locked)} of {len(groups)} channel groups are locked, the first by {locked[0]}"
+    launches = len(problem.model.predict(lowest).launches)
+    overhead = launches * launch_overhead_us(problem.model.spec)
     return WavecutError(
         f"budget {budget_us:.1f} us cannot be reached: the lowest predicted latency is {low:.1f} us "
-        f"(every group at its minimum width); raise the budget or lower the minimum width"
+        f"(every prunable group at its minimum width{held}; its {launches} kernel launches cost "
+        f"{overhead:.0f} us of launch overhead at any width); raise the budget"
     )
 
 

@@ -90,6 +90,26 @@ def test_unreachable_budget_is_one_line(tmp_path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "budget 5.0 us cannot be reached: the lowest predicted latency is" in result.stderr
+    # what holds it up: resnet18 locks no group; its launches' fixed overhead (4 us each on a T4) is named
+    launches = int(result.stderr.split(" kernel launches")[0].rsplit(" ", 1)[1])
+    assert f"its {launches} kernel launches cost {4 * launches} us of launch overhead" in result.stderr
+    assert "locked" not in result.stderr and result.stderr.rstrip().endswith("raise the budget")
+
+
+def test_unreachable_budget_names_the_locked_groups() -> None:
+    import torch
+    from torch import nn
+
+    from planner.allocate import unreachable
+    from planner.calibration import Calibration
+    from planner.plan import prepare_module
+
+    net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3, groups=4), nn.ReLU(), nn.Conv2d(16, 8, 1))
+    batch = Calibration(torch.randn(4, 3, 16, 16), None, "test batch")
+    problem = problem_for(prepare_module(net, "net", (3, 16, 16), "magnitude", batch), "t4", 8)
+    message = str(unreachable(problem, 1.0))
+    # the first conv's 16 outputs feed the grouped conv (locked), which feeds the last conv: 2 groups, both locked
+    assert "2 of 2 channel groups are locked, the first by grouped conv 2 (4 groups)" in message
 
 
 def test_cached_pricing_equals_a_full_prediction(resnet18) -> None:
