@@ -102,7 +102,8 @@ def prune(
             continue
         module = modules[planned.name]
         removed = sorted(set(range(planned.full_width)) - set(planned.kept))
-        if calibration is not None:
+        if calibration is not None and group.channel_groups == 1:  # a grouped conv's consumer weights are per
+            # conv group: a removed channel cannot be folded into a kept one of another group
             full = graph.get_pruning_group(module, _out_pruner(module), list(range(planned.full_width)))
             compensate(model, full, planned.kept, calibration)
         graph.get_pruning_group(module, _out_pruner(module), removed).prune()

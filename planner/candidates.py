@@ -57,12 +57,14 @@ def allowed_widths(full: int, align: int, min_width: int) -> list[int]:
 
 def group_widths(group: ChannelGroup, align: int) -> list[int]:
     """The widths the planner may give `group`: a locked group its full width; a head group 1 to all its heads
-    (alignment is for channels; head_dim stays whole); a channel group allowed_widths from minimum_width."""
+    (alignment is for channels; head_dim stays whole); a channel group allowed_widths from minimum_width, in
+    steps of the alignment and of the group count of the grouped convs it touches."""
     if not group.prunable:
         return [group.full_width]
     if group.head_dim:
         return list(range(1, group.full_width + 1))
-    return allowed_widths(group.full_width, align, minimum_width(group.full_width, align))
+    step = group.width_multiple(align)
+    return allowed_widths(group.full_width, step, minimum_width(group.full_width, step))
 
 
 def _round_up(value: int, align: int) -> int:

@@ -4,8 +4,10 @@ A group couples every layer whose output or input channels must shrink together:
 (all producers of one residual stream), depthwise convs (in = out), squeeze-excitation scales,
 flatten into a linear layer (vgg's classifier), an MLP's hidden width. Groups that touch what we
 cannot prune safely are *locked* (kept at full width), with the reason:
-attention (nn.MultiheadAttention: heads), grouped non-depthwise convs (group counts), bare
-parameters (class token, position embedding). The model's
+attention (nn.MultiheadAttention: heads), grouped non-depthwise convs of more than one group count in
+one group, bare parameters (class token, position embedding). A group that feeds or leaves grouped convs of
+one group count g keeps g (Torch-Pruning's ConvPruner): its width is a multiple of g, and the same
+positions are kept in every conv group (`channel_groups`). The model's
 input channels and the final classifier's outputs are never in a group.
 
 Each attention module whose heads can be planned (planner.heads.head_layout) is a *head group* of its
@@ -15,6 +17,7 @@ be dropped while the embedding width it shares with the residual stream stays lo
 
 from __future__ import annotations
 
+import math
 import resource
 import signal
 import threading
@@ -55,11 +58,16 @@ class ChannelGroup:
     locked: str = ""  # why the group cannot be pruned ("" when it can)
     tp_group: tp.dependency.Group | None = field(default=None, compare=False, repr=False)
     head_dim: int = 0  # a head group (width = heads of head_dim channels each); 0 for a channel group
+    channel_groups: int = 1  # the group count of the grouped convs it feeds or leaves (1: none)
 
     @property
     def prunable(self) -> bool:
         """Whether the planner may change this group's width."""
         return not self.locked
+
+    def width_multiple(self, align: int) -> int:
+        """The step of this group's widths: a multiple of `align` and of its conv group count."""
+        return math.lcm(align, self.channel_groups)
 
 
 def classifier_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
@@ -154,6 +162,7 @@ def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.M
                 tuple(sorted(consumers, key=order.__getitem__)),
                 _locked(tp_group, names),
                 tp_group,
+                channel_groups=_conv_groups(tp_group),
             )
         )
     groups += head_groups(model)
@@ -177,9 +186,23 @@ def _locked(tp_group: tp.dependency.Group, names: dict[nn.Module, str]) -> str:
             return f"attention {names[module]} (head widths)"
         if isinstance(module, nn.Parameter):
             return "a bare parameter (class token or position embedding)"
-        if isinstance(module, nn.Conv2d) and 1 < module.groups != module.out_channels:
-            return f"grouped conv {names[module]} ({module.groups} groups)"
+    counts = {m.groups: m for m in _grouped_convs(tp_group)}
+    if len(counts) > 1:
+        return "grouped convs " + " and ".join(f"{names[m]} ({g} groups)" for g, m in sorted(counts.items()))
     return ""
+
+
+def _grouped_convs(tp_group: tp.dependency.Group) -> list[nn.Conv2d]:
+    """The grouped, non-depthwise convs whose input or output channels are the group's."""
+    modules = {item.dep.target.module for item in tp_group}
+    return [m for m in modules if isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels]
+
+
+def _conv_groups(tp_group: tp.dependency.Group) -> int:
+    """The one group count of the grouped convs the group feeds or leaves (1 if none; a group with several
+    counts is locked by _locked)."""
+    counts = {m.groups for m in _grouped_convs(tp_group)}
+    return counts.pop() if len(counts) == 1 else 1
 
 
 def _rss_mb() -> float:

@@ -97,7 +97,14 @@ def group_candidates(
         if step < 1:
             raise WavecutError(f"--step: must be at least 1 channel, got {step}")
         return [
-            sorted({*range(minimum_width(g.full_width, step), g.full_width + 1, step), g.full_width})
+            sorted(
+                {
+                    *range(
+                        minimum_width(g.full_width, g.width_multiple(step)), g.full_width + 1, g.width_multiple(step)
+                    ),
+                    g.full_width,
+                }
+            )
             if g.prunable
             else [g.full_width]
             for g in groups

@@ -146,8 +146,13 @@ def prepare_module(
             continue
         sensitivity = taylor(g.tp_group).double().numpy()
         if measured is not None:
-            ranking = rank_channels(model, g.tp_group, "magnitude").detach().double().numpy()
-            scores.append(measured_scores(lambda w, g=g, r=ranking: measured([group_width(g, w, r, 0.0)]), ranking))
+            ranking = by_position(rank_channels(model, g.tp_group, "magnitude").detach().double().numpy(), g)
+            step = g.channel_groups  # a grouped conv's group count: curves at whole positions
+
+            def loss_at(w: int, g: ChannelGroup = g, r: np.ndarray = ranking, step: int = step) -> float:
+                return measured([group_width(g, max(step, w - w % step), r, 0.0)])
+
+            scores.append(by_position(measured_scores(loss_at, ranking), g))
             first_order.append(comparable(ranking, float(sensitivity.sum())))
             continue
         raw = (
@@ -155,7 +160,7 @@ def prepare_module(
             if importance == "taylor"
             else rank_channels(model, g.tp_group, importance, calibration=calibration.x).detach().double().numpy()
         )
-        scores.append(comparable(raw, float(sensitivity.sum())))
+        scores.append(by_position(comparable(raw, float(sensitivity.sum())), g))
     joint_loss = _joint_loss(groups, scores, _measured_loss(model, selection)) if selection is not None else None
     return PreparedModel(
         spec, model, shape, groups, scores, network, importance, weights, digest, calibration.source, joint_loss
@@ -234,7 +239,7 @@ def problem_for(
     cum = [
         cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1) for g, s in zip(prep.groups, prep.scores)
     ]
-    return Problem(model, allowed, cum, prep.joint_loss)
+    return Problem(model, allowed, cum, prep.joint_loss, tuple(g.channel_groups for g in prep.groups))
 
 
 def parse_budget(text: str, baseline_us: float) -> float:
@@ -354,10 +359,26 @@ def make_plan(
     )
 
 
-def kept_indices(scores: np.ndarray, width: int) -> list[int]:
-    """Indices of the `width` highest-scoring channels, ascending (ties keep the lower index)."""
-    order = np.argsort(-scores, kind="stable")
-    return sorted(int(i) for i in order[:width])
+def by_position(scores: np.ndarray, group: ChannelGroup) -> np.ndarray:
+    """For a group that feeds or leaves grouped convs (`channel_groups` g > 1), each channel's score replaced by
+    the mean over the g conv groups of the scores at its position in its conv group (channels j x C/g + p, j =
+    0..g-1, share position p): the planner keeps or drops whole positions. Other groups: `scores` as they are."""
+    g = group.channel_groups
+    if g == 1:
+        return scores
+    return np.tile(np.asarray(scores, dtype=np.float64).reshape(g, -1).mean(axis=0), g)
+
+
+def kept_indices(scores: np.ndarray, width: int, channel_groups: int = 1) -> list[int]:
+    """Indices of the `width` highest-scoring channels, ascending (ties keep the lower index). With
+    `channel_groups` g > 1: the width / g best positions by their mean score over the g conv groups, kept in
+    every conv group (Torch-Pruning's ConvPruner keeps the group count, so each group keeps the same positions)."""
+    if channel_groups == 1:
+        order = np.argsort(-scores, kind="stable")
+        return sorted(int(i) for i in order[:width])
+    per_group = len(scores) // channel_groups
+    positions = np.argsort(-np.asarray(scores).reshape(channel_groups, per_group).mean(axis=0), kind="stable")
+    return sorted(j * per_group + int(p) for j in range(channel_groups) for p in positions[: width // channel_groups])
 
 
 def group_width(group: ChannelGroup, width: int, scores: np.ndarray, importance_kept: float) -> GroupWidth:
@@ -366,7 +387,7 @@ def group_width(group: ChannelGroup, width: int, scores: np.ndarray, importance_
         name=group.name,
         full_width=group.full_width,
         width=width,
-        kept=kept_indices(scores, width),
+        kept=kept_indices(scores, width, group.channel_groups),
         producers=list(group.producers),
         consumers=list(group.consumers),
         locked=group.locked,

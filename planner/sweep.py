@@ -240,12 +240,14 @@ def width_choices(groups: list[ChannelGroup], samples: WidthSamples) -> list[np.
         if not g.prunable:
             out.append(np.array([g.full_width]))
         elif samples.step is not None:
-            low = minimum_width(g.full_width, samples.step)
-            out.append(np.array(sorted({*range(low, g.full_width + 1, samples.step), g.full_width})))
+            step = g.width_multiple(samples.step)
+            low = minimum_width(g.full_width, step)
+            out.append(np.array(sorted({*range(low, g.full_width + 1, step), g.full_width})))
         else:
+            m = g.width_multiple(a)
             out.append(
                 np.array(
-                    sorted({min(g.full_width, max(a, -(-round(k * g.full_width) // a) * a)) for k in samples.keep})
+                    sorted({min(g.full_width, max(m, -(-round(k * g.full_width) // m) * m)) for k in samples.keep})
                 )
             )
     return out

@@ -45,11 +45,56 @@ def test_mobilenet_v3_squeeze_excitation_has_its_own_group() -> None:
     assert se and all(len(g.producers) == 1 and g.consumers[0].endswith("fc2") for g in se)
 
 
-def test_regnet_grouped_convs_are_locked() -> None:
+def test_regnet_grouped_convs_keep_their_group_count() -> None:
+    # regnet_y_400mf's bottlenecks: 1x1 (f.a) -> grouped 3x3 (f.b, groups of 8 channels) -> 1x1 (f.c); both
+    # groups around each grouped conv are prunable in steps of its group count (48 channels: 6 groups)
     groups = _groups("regnet_y_400mf")
-    locked = [g for g in groups.values() if not g.prunable]
-    assert locked and all("grouped conv" in g.locked for g in locked)
-    assert any(g.prunable for g in groups.values())
+    a, b = groups["trunk_output.block1.block1-0.f.a.0"], groups["trunk_output.block1.block1-0.f.b.0"]
+    assert (a.full_width, a.channel_groups, b.channel_groups) == (48, 6, 6) and a.prunable and b.prunable
+    assert a.width_multiple(8) == 24 and a.width_multiple(1) == 6
+    assert all(g.prunable for g in groups.values())
+
+
+def test_grouped_conv_pruning_keeps_the_same_positions_in_every_group() -> None:
+    """Positions 1 and 2 of every conv group of the first conv's outputs (channels p, p + 4, p + 8, p + 12) are
+    dead (zero filters): planning by magnitude keeps positions 0 and 3 everywhere, and removing the dead ones
+    leaves the network's output unchanged (Torch-Pruning slices the grouped conv's weights by position)."""
+    from torch import nn
+
+    from planner.apply import prune
+    from planner.candidates import group_widths
+    from planner.plan import GroupWidth, by_position, kept_indices
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3, groups=4), nn.ReLU(), nn.Conv2d(16, 8, 1))
+    dead = [p + 4 * j for j in range(4) for p in (1, 2)]
+    with torch.no_grad():
+        net[0].weight[dead] = 0.0
+        net[0].bias[dead] = 0.0
+    x = torch.randn(2, 3, 12, 12)
+    before = net(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (first, second) = find_groups(net, x[:1])
+    assert (first.channel_groups, second.channel_groups, first.full_width) == (4, 4, 16)
+    assert group_widths(first, 8) == [8, 16] and group_widths(first, 1) == [8, 12, 16]  # from 8 channels
+    scores = by_position(net[0].weight.detach().abs().sum(dim=(1, 2, 3)).double().numpy(), first)
+    kept = kept_indices(scores, 8, first.channel_groups)
+    assert kept == [0, 3, 4, 7, 8, 11, 12, 15]
+    planned = GroupWidth(
+        name=first.name, full_width=16, width=8, kept=kept, producers=list(first.producers), consumers=[],
+        importance_kept=1.0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prune(net, [planned], x[:1], calibration=x)  # no compensation across conv groups
+    assert (net[0].out_channels, net[2].in_channels, net[2].groups, tuple(net[2].weight.shape)) == (
+        8,
+        8,
+        4,
+        (16, 2, 3, 3),
+    )
+    torch.testing.assert_close(net(x), before)
 
 
 @pytest.mark.slow

@@ -104,12 +104,15 @@ def test_unreachable_budget_names_the_locked_groups() -> None:
     from planner.calibration import Calibration
     from planner.plan import prepare_module
 
-    net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3, groups=4), nn.ReLU(), nn.Conv2d(16, 8, 1))
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3), nn.Conv2d(16, 16, 3, groups=4), nn.Conv2d(16, 16, 3, groups=2), nn.Conv2d(16, 8, 1)
+    )
     batch = Calibration(torch.randn(4, 3, 16, 16), None, "test batch")
     problem = problem_for(prepare_module(net, "net", (3, 16, 16), "magnitude", batch), "t4", 8)
     message = str(unreachable(problem, 1.0))
-    # the first conv's 16 outputs feed the grouped conv (locked), which feeds the last conv: 2 groups, both locked
-    assert "2 of 2 channel groups are locked, the first by grouped conv 2 (4 groups)" in message
+    # the first conv feeds the 4-group conv (prunable in steps of 4); that one's outputs feed the 2-group conv,
+    # whose outputs feed the last: a group between convs of 4 and 2 groups cannot keep both counts (locked)
+    assert "1 of 3 channel groups are locked, the first by grouped convs 2 (2 groups) and 1 (4 groups)" in message
 
 
 def test_cached_pricing_equals_a_full_prediction(resnet18) -> None:
