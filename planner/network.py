@@ -204,6 +204,12 @@ def _check_widths(widths: np.ndarray, groups: list[ChannelGroup], full: np.ndarr
     for g, group in enumerate(groups):
         if group.locked and np.any(widths[:, g] != full[g]):
             raise WavecutError(f"widths: group {group.name} is locked at {full[g]} ({group.locked})")
+        off = np.flatnonzero(widths[:, g] % group.channel_groups)
+        if len(off):
+            raise WavecutError(
+                f"widths: row {off[0]}, group {group.name}: {widths[off[0], g]} is not a multiple of "
+                f"{group.channel_groups}, the group count of the grouped convs it feeds or leaves"
+            )
 
 
 def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:

@@ -36,11 +36,13 @@ def mobilenet_v2():
 
 
 def _random_widths(groups, count: int, seed: int = 0) -> np.ndarray:
-    """Width vectors with every prunable group at a random multiple of 8 (locked groups at full width)."""
+    """Width vectors with every prunable group at a random multiple of 8 (and of its conv group count; locked
+    groups at full width)."""
     rng = np.random.default_rng(seed)
+    steps = [g.width_multiple(8) for g in groups]
     choices = [
-        allowed_widths(g.full_width, 8, minimum_width(g.full_width, 8)) if g.prunable else [g.full_width]
-        for g in groups
+        allowed_widths(g.full_width, s, minimum_width(g.full_width, s)) if g.prunable else [g.full_width]
+        for g, s in zip(groups, steps)
     ]
     return np.array([[rng.choice(c) for c in choices] for _ in range(count)], dtype=np.int64)
 
@@ -112,15 +114,16 @@ def test_bad_settings_are_one_line(resnet18) -> None:
         net.predict_many([Setting(dtype="fp8e4")])
 
 
-def test_locked_groups_and_squeeze_excitation_equal_one_at_a_time_prediction() -> None:
-    # regnet_y_400mf: grouped convs lock 32 of its 53 groups; SE scales are broadcast multiplies
+def test_grouped_convs_and_squeeze_excitation_equal_one_at_a_time_prediction() -> None:
+    # regnet_y_400mf: 32 of its 53 groups feed or leave grouped convs (widths in steps of their group counts);
+    # SE scales are broadcast multiplies
     net, groups = _traced("regnet_y_400mf")
-    assert sum(1 for g in groups if g.locked) == 32
+    assert sum(1 for g in groups if g.channel_groups > 1) == 32 and not any(g.locked for g in groups)
     widths = _random_widths(groups, 8)
     batched = net.predict_many([Setting("l4", 2, "bf16", "eager")], widths, groups)[0]
     one = WidthModel(net, groups, "l4", 2, "bf16", "eager")
     assert batched.tolist() == [one.predict(w).total_us for w in widths]
-    locked = next(g for g in range(len(groups)) if groups[g].locked)
-    widths[0, locked] -= 8
-    with pytest.raises(WavecutError, match=r"widths: group .* is locked at"):
+    grouped = next(g for g in range(len(groups)) if groups[g].channel_groups > 1)
+    widths[0, grouped] -= 8  # 6 conv groups: 8 fewer channels is no longer a multiple of 6
+    with pytest.raises(WavecutError, match=r"widths: row 0, group .* is not a multiple of 6, the group count"):
         net.predict_many([Setting()], widths, groups)
