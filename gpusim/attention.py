@@ -163,11 +163,10 @@ class ScaledDotProductAttention(Op):
     def _mem_efficient(self, target: Target) -> FusedProblem | None:
         """The memory-efficient backend's kernel (module doc); None where that backend does not run."""
         scalar = "fp32" if target.dtype == "tf32" else target.dtype  # fp32 tensors either way
-        tags = [tag for tag in MEM_EFF_KERNELS if tag <= target.cc]
-        arch = MEM_EFF_KERNELS[max(tags)] if tags else None
+        tag = max((t for t in MEM_EFF_KERNELS if t <= target.cc), default=None)
+        arch = MEM_EFF_KERNELS.get(tag)
         if arch is None or scalar not in arch.dtypes:
             return None
-        tag = max(tags)
         tensor = scalar in arch.tensor
         # on CUDA cores the kernels accumulate in fp32 FFMA whatever the inputs (half2 math is not used)
         rate_dtype, passes = arch.tensor.get(scalar, ("fp32", 1))

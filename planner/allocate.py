@@ -37,7 +37,6 @@ class Problem:
     allowed: list[list[int]]  # per group, ascending; [full] for locked groups
     cum: list[np.ndarray]  # cum[g][w]: importance kept with the top-w channels of group g
     loss: Callable[[np.ndarray], float] | None = None  # measured joint loss of widths (measured importance only)
-    channel_groups: tuple[int, ...] = ()  # per group, the conv group count its widths are multiples of (() = 1s)
 
     @property
     def full(self) -> np.ndarray:
@@ -274,10 +273,9 @@ def uniform_widths(problem: Problem, keep: float, round_to: int = 1) -> np.ndarr
     """Every prunable group at `keep` of its width (floored to a multiple of round_to, and of the group count of
     the grouped convs it touches), clipped to its allowed range."""
     widths = []
-    counts = problem.channel_groups or (1,) * len(problem.allowed)
-    for full, allowed, count in zip(problem.full, problem.allowed, counts):
+    for full, allowed, group in zip(problem.full, problem.allowed, problem.model.groups):
         w = int(round(full * keep)) if round_to == 1 else int(full * keep) // round_to * round_to
-        w -= w % count
+        w -= w % group.channel_groups
         widths.append(min(full, max(allowed[0], w)))
     return np.array(widths, dtype=np.int64)
 

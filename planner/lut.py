@@ -20,7 +20,7 @@ import numpy as np
 import gpusim
 from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import WavecutError
-from planner.candidates import WidthModel, alignment, candidate_widths, group_widths, minimum_width
+from planner.candidates import WidthModel, alignment, allowed_widths, candidate_widths, group_widths, minimum_width
 from planner.groups import ChannelGroup
 from planner.network import Network, Setting
 from planner.plan_model import wavecut_version
@@ -96,18 +96,10 @@ def group_candidates(
     if step is not None:
         if step < 1:
             raise WavecutError(f"--step: must be at least 1 channel, got {step}")
+        steps = [g.width_multiple(step) for g in groups]
         return [
-            sorted(
-                {
-                    *range(
-                        minimum_width(g.full_width, g.width_multiple(step)), g.full_width + 1, g.width_multiple(step)
-                    ),
-                    g.full_width,
-                }
-            )
-            if g.prunable
-            else [g.full_width]
-            for g in groups
+            allowed_widths(g.full_width, s, minimum_width(g.full_width, s)) if g.prunable else [g.full_width]
+            for g, s in zip(groups, steps)
         ]
     allowed = [group_widths(g, align) for g in groups]
     model = WidthModel(network, groups, setting.gpu, setting.batch, setting.dtype, setting.mode)

@@ -239,7 +239,7 @@ def problem_for(
     cum = [
         cumulative_importance(s) if g.prunable else np.zeros(g.full_width + 1) for g, s in zip(prep.groups, prep.scores)
     ]
-    return Problem(model, allowed, cum, prep.joint_loss, tuple(g.channel_groups for g in prep.groups))
+    return Problem(model, allowed, cum, prep.joint_loss)
 
 
 def parse_budget(text: str, baseline_us: float) -> float:

@@ -31,7 +31,7 @@ import numpy as np
 
 from gpusim.eager import predict_mixed
 from gpusim.errors import WavecutError
-from gpusim.predict import KernelLaunch, launch_overhead_us
+from gpusim.predict import KernelLaunch, Prediction, launch_overhead_us
 from planner.allocate import EPS_US, Problem, fill, grow_to_edges
 from planner.candidates import alignment, right_edges
 from planner.defaults import DEFAULT_SNAP_THRESHOLD
@@ -165,7 +165,7 @@ def removable_idle_tail_us(problem: Problem, widths: np.ndarray) -> float:
     that one of the groups it reads or writes gives it at an allowed width within `reach` of its current width
     (narrower or wider, the other groups at `widths`), summed over ops. The rest of the idle tail is out of
     reach of any width (batch x spatial grid dimensions, or a wave count no nearby channel count changes)."""
-    now, least = _op_idle_and_least(problem, widths)
+    now, least, _ = _op_idle_and_least(problem, widths)
     return float(np.clip(now - least, 0.0, None).sum())
 
 
@@ -181,23 +181,40 @@ class IdleTail:
     removable_us: float
 
 
-def idle_tails(problem: Problem, widths: np.ndarray, most: int = 3) -> list[IdleTail]:
-    """The `most` ops with the largest idle tail at `widths` that no width within reach removes (idle less
-    removable), largest first, with their main launch's grid, waves and last-wave fill."""
-    now, least = _op_idle_and_least(problem, widths)
+@dataclass(frozen=True)
+class TailReport:
+    """The multi-wave idle tail at some widths: its channel-removable part (`removable_idle_tail_us`) and the
+    ops with the most of the rest."""
+
+    removable_us: float
+    largest_left: list[IdleTail]
+
+
+def tail_report(problem: Problem, widths: np.ndarray, most: int = 3) -> TailReport:
+    """One reach scan at `widths`: the channel-removable idle tail, and the `most` ops with the largest idle tail
+    that no width within reach removes (the least one reaches), largest first, with their main launch's grid,
+    waves and last-wave fill."""
+    now, least, prediction = _op_idle_and_least(problem, widths)
     removable = np.clip(now - least, 0.0, None)
-    main = problem.model.predict(widths).main_launches()
-    order = [int(i) for i in np.argsort(-(now - removable), kind="stable") if now[i] - removable[i] > EPS_US]
-    return [
-        IdleTail(main[i].op_name, main[i].grid, main[i].waves, main[i].tail_fill, float(now[i]), float(removable[i]))
-        for i in order[:most]
-    ]
+    main = prediction.main_launches()
+    order = [int(i) for i in np.argsort(-least, kind="stable") if least[i] > EPS_US]
+    return TailReport(
+        float(removable.sum()),
+        [
+            IdleTail(
+                main[i].op_name, main[i].grid, main[i].waves, main[i].tail_fill, float(now[i]), float(removable[i])
+            )
+            for i in order[:most]
+        ],
+    )
 
 
-def _op_idle_and_least(problem: Problem, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per op: its idle tail at `widths`, and the least idle tail one group's width within reach gives it."""
+def _op_idle_and_least(problem: Problem, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray, Prediction]:
+    """Per op: its idle tail at `widths`, and the least idle tail one group's width within reach gives it (at
+    most its own); and the prediction at `widths`."""
     overhead = launch_overhead_us(problem.model.spec)
-    now = _op_idle(problem.model.predict(widths).launches, len(problem.model.base_ops), overhead)
+    prediction = problem.model.predict(widths)
+    now = _op_idle(prediction.launches, len(problem.model.base_ops), overhead)
     least = now.copy()
     for g, allowed in enumerate(problem.allowed):
         w, ops = int(widths[g]), problem.model.ops_of[g]
@@ -210,7 +227,7 @@ def _op_idle_and_least(problem: Problem, widths: np.ndarray) -> tuple[np.ndarray
         dtypes = [problem.model.op_dtypes[i] for i in ops] * len(values)
         idle = _op_idle(predict_mixed(trial, dtypes, problem.model.spec).launches, len(trial), overhead)
         least[ops] = np.minimum(least[ops], idle.reshape(len(values), len(ops)).min(axis=0))
-    return now, least
+    return now, least, prediction
 
 
 def _op_idle(launches: list[KernelLaunch], count: int, overhead: float) -> np.ndarray:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 import gpusim
 from gpusim.dtypes import DTYPE_BYTES
 from gpusim.errors import WavecutError
-from planner.candidates import minimum_width
+from planner.candidates import allowed_widths, minimum_width
 from planner.defaults import DEFAULT_INPUT, MODES
 from planner.groups import ChannelGroup, find_groups
 from planner.models import load_model
@@ -241,8 +241,7 @@ def width_choices(groups: list[ChannelGroup], samples: WidthSamples) -> list[np.
             out.append(np.array([g.full_width]))
         elif samples.step is not None:
             step = g.width_multiple(samples.step)
-            low = minimum_width(g.full_width, step)
-            out.append(np.array(sorted({*range(low, g.full_width + 1, step), g.full_width})))
+            out.append(np.array(allowed_widths(g.full_width, step, minimum_width(g.full_width, step))))
         else:
             m = g.width_multiple(a)
             out.append(

@@ -10,6 +10,7 @@ import torch
 from gpusim.errors import WavecutError
 from planner.allocate import Problem, alternatives, cumulative_importance
 from planner.calibration import Calibration
+from planner.groups import ChannelGroup
 from planner.plan import _halves, allocate
 
 
@@ -21,6 +22,7 @@ class AdditiveModel:
 
     def __init__(self) -> None:
         self.full = np.array([4, 4], dtype=np.int64)
+        self.groups = [ChannelGroup(name, 4, (name,), ()) for name in ("a", "b")]
 
     def latency(self, widths: np.ndarray) -> float:
         return float(sum(p * w for p, w in zip(self.PRICE, widths)))

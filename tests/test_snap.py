@@ -108,10 +108,12 @@ def test_removable_idle_tail_is_what_one_group_within_reach_removes(setting) -> 
     assert 0 < expected <= now.sum() + 1e-9
     assert idle_tail_us(problem, widths) == pytest.approx(now.sum())
     # the report's largest tails out of reach: the same per-op arrays, largest idle - removable first
-    from planner.snap import idle_tails
+    from planner.snap import tail_report
 
     left = np.clip(now - np.clip(now - least, 0, None), 0, None)
-    tails = idle_tails(problem, widths, most=2)
+    report = tail_report(problem, widths, most=2)
+    assert report.removable_us == removable_idle_tail_us(problem, widths)
+    tails = report.largest_left
     order = [i for i in np.argsort(-left, kind="stable") if left[i] > 1e-9][:2]
     main = problem.model.predict(widths).main_launches()
     assert [t.op for t in tails] == [main[i].op_name for i in order]

@@ -192,7 +192,7 @@ def snap(
     import numpy as np
 
     from planner.plan import make_snap, prepare, problem_for, read_widths
-    from planner.snap import idle_tail_us, idle_tails, removable_idle_tail_us, widths_from_mapping
+    from planner.snap import idle_tail_us, removable_idle_tail_us, tail_report, widths_from_mapping
     from wavecut.predict_cmd import parse_input, trust_model_files
 
     trust_model_files(trust)
@@ -227,7 +227,8 @@ def snap(
     before, after = result.comparison
     start, snapped = widths_from_mapping(prep.groups, mapping)[0], np.array([g.width for g in result.groups])
     idle_before, idle_after = idle_tail_us(problem, start), idle_tail_us(problem, snapped)
-    removable = removable_idle_tail_us(problem, start), removable_idle_tail_us(problem, snapped)
+    report = tail_report(problem, snapped)  # one reach scan gives the snapped side's removable part and its rest
+    removable = removable_idle_tail_us(problem, start), report.removable_us
     console.print(
         f"latency {before.latency_us:.1f} -> {after.latency_us:.1f} us "
         f"({after.latency_us / before.latency_us - 1:+.1%}); channels {before.channels} -> {after.channels} "
@@ -235,7 +236,7 @@ def snap(
         f"{after.importance:.1%}; multi-wave idle tail {idle_before:.1f} -> {idle_after:.1f} us, of which "
         f"channel-removable (one group's width within reach removes it) {removable[0]:.1f} -> {removable[1]:.1f} us"
     )
-    left = idle_tails(problem, snapped)
+    left = report.largest_left
     if left:
         console.print(
             "largest idle tails no width within reach removes: "
