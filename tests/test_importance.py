@@ -70,6 +70,24 @@ def test_magnitude_importance_equals_hand_computed_l1_norms() -> None:
     assert torch.allclose(rank_channels(model, group, "magnitude"), expected)
 
 
+def test_group_l2_sees_the_batchnorm_scale_and_the_consumer() -> None:
+    """`group-l2` (Torch-Pruning's GroupMagnitudeImportance(p=2)): per channel the mean of its filter's squared
+    L2 norm, its BatchNorm scale squared and its column of the consumer's weights squared, over the channels'
+    mean. Hand-set weights: channel 0 has the largest filter but a BatchNorm scale of 0.1, so filter L1 keeps it
+    first and group L2 last."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 1, bias=False), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 1, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([2.0, 1.5, 1.0]).view(3, 1, 1, 1))
+        model[1].weight.copy_(torch.tensor([0.1, 3.0, 2.0]))
+        model[3].weight.copy_(torch.tensor([1.0, 1.0, 2.0]).view(1, 3, 1, 1))
+    group = _root_group(model, model[0], torch.randn(1, 1, 4, 4))
+    per_channel = np.array([(4 + 0.01 + 1) / 3, (2.25 + 9 + 1) / 3, (1 + 4 + 4) / 3])
+    expected = per_channel / per_channel.mean()
+    assert rank_channels(model, group, "group-l2").numpy() == pytest.approx(expected, rel=1e-6)
+    assert rank_channels(model, group, "magnitude").argmax().item() == 0
+    assert rank_channels(model, group, "group-l2").argmin().item() == 0
+
+
 @pytest.mark.parametrize("signature", ["response", "actmax"])
 def test_duplicate_filter_ranked_lowest_and_distinct_one_kept(signature: str) -> None:
     model = _duplicate_filter_model()
@@ -304,7 +322,7 @@ def test_measured_sensitivity_follows_the_measured_loss_curve() -> None:
 def test_sensitivity_scores_measure_the_no_retraining_path() -> None:
     """`--importance sensitivity` measures each group's curve through compensation and BatchNorm re-estimation
     (planner.apply.calibration_loss, against the unpruned model's predictions for unlabelled data) on the even
-    calibration inputs, ranking channels by filter L1; its joint loss (all groups cut) is measured the same way
+    calibration inputs, ranking channels by their coupled group L2 norm; its joint loss (all groups cut) is measured the same way
     on the odd inputs."""
     from benchmarks.functionality import build_cnn
     from planner.apply import calibration_loss
@@ -321,7 +339,8 @@ def test_sensitivity_scores_measure_the_no_retraining_path() -> None:
         y, y_selection = model(curves).argmax(dim=1), model(selection).argmax(dim=1)
     base = calibration_loss(model, [], curves, y, True)
     g = 2
-    group, ranking = prep.groups[g], MagnitudeImportance()(prep.groups[g].tp_group).double().numpy()
+    group = prep.groups[g]
+    ranking = rank_channels(model, group.tp_group, "group-l2").double().numpy()
     expected = measured_scores(
         lambda w: calibration_loss(model, [group_width(group, w, ranking, 0.0)], curves, y, True) - base, ranking
     )

@@ -169,12 +169,17 @@ def taylor_for(model: nn.Module, calibration: torch.Tensor, labels: torch.Tensor
 def rank_channels(
     model: nn.Module,
     group: tp.dependency.Group,
-    method: Literal["magnitude", "functionality", "taylor"] = "magnitude",
+    method: Literal["magnitude", "group-l2", "functionality", "taylor"] = "magnitude",
     signature: SignatureKind = "response",
     calibration: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One importance score per channel of a Torch-Pruning group (higher = keep).
+
+    ``method="magnitude"`` is the L1 norm of the channel's filters (:class:`MagnitudeImportance`);
+    ``method="group-l2"`` is Torch-Pruning's default ``GroupMagnitudeImportance(p=2)``: the L2 norm over
+    every coupled parameter slice of the channel (its filters, its BatchNorm scale, the consumers' input
+    weights), which sees what BatchNorm does to a filter whose own scale it normalises away.
 
     ``method="taylor"`` is the first-order loss change of removing each channel on ``calibration``
     (:class:`TaylorImportance`, against ``labels`` or the model's own predictions), comparable across groups.
@@ -186,6 +191,8 @@ def rank_channels(
     """
     if method == "magnitude":
         scores = MagnitudeImportance()(group)
+    elif method == "group-l2":
+        scores = tp.importance.GroupMagnitudeImportance(p=2)(group)
     elif method == "functionality":
         scores = _functionality_for(model, signature, calibration)(group)
     elif method == "taylor":
@@ -193,7 +200,7 @@ def rank_channels(
             calibration = synthetic_batch(infer_input_shape(model))
         scores = taylor_for(model, calibration, labels)(group)
     else:
-        raise ValueError(f"unknown method {method!r}; use 'magnitude', 'functionality' or 'taylor'")
+        raise ValueError(f"unknown method {method!r}; use 'magnitude', 'group-l2', 'functionality' or 'taylor'")
     if scores is None:
         raise ValueError("group prunes no conv/linear output channels")
     return scores

@@ -10,7 +10,7 @@ group is cut to each width of a grid (its lowest-ranked channels removed), throu
 width) minus the increase at w, made non-decreasing, and then its least concave majorant (linear between the
 hull's grid points): the planner's per-group importance is a sum of per-channel scores, best first, so it is
 concave; where the measured curve is concave it is exact. Per-channel scores are its increments, given to
-the channels in `ranking` order (filter L1 by default), so the planner keeps the ranking's channels and
+the channels in `ranking` order (planner.plan.SENSITIVITY_RANKING), so the planner keeps the ranking's channels and
 prices each group by its measured curve. Groups add up in the curves: the allocator
 minimises the sum of the groups' measured loss increases. Interactions between groups (cutting two together
 can cost more than the sum) are measured afterwards: planner.plan fits the curves on half the calibration
