@@ -26,16 +26,56 @@ DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
 # board's base clock within its board power under its heaviest load. Dynamic power goes as f V^2 and the
 # voltage rises about in proportion to the clock over the boost range (DVFS_EXPONENT = 3), so a long dense
 # GEMM that draws a fraction `a` of that load's power at the same clock holds base x a^(-1/3) at the same
-# board power, never more than the rated clock. `a` per math unit, from public measurements:
-# - cuda_cores 0.159: NeuSight's SGEMMs on the 250 W A100 PCIe 40GB (base 765 MHz) reach 18.1 TFLOP/s, which
-#   needs >= 1323 MHz at <= 97% efficiency, i.e. a <= (765/1323)^3 = 0.19, and its rows fit best at its 1410
-#   boost: a <= (765/1410)^3 = 0.1597. The T4's rows ask for less than the 1081 MHz this gives it (accuracy.md).
-# - tensor_cores 0.42: a continuous 4096^3 cuBLAS FP16 GEMM on a 70 W T4 (base 585) runs ~24 of 65 TFLOP/s
-#   (NVIDIA developer forum, 'About GPU peak performance'): ~780 MHz at the 0.75 efficiency an unthrottled
-#   A100 SXM4 reaches (235 of 312 TFLOP/s), a = (585/780)^3 = 0.42; the same CUTLASS kernel on a 250 W A100
-#   PCIe 40GB (base 765) runs 158 vs 235 TFLOP/s (NVIDIA/cutlass#956): 948 MHz, a = 0.52. The lower is taken.
-GEMM_ACTIVITY: dict[str, float] = {"cuda_cores": 0.159, "tensor_cores": 0.42}
+# board power, never more than the rated clock. The heaviest load also drives the FP16 matrix units, whose
+# power per clock^3 grows with their rate over the FP32 rate (rho = peak fp16 / peak fp32: 16 on A100, 8 on T4
+# and V100, 4 on GA10x/Ada, 2 on P100's FP16x2, 0 without FP16 math as on P4), so per math unit
+# a = share / (1 + fp16_power x rho) (GemmActivity; GEMM_ACTIVITY holds the constants, from public measurements):
+# - cuda_cores share 0.579, fp16_power 0.1641: both from cards whose SGEMMs hold their rated clock (the largest
+#   activities that allow it). The P4 (rho 0, base 886 MHz from a third-party listing) holds its datasheet's
+#   1063 MHz (5.5 TFLOP/s 'with boost clock'), so share = (886/1063)^3 = 0.579; NeuSight's SGEMMs on the 250 W
+#   A100 PCIe 40GB (base 765, rho 16) reach 18.1 TFLOP/s and fit best at its 1410 boost, a <= (765/1410)^3
+#   = 0.1597, so fp16_power = (0.579/0.1597 - 1)/16 = 0.1641. This puts the 70 W T4 (rho 8.02) at 929 MHz, near
+#   the ~921 MHz its own bmm rows show (accuracy.md, "Sustained clocks").
+# - tensor_cores share 0.42, fp16_power 0 (the GEMM is the FP16 load itself, measured directly): a continuous
+#   4096^3 cuBLAS FP16 GEMM on a 70 W T4 (base 585) runs ~24 of 65 TFLOP/s (NVIDIA developer forum, 'About GPU
+#   peak performance'): ~780 MHz at the 0.75 efficiency an unthrottled A100 SXM4 reaches (235 of 312 TFLOP/s),
+#   a = (585/780)^3 = 0.42; the same CUTLASS kernel on a 250 W A100 PCIe 40GB (base 765) runs 158 vs 235
+#   TFLOP/s (NVIDIA/cutlass#956): 948 MHz, a = 0.52. The lower is taken.
 DVFS_EXPONENT = 3.0
+
+
+class GemmActivity(BaseModel):
+    """How much of a board's heaviest-load power a long dense GEMM on one math unit draws at the same clock:
+    share / (1 + fp16_power x peak fp16 / peak fp32) (the rule above)."""
+
+    model_config = ConfigDict(frozen=True)
+    share: float = Field(gt=0, le=1, description="the activity on a GPU without FP16 math (rho = 0)")
+    fp16_power: float = Field(
+        ge=0, description="the heaviest load's extra power per unit of rho, as a fraction of its power at rho 0"
+    )
+
+    def of(self, rates: PeakRates) -> float:
+        """The activity on a GPU with these peak rates (no fp16 rate: rho = 0)."""
+        return self.share / (1.0 + self.fp16_power * self._rho(rates))
+
+    def arithmetic(self, rates: PeakRates) -> str:
+        """`of` in words, for `wavecut specs show`: the constants and rho it combines, or the share alone."""
+        if self.fp16_power == 0.0:
+            return f"activity {self.share:g}"
+        return (
+            f"activity {self.share:g} / (1 + {self.fp16_power:g} x {self._rho(rates):.3g} fp16/fp32 rate) "
+            f"= {self.of(rates):.4g}"
+        )
+
+    @staticmethod
+    def _rho(rates: PeakRates) -> float:
+        return (rates.fp16 or 0.0) / rates.fp32
+
+
+GEMM_ACTIVITY: dict[str, GemmActivity] = {
+    "cuda_cores": GemmActivity(share=0.579, fp16_power=0.1641),
+    "tensor_cores": GemmActivity(share=0.42, fp16_power=0.0),
+}
 MATH_UNITS = tuple(GEMM_ACTIVITY)
 # What a clock rests on, and how far to trust it: a recorded clock log on that GPU; the rule leaves the card at
 # its rated clock (boost or the clock the datasheet peaks assume); the rule lowers it below that (a power
@@ -247,8 +287,9 @@ class UnitClock(BaseModel):
 
 
 def unit_clock(device: DeviceFile, unit: str) -> UnitClock:
-    """The sustained clock of `unit` (a key of GEMM_ACTIVITY) on `device`: the measured override if the file has
-    one, else min(rated clock, base x activity^(-1/DVFS_EXPONENT)) (the rule above GEMM_ACTIVITY)."""
+    """The sustained clock of `unit` (a MATH_UNITS name) on `device`: the measured override if the file has
+    one, else min(rated clock, base x activity^(-1/DVFS_EXPONENT)), the activity from GEMM_ACTIVITY (the rule
+    above it)."""
     if device.sustained_clock_mhz is not None:
         mhz, basis, inputs = device.sustained_clock_mhz, "measured", f"recorded in {device.clock_log}"
     else:
@@ -257,11 +298,13 @@ def unit_clock(device: DeviceFile, unit: str) -> UnitClock:
         if device.base_clock_mhz is None:
             mhz, basis, inputs = cap, "no base clock", f"{cap_text}; no base clock published, the rule cannot bind"
         else:
-            activity = GEMM_ACTIVITY[unit]
+            rule = GEMM_ACTIVITY[unit]
+            activity = rule.of(device.peak_tflops)
             power_limited = device.base_clock_mhz * activity ** (-1.0 / DVFS_EXPONENT)
             mhz, basis = (power_limited, "rule") if power_limited < cap else (cap, "rated")
             inputs = (
-                f"base {device.base_clock_mhz:g} MHz x {activity:g}^(-1/{DVFS_EXPONENT:g}) = {power_limited:.0f} MHz "
+                f"{rule.arithmetic(device.peak_tflops)}; "
+                f"base {device.base_clock_mhz:g} MHz x {activity:.4g}^(-1/{DVFS_EXPONENT:g}) = {power_limited:.0f} MHz "
                 f"({device.tdp_w:g} W board), {'below' if basis == 'rule' else 'capped at'} {cap_text}"
             )
     return UnitClock(unit=unit, mhz=mhz, basis=basis, confidence=CLOCK_CONFIDENCE[basis], inputs=inputs)

@@ -81,7 +81,7 @@ def test_scoring_at_the_recorded_clock(tmp_path: Path) -> None:
     op = Linear(8192, 4096, 4096)
     spec_us = predict([op], "t4", "fp32")
     host = spec_us.host_overhead_us[0]
-    half = load_spec("t4").sustained_clock_mhz / 2  # 1079.8 / 2 (the clock rule)
+    half = load_spec("t4").sustained_clock_mhz / 2  # 928.7 / 2 (the clock rule)
     timings = read_timings(write_project_csv(tmp_path / "s.csv", [_clocked(op, 1e5, half), _clocked(op, 1e5, None)]))
     at_clock = score(timings, recorded_clock=True).predicted_us
     assert (at_clock[0] - host) / (spec_us.isolated_us[0] - host) == pytest.approx(2.0, rel=0.01)
@@ -103,7 +103,7 @@ def test_clock_summary_suggests_the_sustained_median(capsys, tmp_path: Path) -> 
     path = write_project_csv(tmp_path / "clocks.csv", rows)
     report = summarize_clocks(read_timings(path))
     (t4,) = report.devices
-    assert (t4.device, round(t4.spec_sustained_mhz, 1), t4.boost_mhz) == ("Tesla T4", 1079.8, 1590.0)  # clock rule
+    assert (t4.device, round(t4.spec_sustained_mhz, 1), t4.boost_mhz) == ("Tesla T4", 928.7, 1590.0)  # clock rule
     assert (t4.sustained_rows, t4.suggested_sustained_mhz) == (3, 950.0)  # the 40 us row idles the GPU: not counted
     assert [(g.op, g.rows, g.median_mhz, g.p10_mhz) for g in report.groups] == [("linear", 3, 950.0, 910.0)]
     code, out, _ = cli_in_process(capsys, "validate", "clocks", "--data", path, "--json")

@@ -1,5 +1,6 @@
-"""The sustained-clock rule (gpusim.spec.unit_clock): base x activity^(-1/3), capped at the rated clock; a measured
-override only with its log; `wavecut specs show` says what each clock rests on."""
+"""The sustained-clock rule (gpusim.spec.unit_clock): base x activity^(-1/3), capped at the rated clock, with the
+activity share / (1 + fp16_power x peak fp16 / peak fp32) per math unit; a measured override only with its log;
+`wavecut specs show` says what each clock rests on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import yaml
 
 import gpusim
 from gpusim.errors import SpecError
-from gpusim.spec import GEMM_ACTIVITY, load_spec, load_spec_file, unit_clock
+from gpusim.spec import GEMM_ACTIVITY, GemmActivity, load_spec, load_spec_file, unit_clock
 from hw_specs import DEVICE_DIR
 from tests.test_calibration_schema import run_cli
 
@@ -31,17 +32,41 @@ def _variant(tmp_path: Path, base: str = "t4", drop: tuple[str, ...] = (), **cha
 
 
 def test_the_rule_by_hand():
-    """T4: base 585 MHz; 0.159^(1/3) = 0.54175, 0.42^(1/3) = 0.74889."""
-    assert GEMM_ACTIVITY == {"cuda_cores": 0.159, "tensor_cores": 0.42}
+    """T4: base 585 MHz, rho = 65 / 8.1 = 8.02469. CUDA cores: a = 0.579 / (1 + 0.1641 x 8.02469) = 0.579 / 2.31685
+    = 0.24991, a^(1/3) = 0.62988, 585 / 0.62988 = 928.7 MHz; tensor cores: a = 0.42, 0.42^(1/3) = 0.74889,
+    585 / 0.74889 = 781.2 MHz."""
+    assert GEMM_ACTIVITY == {
+        "cuda_cores": GemmActivity(share=0.579, fp16_power=0.1641),
+        "tensor_cores": GemmActivity(share=0.42, fp16_power=0.0),
+    }
     t4 = load_spec("t4")
+    assert GEMM_ACTIVITY["cuda_cores"].of(t4.device.peak_tflops) == pytest.approx(0.24991, abs=1e-5)
     cuda, tensor = t4.clock("cuda_cores"), t4.clock("tensor_cores")
-    assert cuda.mhz == pytest.approx(585 / 0.54175, rel=1e-4) == pytest.approx(1079.8, abs=0.1)
+    assert cuda.mhz == pytest.approx(585 / 0.62988, rel=1e-4) == pytest.approx(928.7, abs=0.1)
     assert tensor.mhz == pytest.approx(585 / 0.74889, rel=1e-4) == pytest.approx(781.2, abs=0.1)
-    assert (cuda.basis, cuda.confidence) == ("rule", "low") and "base 585 MHz" in cuda.inputs
+    assert (cuda.basis, cuda.confidence) == (
+        "rule",
+        "low",
+    ) and "8.02 fp16/fp32 rate) = 0.2499; base 585 MHz x 0.2499^(-1/3)" in cuda.inputs
     assert t4.sustained_clock_mhz == cuda.mhz
     # peaks scale per unit: FP32 on CUDA cores, FP16 on tensor cores
-    assert t4.peak_flops_per_us("fp32") == pytest.approx(8.1e6 * 1079.8 / 1590, rel=1e-4)
+    assert t4.peak_flops_per_us("fp32") == pytest.approx(8.1e6 * 928.7 / 1590, rel=1e-4)
     assert t4.peak_flops_per_us("fp16") == pytest.approx(65e6 * 781.2 / 1590, rel=1e-4)
+
+
+def test_the_fp16_rate_sets_the_cuda_core_activity():
+    """The two cards the CUDA-core constants come from hold their rated clocks, just: P4 (no FP16, rho 0) 886 /
+    0.579^(1/3) = 886 / 0.83348 = 1063.02 > its rated 1063; A100 PCIe 40GB (rho 16) a = 0.579 / 3.6256 = 0.15970,
+    765 / 0.54254 = 1410.03 > its 1410 boost. GA10x/Ada (rho ~4, a ~0.3495, a^(1/3) ~0.7044) are lowered:
+    L4 795 / 0.70458 = 1128.3 (rho 121 / 30.3), A10 885 / 0.70428 = 1256.6 (125 / 31.2), L40S 1110 / 0.70443
+    = 1575.7 (366.4 / 91.6), each below its rated clock (2040, 1695, 2490)."""
+    for name, mhz in (("p4", 1063.0), ("a100-pcie-40gb", 1410.0)):
+        clock = load_spec(name).clock("cuda_cores")
+        assert (clock.mhz, clock.basis) == (mhz, "rated")
+    for name, mhz in (("l4", 1128.3), ("a10", 1256.6), ("l40s", 1575.7)):
+        clock = load_spec(name).clock("cuda_cores")
+        assert (round(clock.mhz, 1), clock.basis) == (mhz, "rule")
+    assert GEMM_ACTIVITY["cuda_cores"].of(load_spec("p4").device.peak_tflops) == 0.579  # no fp16 rate: rho = 0
 
 
 def test_the_a100_pcie_pair_differs_by_board_power():
@@ -50,7 +75,7 @@ def test_the_a100_pcie_pair_differs_by_board_power():
     a40gb, a80gb = load_spec("a100-pcie-40gb"), load_spec("a100-pcie-80gb")
     assert a40gb.clock("tensor_cores").mhz == pytest.approx(1021.5, abs=0.1)
     assert (a80gb.clock("tensor_cores").mhz, a80gb.clock("tensor_cores").basis) == (1410.0, "rated")
-    assert a40gb.clock("cuda_cores").mhz == a80gb.clock("cuda_cores").mhz == 1410.0  # 765 / 0.54175 = 1412 > 1410
+    assert a40gb.clock("cuda_cores").mhz == a80gb.clock("cuda_cores").mhz == 1410.0  # 1410.03 and 1963 > 1410
     # a compute-bound FP16 GEMM: the 40GB card is slower by the clock ratio; FP32 runs the same on both
     op = gpusim.Linear(8192, 8192, 8192)
     fp16 = [gpusim.predict([op], s, dtype="fp16").gpu_us[0] for s in (a40gb, a80gb)]
@@ -101,7 +126,7 @@ def test_a_recorded_clock_replaces_both_units():
 
 def test_specs_show_and_list_say_what_each_clock_rests_on():
     shown = json.loads(run_cli("specs", "show", "t4", "--json").stdout)["clocks"]
-    assert shown["cuda_cores"]["mhz"] == pytest.approx(1079.8, abs=0.1) and shown["cuda_cores"]["basis"] == "rule"
+    assert shown["cuda_cores"]["mhz"] == pytest.approx(928.7, abs=0.1) and shown["cuda_cores"]["basis"] == "rule"
     assert "0.42^(-1/3)" in shown["tensor_cores"]["inputs"]
     rows = {r["file"]: r for r in json.loads(run_cli("specs", "--json").stdout)}
     a100 = rows["a100-pcie-40gb.yaml"]
