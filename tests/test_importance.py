@@ -227,6 +227,9 @@ def test_taylor_is_the_loss_change_of_removing_each_channel() -> None:
     model.mask = None
     assert scores.tolist() == pytest.approx(expected.tolist(), rel=1e-4, abs=1e-7)
     assert scores[2] == pytest.approx(0.0, abs=1e-7) and scores[0] > 0 and scores[1] > 0
+    # micro-batched backward passes (1 sample each, the default) accumulate the same gradient as one per batch
+    whole = TaylorImportance(model, x, y, batch_size=4, micro_batch=4)(group)
+    assert scores.tolist() == pytest.approx(whole.tolist(), rel=1e-5, abs=1e-8)
 
 
 def _prune(model: nn.Module, layer: nn.Module, removed: list[int], example: torch.Tensor) -> None:

@@ -30,6 +30,7 @@ NORM_HANDLERS = (
     function.prune_layernorm_out_channels,
     function.prune_groupnorm_out_channels,
 )
+MICRO_BATCH = 1  # samples per backward pass: the activations a backward holds scale with it (docs/hardening.md)
 PRODUCER_HANDLERS = (
     function.prune_conv_out_channels,
     function.prune_depthwise_conv_out_channels,
@@ -48,15 +49,23 @@ class TaylorImportance(tp.importance.Importance):
     """|first-order loss change| of removing each channel, summed over calibration batches (see the module doc).
 
     The gradients are computed once, on the first call, for the model as it is then (eval mode: BatchNorm
-    uses its running statistics), ``batch_size`` samples at a time."""
+    uses its running statistics), ``batch_size`` samples at a time. Each batch's gradient is accumulated over
+    backward passes of ``micro_batch`` samples (eval mode has no cross-sample term and the loss is a sum, so
+    the gradient is the same; only one micro-batch's activations are held at a time)."""
 
     def __init__(
-        self, model: nn.Module, calibration: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 32
+        self,
+        model: nn.Module,
+        calibration: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        batch_size: int = 32,
+        micro_batch: int = MICRO_BATCH,
     ) -> None:
         self.model = model
         self.calibration = calibration
         self.labels = labels
         self.batch_size = batch_size
+        self.micro_batch = micro_batch
         self._terms: dict[torch.Tensor, list[torch.Tensor]] | None = None  # parameter -> per-batch per-channel
 
     def _compute(self) -> dict[torch.Tensor, list[torch.Tensor]]:
@@ -73,8 +82,9 @@ class TaylorImportance(tp.importance.Importance):
                 targets = self.labels if self.labels is not None else model(self.calibration).argmax(dim=1)
             for x, y in zip(self.calibration.split(self.batch_size), targets.split(self.batch_size)):
                 model.zero_grad(set_to_none=True)
-                with torch.enable_grad():
-                    F.cross_entropy(model(x), y, reduction="sum").backward()
+                for xm, ym in zip(x.split(self.micro_batch), y.split(self.micro_batch)):
+                    with torch.enable_grad():
+                        F.cross_entropy(model(xm), ym, reduction="sum").backward()
                 for p in params:
                     terms[p].append(_per_channel(p))
         finally:
