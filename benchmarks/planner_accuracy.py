@@ -181,10 +181,10 @@ def run_seed(seed: int, split: Split, epochs: int, exact: bool) -> tuple[float, 
             "plan": allocate(problem, budget),
             "plan-magnitude": allocate(problem_for(magnitude, gpu, BATCH, DTYPE, MODE), budget),
             "uniform": uniform_at_budget(problem, budget, 1)[1],
-            "uniform-group-l2": uniform_at_budget(problem, budget, 1)[1],
             "uniform-round8": uniform_at_budget(problem, budget, 8)[1],
             "torch-pruning": torch_pruning_widths(model, prep, problem, budget),
         }
+        chosen["uniform-group-l2"] = chosen["uniform"]  # the same widths, the plan's ranking
         if exact:
             from planner.exact import exact_widths
 

@@ -234,11 +234,11 @@ class LoweredOps:
         ]
         for pos, e in enumerate(self.fused_at):
             f: FusedProblem = self.entries[e][3]
+            unit_rate = self.device[D_TENSOR_RATE if f.tensor else D_SIMT_RATE]
+            peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else unit_rate
             if f.tensor:
-                peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else self.device[D_TENSOR_RATE]
                 rate, dram = peak / f.mma_passes * c[C_TENSOR_EFF], c[C_TENSOR_DRAM]
             else:
-                peak = self.spec.peak_flops_per_us(f.rate_dtype) if f.rate_dtype else self.device[D_SIMT_RATE]
                 rate, dram = peak * c[C_SIMT_EFF], c[C_DRAM_EFF]
             b, lim, waves, tail, busy = launch_waves(
                 f.grid, f.threads, f.regs, f.smem, f.flops / f.grid, 0.0, rate / sms,

@@ -154,15 +154,16 @@ def groups_of(model: nn.Module, graph: tp.DependencyGraph, classifier: list[nn.M
             continue
         width = len(tp_group[0].idxs)
         by_order = sorted(producers, key=order.__getitem__)
+        counts = _grouped_conv_counts(tp_group)
         groups.append(
             ChannelGroup(
                 by_order[0],
                 width,
                 tuple(by_order),
                 tuple(sorted(consumers, key=order.__getitem__)),
-                _locked(tp_group, names),
+                _locked(tp_group, names, counts),
                 tp_group,
-                channel_groups=_conv_groups(tp_group),
+                channel_groups=next(iter(counts)) if len(counts) == 1 else 1,  # several counts: locked
             )
         )
     groups += head_groups(model)
@@ -178,31 +179,24 @@ def head_groups(model: nn.Module) -> list[ChannelGroup]:
     ]
 
 
-def _locked(tp_group: tp.dependency.Group, names: dict[nn.Module, str]) -> str:
-    """Why a group must keep its full width, or '' when it may be pruned."""
+def _locked(tp_group: tp.dependency.Group, names: dict[nn.Module, str], counts: dict[int, nn.Conv2d]) -> str:
+    """Why a group must keep its full width, or '' when it may be pruned (`counts`: _grouped_conv_counts)."""
     for item in tp_group:
         module = item.dep.target.module
         if isinstance(module, nn.MultiheadAttention):
             return f"attention {names[module]} (head widths)"
         if isinstance(module, nn.Parameter):
             return "a bare parameter (class token or position embedding)"
-    counts = {m.groups: m for m in _grouped_convs(tp_group)}
     if len(counts) > 1:
         return "grouped convs " + " and ".join(f"{names[m]} ({g} groups)" for g, m in sorted(counts.items()))
     return ""
 
 
-def _grouped_convs(tp_group: tp.dependency.Group) -> list[nn.Conv2d]:
-    """The grouped, non-depthwise convs whose input or output channels are the group's."""
+def _grouped_conv_counts(tp_group: tp.dependency.Group) -> dict[int, nn.Conv2d]:
+    """The group counts of the grouped, non-depthwise convs whose input or output channels are the group's,
+    each with one such conv."""
     modules = {item.dep.target.module for item in tp_group}
-    return [m for m in modules if isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels]
-
-
-def _conv_groups(tp_group: tp.dependency.Group) -> int:
-    """The one group count of the grouped convs the group feeds or leaves (1 if none; a group with several
-    counts is locked by _locked)."""
-    counts = {m.groups for m in _grouped_convs(tp_group)}
-    return counts.pop() if len(counts) == 1 else 1
+    return {m.groups: m for m in modules if isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels}
 
 
 def _rss_mb() -> float:

@@ -370,7 +370,12 @@ def by_position(scores: np.ndarray, group: ChannelGroup) -> np.ndarray:
     g = group.channel_groups
     if g == 1:
         return scores
-    return np.tile(np.asarray(scores, dtype=np.float64).reshape(g, -1).mean(axis=0), g)
+    return np.tile(_position_means(scores, g), g)
+
+
+def _position_means(scores: np.ndarray, channel_groups: int) -> np.ndarray:
+    """Per position p of a conv group, the mean score of channels j x C/g + p over the g conv groups."""
+    return np.asarray(scores, dtype=np.float64).reshape(channel_groups, -1).mean(axis=0)
 
 
 def kept_indices(scores: np.ndarray, width: int, channel_groups: int = 1) -> list[int]:
@@ -381,7 +386,7 @@ def kept_indices(scores: np.ndarray, width: int, channel_groups: int = 1) -> lis
         order = np.argsort(-scores, kind="stable")
         return sorted(int(i) for i in order[:width])
     per_group = len(scores) // channel_groups
-    positions = np.argsort(-np.asarray(scores).reshape(channel_groups, per_group).mean(axis=0), kind="stable")
+    positions = np.argsort(-_position_means(scores, channel_groups), kind="stable")
     return sorted(j * per_group + int(p) for j in range(channel_groups) for p in positions[: width // channel_groups])
 
 
