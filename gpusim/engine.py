@@ -72,8 +72,12 @@ DEVICE_COLUMNS: tuple[str, ...] = (
     "dram_bw",  # peak DRAM bytes/us
     "l2_bytes",  # L2 size
     "issue",  # FP32 issue ratio (GpuSpec.fp32_issue_ratio)
+    "activations_per_us",  # DRAM rows the GPU can activate per us (GpuSpec.row_activations_per_us; 0: not modelled)
+    "page_bytes",  # bytes of one DRAM row of a channel
 )
-D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE = (DEVICE_COLUMNS.index(c) for c in DEVICE_COLUMNS)
+D_SMS, D_SIMT_RATE, D_TENSOR_RATE, D_DRAM_BW, D_L2_BYTES, D_ISSUE, D_ACTIVATIONS, D_PAGE_BYTES = (
+    DEVICE_COLUMNS.index(c) for c in DEVICE_COLUMNS
+)
 
 
 def device_array(**values: float) -> np.ndarray:
@@ -285,6 +289,21 @@ def operand_strip_time(
     return traffic / (device[D_DRAM_BW] * consts[C_STRIDED_DRAM])
 
 
+@njit(cache=True)
+def row_activation_time(rows: int, k: int, visit_bytes: int, elem_bytes: int, device: np.ndarray) -> float:
+    """Least time (us) to read `rows` operand rows of K elements stored contiguous along K, one K step
+    (`visit_bytes`) per row visit, when every visit must open its DRAM row (page) anew: thousands of rows
+    are in flight (a CTA visits BM or BN of them per step), so a page is closed before the next step returns
+    to it. Rows shorter than a page share it (consecutive rows are adjacent), so one activation serves
+    page / row bytes visits. 0 where the GPU's activation rate is not modelled (hw_specs/memory_types.yaml)."""
+    rate = device[D_ACTIVATIONS]
+    if rate <= 0.0 or rows <= 0:
+        return 0.0
+    row_bytes = float(k * elem_bytes)
+    visits = rows * math.ceil(row_bytes / visit_bytes)
+    return visits / max(1.0, device[D_PAGE_BYTES] / row_bytes) / rate
+
+
 def gemm_select(
     m: np.ndarray,
     n: np.ndarray,
@@ -299,22 +318,40 @@ def gemm_select(
     consts: np.ndarray,
     allow_split: bool,
     use: np.ndarray | None = None,
+    k_major_rows: np.ndarray | None = None,
 ) -> GemmLaunches:
     """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
     use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
 
     rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
+    k_major_rows: per GEMM, the operand rows (per batch entry) stored contiguous along K, which a CUDA-core
+    kernel reads one K step per row visit (row_activation_time; default: none).
 
     The tile table and device vector must have the engine's layouts (TILE_COLUMNS, DEVICE_COLUMNS)
     and at least one row: checked here, since the compiled loop does not check bounds.
     """
     if use is None:
         use = np.full(m.shape[0], USE_LINEAR, np.int64)
+    if k_major_rows is None:
+        k_major_rows = np.zeros(m.shape[0], np.int64)
     _check_layouts(tiles, device)
     return GemmLaunches(
         *_gemm_select(
-            m, n, k, batch, dram_bytes, rate_scale, elem_bytes, tiles, limits, device, consts, allow_split, use
-        )
+            m,
+            n,
+            k,
+            batch,
+            dram_bytes,
+            rate_scale,
+            elem_bytes,
+            tiles,
+            limits,
+            device,
+            consts,
+            allow_split,
+            use,
+            k_major_rows,
+        )  # fmt: skip
     )
 
 
@@ -356,6 +393,7 @@ def _gemm_select(
     consts: np.ndarray,
     allow_split: bool,
     use: np.ndarray,
+    k_major_rows: np.ndarray,
 ):
     """gemm_select's compiled loop."""
     count = m.shape[0]
@@ -418,6 +456,12 @@ def _gemm_select(
             can_split = allow_split and (
                 (tiles[j, T_SPLIT] == 1 and use[i] == USE_LINEAR) or (skinny and (use[i] & SKINNY_SPLIT_USES) != 0)
             )
+            floor_us = tensor_floor_us
+            if tensor == 0:  # CUDA-core kernels also wait for the DRAM rows their K-major operands open
+                floor_us = max(
+                    simt_floor_us,
+                    row_activation_time(k_major_rows[i] * batch[i], k[i], bk * slices * elem_bytes, elem_bytes, device),
+                )
             intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             for s in SPLIT_OPTIONS:
@@ -434,7 +478,7 @@ def _gemm_select(
                 waves, tail, busy = resident_waves(
                     grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, wave_sms, consts
                 )
-                t = max(busy, tensor_floor_us if tensor else simt_floor_us) + overhead
+                t = max(busy, floor_us) + overhead
                 if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
                 score = t

@@ -34,6 +34,12 @@ GEMV_THREADS = 128
 GEMV_LANES_PER_ROW = 32
 
 
+# Per cuBLAS layout suffix, the operand rows of an m x n x k GEMM stored contiguous along K, as
+# (rows per m, rows per n): "tn" (nn.Linear) A and B, "nn" (torch.bmm, cuDNN's Winograd GEMMs) B alone;
+# cuDNN's own kernels (no suffix) are not priced so.
+K_MAJOR_ROWS: dict[str, tuple[int, int]] = {"tn": (1, 1), "nn": (0, 1), "": (0, 0)}
+
+
 @dataclass(frozen=True)
 class GemmProblem:
     """One GEMM launch to be tiled: C[m, n] = A[m, k] B[k, n], `batch` times."""
@@ -46,6 +52,13 @@ class GemmProblem:
     label: str = "gemm"
     use: int = USE_LINEAR  # which of the library's kernel lists applies (gpusim.kernels USE_*)
     layout: str = "tn"  # cuBLAS operand layout suffix of the kernel name ("" for cuDNN kernels)
+
+    @property
+    def k_major_rows(self) -> int:
+        """Operand rows per batch entry stored contiguous along K: cuBLAS "tn" (nn.Linear) both A and B,
+        m + n; "nn" B alone, n (K_MAJOR_ROWS)."""
+        per_m, per_n = K_MAJOR_ROWS[self.layout]
+        return per_m * self.m + per_n * self.n
 
 
 @dataclass(frozen=True)

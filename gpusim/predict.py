@@ -118,6 +118,8 @@ def device_vector(spec: GpuSpec, dtype: str) -> np.ndarray:
         dram_bw=spec.dram_bytes_per_us(),
         l2_bytes=spec.device.l2_cache_mb * 2**20,
         issue=spec.fp32_issue_ratio,
+        activations_per_us=spec.row_activations_per_us(),
+        page_bytes=spec.row_activation.page_bytes if spec.row_activation else 0.0,
     )
 
 
@@ -181,6 +183,7 @@ class LoweredOps:
         self.gemm_cols = np.array([(g.m, g.n, g.k, g.batch) for g in gp], np.int64).reshape(-1, 4).T.copy()
         self.gemm_bytes = np.array([g.dram_bytes for g in gp], np.float64)
         self.gemm_use = np.array([g.use for g in gp], np.int64)
+        self.gemm_k_major = np.array([g.k_major_rows for g in gp], np.int64)
         self.gemm_scale_index = np.array(
             [CONSTANT_NAMES.index(_RATE_SCALES[g.label]) if g.label in _RATE_SCALES else -1 for g in gp], np.int64
         )
@@ -219,6 +222,7 @@ class LoweredOps:
                 c,
                 self.allow_split_k,
                 self.gemm_use,
+                self.gemm_k_major,
             )
         if len(self.stream_at):
             stream = self._streams(c)

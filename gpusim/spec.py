@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gpusim.errors import SpecError
 from gpusim.yaml_load import load_yaml
-from hw_specs import CC_DIR, DEVICE_DIR
+from hw_specs import CC_DIR, DEVICE_DIR, MEMORY_TYPES_FILE
 
 DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
 
@@ -225,6 +225,36 @@ class PeakRates(BaseModel):
     fp8: float | None = Field(default=None, gt=0, le=1e6, description="E4M3 and E5M2 (same rate), FP32 accumulate")
 
 
+class RowActivation(_Sourced):
+    """Row-activation timing of one independently scheduled DRAM channel (hw_specs/memory_types.yaml)."""
+
+    channel_bits: int = Field(gt=0, le=4096, description="data bits of one channel (HBM2: a pseudo channel)")
+    page_bytes: int = Field(gt=0, le=1 << 20, description="bytes of one DRAM row (page) of a channel")
+    trrd_ns: float = Field(gt=0, le=1000, description="least time between two row activations of a channel")
+    tfaw_ns: float = Field(gt=0, le=1000, description="window in which a channel may activate at most four rows")
+
+
+class MemoryType(BaseModel):
+    """One DRAM technology; `activation` None: no sourced timing, its row-activation ceiling is not modelled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    activation: RowActivation | None = None
+
+
+@cache
+def memory_types() -> dict[str, MemoryType]:
+    """The DRAM technologies a device file's `memory_type` may name (hw_specs/memory_types.yaml)."""
+    raw = _read_yaml(MEMORY_TYPES_FILE)
+    types = {}
+    for name, block in raw.items():
+        try:
+            types[str(name)] = MemoryType(**(block or {}))
+        except ValidationError as exc:
+            err = _first_error(MEMORY_TYPES_FILE, exc)
+            raise SpecError(str(err).replace("field '", f"field '{name}.", 1)) from None
+    return types
+
+
 class DeviceFile(_Sourced):
     """What a device YAML file holds (before the compute capability's limits are merged in)."""
 
@@ -254,6 +284,8 @@ class DeviceFile(_Sourced):
     )
     clock_note: str | None = Field(default=None, min_length=1, description="anything else about the clocks")
     memory_bandwidth_gbs: float = Field(gt=0, le=1e6)
+    memory_type: str | None = Field(default=None, description="DRAM technology, a key of hw_specs/memory_types.yaml")
+    memory_bus_bits: int | None = Field(default=None, gt=0, le=65536, description="DRAM interface width, bits")
     memory_gb: float = Field(gt=0, le=1e6)
     l2_cache_mb: float = Field(gt=0, le=1e6)
     peak_tflops: PeakRates
@@ -267,6 +299,12 @@ class DeviceFile(_Sourced):
             value = getattr(self, field)
             if value is not None and value > self.boost_clock_mhz * 1.0001:
                 raise ValueError(f"{field}: must not exceed boost_clock_mhz ({self.boost_clock_mhz:g})")
+        if (self.memory_type is None) != (self.memory_bus_bits is None):
+            raise ValueError("memory_type: give memory_type and memory_bus_bits together, or neither")
+        if self.memory_type is not None and self.memory_type not in memory_types():
+            raise ValueError(
+                f"memory_type: got {self.memory_type!r}; allowed: {', '.join(memory_types())} (hw_specs/memory_types.yaml)"
+            )
         if (self.sustained_clock_mhz is None) != (self.clock_log is None):
             raise ValueError(
                 "sustained_clock_mhz: a measured override needs clock_log (the recorded clock log it comes from), "
@@ -392,6 +430,20 @@ class GpuSpec(BaseModel):
     def dram_bytes_per_us(self) -> float:
         """Peak DRAM bandwidth in bytes per microsecond."""
         return self.device.memory_bandwidth_gbs * 1e3
+
+    @property
+    def row_activation(self) -> RowActivation | None:
+        """The DRAM channels' row-activation timing (None: memory type not given or not timed)."""
+        return memory_types()[self.device.memory_type].activation if self.device.memory_type else None
+
+    def row_activations_per_us(self) -> float:
+        """Most DRAM rows the whole GPU can activate per microsecond: channels / max(tRRD, tFAW / 4);
+        0.0 where the memory's timing is not known (the ceiling is then not modelled)."""
+        timing = self.row_activation
+        if timing is None or self.device.memory_bus_bits is None:
+            return 0.0
+        channels = self.device.memory_bus_bits / timing.channel_bits
+        return channels * 1e3 / max(timing.trrd_ns, timing.tfaw_ns / 4.0)
 
     @property
     def fp32_issue_ratio(self) -> float:

@@ -6,3 +6,4 @@ SPEC_ROOT = Path(__file__).resolve().parent
 DEVICE_DIR = SPEC_ROOT / "devices"
 CC_DIR = SPEC_ROOT / "compute_capability"
 CALIBRATION_DIR = SPEC_ROOT / "calibration"
+MEMORY_TYPES_FILE = SPEC_ROOT / "memory_types.yaml"

@@ -39,6 +39,8 @@ def _t4_with(tmp_path: Path, old: str, new: str, name: str = "bad.yaml") -> Path
         ("sm_count: 40", "sm_count: 40\nsm_limits: {shared_memory_per_sm: 1}", ("shared_memory_per_sm (1)",)),
         ("sm_count: 40", "sm_count: 40\nsm_limits: {max_threads_per_sm: 64}", ("max_threads_per_sm",)),
         ("fp32: ", "fp32: true #", ("peak_tflops.fp32", "got True")),
+        ("memory_type: GDDR6", "memory_type: GDDR9", ("memory_type", "'GDDR9'", "allowed: GDDR5, GDDR5X, GDDR6")),
+        ("memory_bus_bits: 256\n", "", ("memory_type and memory_bus_bits together",)),
     ],
 )
 def test_bad_field_is_one_line(tmp_path, capsys, monkeypatch, old, new, needles):

@@ -23,6 +23,23 @@ def clocks(spec: GpuSpec) -> dict[str, dict]:
     return {unit: spec.clock(unit).model_dump(exclude={"unit"}) for unit in MATH_UNITS}
 
 
+def row_activations(spec: GpuSpec) -> dict:
+    """The DRAM row-activation ceiling of K-major GEMM operands (hw_specs/README.md, "Memory"): the memory
+    technology, its timing and sources, the rows per us and what that is in 32-byte visits; or why none."""
+    timing = spec.row_activation
+    if timing is None:
+        why = "no memory_type in the device file" if spec.device.memory_type is None else "no sourced timing"
+        return {"memory_type": spec.device.memory_type, "modelled": False, "why": why}
+    rate = spec.row_activations_per_us()
+    return {
+        "memory_type": spec.device.memory_type,
+        "modelled": True,
+        "rows_per_us": round(rate, 1),
+        "gbs_at_32_byte_visits": round(rate * 32 / 1e3, 1),
+        "timing": timing.model_dump(),
+    }
+
+
 def _summary(spec: GpuSpec) -> dict:
     d = spec.device
     cuda, tensor = spec.clock("cuda_cores"), spec.clock("tensor_cores")
@@ -95,6 +112,7 @@ def show(
         "architecture": spec.arch.model_dump(),
         "kernel_table": {"sm": table.cc, "fallback": table.fallback},
         "clocks": clocks(spec),
+        "row_activations": row_activations(spec),
         "limits": spec.limits.model_dump(),
         "file": spec.path,
         "content_hash": spec.content_hash,
