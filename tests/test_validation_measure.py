@@ -187,7 +187,9 @@ def test_draft_spec_from_facts(tmp_path: Path) -> None:
     assert spec["peak_tflops"]["fp32"] == pytest.approx(19.49)  # 108 x 64 x 2 x 1410 MHz
     assert spec["memory_bandwidth_gbs"] == pytest.approx(1555.2)  # 2 x 1215 MHz x 5120 bit / 8
     assert spec["l2_cache_mb"] == 40.0 and spec["boost_clock_mhz"] == 1410.0
-    assert count_todos({k: v for k, v in spec.items() if k != "sources"}) == 6  # base clock, TDP, tf32/fp16/bf16/int8
+    assert spec["memory_bus_bits"] == 5120 and spec["memory_type"].startswith("TODO")
+    # base clock, TDP, memory type, tf32/fp16/bf16/int8
+    assert count_todos({k: v for k, v in spec.items() if k != "sources"}) == 7
     assert spec["base_clock_mhz"].startswith("TODO") and spec["tdp_w"].startswith("TODO")
     path = tmp_path / "draft.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from gpusim.atomic_write import write_text_atomic
 from gpusim.errors import SpecError, WavecutError
-from gpusim.spec import ArchFacts, load_arch, load_limits
+from gpusim.spec import ArchFacts, load_arch, load_limits, memory_types
 from wavecut.output import console
 
 READ = "torch.cuda.get_device_properties on the device"
@@ -115,6 +115,8 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
         "base_clock_mhz": "TODO: NVIDIA's base clock, MHz (datasheet; sets the sustained clock, hw_specs/README.md)",
         "tdp_w": "TODO: board power limit, W (datasheet)",
         "memory_bandwidth_gbs": round(bandwidth, 1) if bandwidth else f"{todo} (peak DRAM GB/s)",
+        "memory_type": f"TODO: the DRAM technology, one of {', '.join(memory_types())} (datasheet)",
+        "memory_bus_bits": facts.memory_bus_width or f"{todo} (DRAM interface width, bits)",
         "memory_gb": round(facts.total_memory / 2**30, 1),
         "l2_cache_mb": round(facts.L2_cache_size / 2**20, 2) if facts.L2_cache_size else f"{todo} (L2 size, MB)",
         "peak_tflops": peaks,
@@ -136,6 +138,7 @@ def draft_spec(facts: DeviceFacts) -> tuple[dict, str]:
             if bandwidth
             else "TODO"
         ),
+        "memory_bus_bits": f"{READ} (memory_bus_width)" if facts.memory_bus_width else "TODO",
         "memory_gb": f"{READ} (total_memory, GiB as CUDA reports it; the datasheet figure may be rounder)",
         "l2_cache_mb": f"{READ} (L2_cache_size)" if facts.L2_cache_size else "TODO",
         "peak_tflops": (
