@@ -72,3 +72,22 @@ def test_p4_recorded_rows_at_the_ceiling():
         b, m, n, k = (int(r[c]) for c in ("B", "M", "N", "K"))
         ratios.append(predict(Matmul(b, m, k, n), "p4", "fp32").isolated_us[0] / (float(r["Latency"]) * 1e3))
     assert np.all(np.abs(np.array(ratios) - 1) < 0.03), ratios
+
+
+def test_a_bad_memory_table_is_one_line(tmp_path, monkeypatch):
+    from gpusim import spec as spec_module
+    from gpusim.errors import SpecError
+
+    bad = tmp_path / "memory_types.yaml"
+    bad.write_text("GDDR9:\n  activation: {channel_bits: 16, page_bytes: 2048, trrd_ns: 4.0, tfaw_ns: .nan}\n")
+    monkeypatch.setattr(spec_module, "MEMORY_TYPES_FILE", bad)
+    spec_module.memory_types.cache_clear()
+    try:
+        with pytest.raises(SpecError, match=r"memory_types.yaml: field 'GDDR9.activation.tfaw_ns'"):
+            spec_module.memory_types()
+        bad.write_text("GDDR9:\n  activation: {channel_bits: 16, page_bytes: 2048, trrd_ns: 4.0, tfaw_ns: 16.0}\n")
+        spec_module.memory_types.cache_clear()
+        with pytest.raises(SpecError, match="no source given for channel_bits"):
+            spec_module.memory_types()
+    finally:
+        spec_module.memory_types.cache_clear()
