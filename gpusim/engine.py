@@ -351,7 +351,7 @@ def gemm_select(
             allow_split,
             use,
             k_major_rows,
-        )  # fmt: skip
+        )
     )
 
 
