@@ -12,7 +12,7 @@ import hashlib
 import os
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -273,8 +273,12 @@ class DeviceFile(_Sourced):
         default=None, gt=0, le=10_000, description="NVIDIA's base clock (guaranteed within tdp_w); none: not published"
     )
     tdp_w: float = Field(gt=0, le=100_000, description="board power limit, W (the power the base clock is rated at)")
-    rated_clock_mhz: float | None = Field(
-        default=None, gt=0, le=10_000, description="the clock NVIDIA's datasheet peaks assume, where below boost"
+    rated_clock_mhz: (
+        Annotated[float, Field(gt=0, le=10_000)] | dict[str, Annotated[float, Field(gt=0, le=10_000)]] | None
+    ) = Field(
+        default=None,
+        description="the clock NVIDIA's datasheet peaks assume, where below boost: one for every math unit, or per "
+        "unit (H100: tensor_cores 1830, while its FP32 peak assumes the 1980 boost)",
     )
     sustained_clock_mhz: float | None = Field(
         default=None, gt=0, le=10_000, description="measured override of the rule: needs clock_log"
@@ -295,8 +299,14 @@ class DeviceFile(_Sourced):
     def _peak_rates_sourced(self) -> DeviceFile:
         if "peak_tflops" not in self.sources:
             raise ValueError("sources: no source given for peak_tflops")
-        for field in ("base_clock_mhz", "rated_clock_mhz"):
-            value = getattr(self, field)
+        if isinstance(self.rated_clock_mhz, dict) and not set(self.rated_clock_mhz) <= set(MATH_UNITS):
+            unknown = sorted(set(self.rated_clock_mhz) - set(MATH_UNITS))[0]
+            raise ValueError(f"rated_clock_mhz: unknown math unit {unknown!r}; allowed: {', '.join(MATH_UNITS)}")
+        clocks = {"base_clock_mhz": self.base_clock_mhz} | {
+            "rated_clock_mhz" + ("" if unit is None else f".{unit}"): self.rated_clock(unit)
+            for unit in (None, *MATH_UNITS)
+        }
+        for field, value in clocks.items():
             if value is not None and value > self.boost_clock_mhz * 1.0001:
                 raise ValueError(f"{field}: must not exceed boost_clock_mhz ({self.boost_clock_mhz:g})")
         if (self.memory_type is None) != (self.memory_bus_bits is None):
@@ -311,6 +321,13 @@ class DeviceFile(_Sourced):
                 "and clock_log needs sustained_clock_mhz; without both the rule sets the clock (hw_specs/README.md)"
             )
         return self
+
+    def rated_clock(self, unit: str | None) -> float | None:
+        """The clock the datasheet peaks of `unit` (a MATH_UNITS name) assume, None where the file gives none for
+        it (then its boost clock); `unit` None: the one clock given for every unit, if the file gives one."""
+        if isinstance(self.rated_clock_mhz, dict):
+            return None if unit is None else self.rated_clock_mhz.get(unit)
+        return self.rated_clock_mhz
 
 
 class UnitClock(BaseModel):
@@ -331,8 +348,9 @@ def unit_clock(device: DeviceFile, unit: str) -> UnitClock:
     if device.sustained_clock_mhz is not None:
         mhz, basis, inputs = device.sustained_clock_mhz, "measured", f"recorded in {device.clock_log}"
     else:
-        cap = device.rated_clock_mhz or device.boost_clock_mhz
-        cap_text = f"{'rated' if device.rated_clock_mhz else 'boost'} {cap:g} MHz"
+        rated = device.rated_clock(unit)
+        cap = rated or device.boost_clock_mhz
+        cap_text = f"{'rated' if rated else 'boost'} {cap:g} MHz"
         if device.base_clock_mhz is None:
             mhz, basis, inputs = cap, "no base clock", f"{cap_text}; no base clock published, the rule cannot bind"
         else:

@@ -92,6 +92,33 @@ def test_rated_clock_caps_and_a_missing_base_cannot_bind():
     assert (clock.mhz, clock.basis, clock.confidence) == (1830.0, "no base clock", "low")
 
 
+def test_a_rated_clock_per_math_unit():
+    """H100 SXM5: NVIDIA's FP32 peak (67 TFLOPS = 16896 lanes x 2 x 1980 MHz) assumes the boost clock, its dense
+    FP16 tensor peak (989 TFLOPS = 132 SMs x 4096 FLOP/clk x 1830 MHz) 1830 MHz; the rule (base 1590 MHz) binds
+    neither, so each unit sits at its own rated clock. H100 PCIe: FP32 at its 1755 MHz boost (51 TFLOPS), tensor
+    cores below their 1620 MHz rated clock by the rule: 1125 / 0.42^(1/3) = 1502.2 MHz."""
+    h100, pcie = load_spec("h100-sxm"), load_spec("h100-pcie")
+    assert (h100.clock("cuda_cores").mhz, h100.clock("tensor_cores").mhz) == (1980.0, 1830.0)
+    assert "boost 1980 MHz" in h100.clock("cuda_cores").inputs and "rated 1830 MHz" in h100.clock("tensor_cores").inputs
+    assert pcie.clock("cuda_cores").mhz == 1755.0
+    assert pcie.clock("tensor_cores").mhz == pytest.approx(1502.2, abs=0.1)
+    assert gpusim.predict([gpusim.Linear(8192, 8192, 8192)], h100, "fp32").gpu_us[0] == pytest.approx(
+        gpusim.predict([gpusim.Linear(8192, 8192, 8192)], h100.at_clock(1980.0), "fp32").gpu_us[0], rel=1e-9
+    )
+
+
+def test_a_rated_clock_per_unit_is_checked(tmp_path: Path):
+    with pytest.raises(SpecError, match=r"rated_clock_mhz\.tensor_cores: must not exceed boost_clock_mhz") as err:
+        load_spec_file(_variant(tmp_path, rated_clock_mhz={"tensor_cores": 1700.0}))
+    assert "\n" not in str(err.value)
+    with pytest.raises(
+        SpecError, match=r"rated_clock_mhz: unknown math unit 'tensor_core'; allowed: cuda_cores, tensor_cores"
+    ) as err:
+        load_spec_file(_variant(tmp_path, rated_clock_mhz={"tensor_core": 900.0}))
+    assert "\n" not in str(err.value)
+    assert load_spec_file(_variant(tmp_path, rated_clock_mhz={"tensor_cores": 700.0})).clock("tensor_cores").mhz == 700
+
+
 def test_a_measured_override_needs_its_log(tmp_path: Path):
     spec = load_spec_file(_variant(tmp_path, sustained_clock_mhz=900.0, clock_log="validation/data/t4/clocks.json"))
     for unit in ("cuda_cores", "tensor_cores"):
