@@ -20,6 +20,7 @@ from planner.calibration import load_calibration
 from planner.groups import dependency_graph, groups_of
 from planner.heads import prune_heads
 from planner.importance import compensate
+from planner.importance.resume import ConsumerInputs
 from planner.network import Network
 from planner.plan import fingerprint, load_weights_model
 from planner.plan_model import GroupWidth, Plan
@@ -88,6 +89,7 @@ def prune(
     groups = {g.name: g for g in groups_of(model, graph, classifier)}
     modules = dict(model.named_modules())
     heads: list[GroupWidth] = []  # head groups, pruned once Torch-Pruning is done with the graph (planner.heads)
+    inputs_of = ConsumerInputs(model, calibration) if calibration is not None else None
     for planned in planned_groups:
         group = groups.get(planned.name)
         if group is None or group.full_width != planned.full_width:
@@ -105,8 +107,11 @@ def prune(
         if calibration is not None and group.channel_groups == 1:  # a grouped conv's consumer weights are per
             # conv group: a removed channel cannot be folded into a kept one of another group
             full = graph.get_pruning_group(module, _out_pruner(module), list(range(planned.full_width)))
-            compensate(model, full, planned.kept, calibration)
-        graph.get_pruning_group(module, _out_pruner(module), removed).prune()
+            compensate(model, full, planned.kept, calibration, inputs_of=inputs_of)
+        group_removed = graph.get_pruning_group(module, _out_pruner(module), removed)
+        group_removed.prune()
+        if inputs_of is not None:
+            inputs_of.changed(item.dep.target.module for item in group_removed)
     for planned in heads:
         prune_heads(model, planned.name, planned.kept)
 

@@ -22,7 +22,7 @@ class UnmappedOpWarning(UserWarning):
     """Ops that have no gpusim equivalent and are priced as memory-bound ops of kind 'other'."""
 
 
-class _Tracer(fx.Tracer):
+class Tracer(fx.Tracer):
     """The default tracer, keeping attention modules (nn.MultiheadAttention, a head-pruned one) whole: lowered
     to linear + scaled_dot_product_attention + linear ops."""
 
@@ -42,7 +42,7 @@ def trace(model: nn.Module, example: torch.Tensor | Sequence[int], strict: bool 
     UnmappedOpWarning, or raise WavecutError when `strict`.
     """
     x = torch.zeros(1, *example) if not isinstance(example, torch.Tensor) else example[:1]
-    tracer = _Tracer()
+    tracer = Tracer()
     try:
         gm = fx.GraphModule(model, tracer.trace(model), type(model).__name__)
         _propagate_shapes(gm, x)

@@ -23,6 +23,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from .resume import ConsumerInputs
 from .signatures import capture
 from .slots import Slot, consumer_slots
 
@@ -106,6 +107,7 @@ def compensate(
     calibration: torch.Tensor,
     partners: Mapping[int, int] | None = None,
     bias: bool = True,
+    inputs_of: ConsumerInputs | None = None,
 ) -> dict[int, int]:
     """Fold every channel of ``group`` not in ``kept`` into a kept partner, in the consumer layers.
 
@@ -113,8 +115,10 @@ def compensate(
     its root (``idxs`` = root indices) or the name of a conv/linear layer. ``partners`` maps a
     pruned channel to its kept partner (e.g. its cluster's representative); by default each
     pruned channel takes the kept channel whose consumer-input response explains most of its
-    variance. ``bias=False`` fits ``x_j ~ alpha * x_i`` (no constant, no new bias). Returns the
-    partner map used. Only the consumers' weights and biases change; the channels stay in place.
+    variance. ``bias=False`` fits ``x_j ~ alpha * x_i`` (no constant, no new bias). ``inputs_of``: where the
+    consumers' inputs come from when groups are compensated one after another (planner.importance.resume;
+    default: a full forward pass). Returns the partner map used. Only the consumers' weights and biases
+    change; the channels stay in place.
     """
     if isinstance(group, str):
         group = _full_group(model, group, calibration[:1])
@@ -123,7 +127,11 @@ def compensate(
     pruned = sorted(set(range(width)) - set(kept))
     if not pruned or not kept or not consumers:
         return {}
-    inputs = _consumer_inputs(model, [c.module for c in consumers], calibration)
+    modules = [c.module for c in consumers]
+    if inputs_of is None:
+        inputs = _consumer_inputs(model, modules, calibration)
+    else:
+        inputs = inputs_of(modules, changing=[item.dep.target.module for item in group])
     responses = [_responses(inputs[c.module], c) for c in consumers]
     if partners is None:
         partners = _nearest_partners(responses, kept, pruned)

@@ -74,8 +74,10 @@ def capture(
     inputs: torch.Tensor,
     at: Literal["output", "input"] = "output",
     transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
+    forward: Callable[[torch.Tensor], object] | None = None,
 ) -> dict[nn.Module, torch.Tensor]:
-    """``transform`` of every module's output (or input) on ``inputs``; the pass stops once all are captured."""
+    """``transform`` of every module's output (or input) on ``inputs``; the pass stops once all are captured.
+    ``forward`` runs the pass (default: ``model`` itself; planner.importance.resume resumes one part-way)."""
     captured: dict[nn.Module, torch.Tensor] = {}
     wanted = set(modules)
     done: set[nn.Module] = set()
@@ -92,7 +94,7 @@ def capture(
     handles = [getattr(m, register)(record) for m in wanted]
     handles += [m.register_forward_hook(finish) for m in wanted]
     try:
-        model(inputs)
+        (model if forward is None else forward)(inputs)
     except _Captured:
         pass
     finally:
