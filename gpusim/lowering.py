@@ -32,6 +32,10 @@ DEPTHWISE_THREADS = 256
 GEMV_ROWS = 1
 GEMV_THREADS = 128
 GEMV_LANES_PER_ROW = 32
+# On CUDA cores the same streaming pass serves up to this many rows: cuBLAS's small-N kernel for "tn" GEMMs,
+# gemmSN_TN_kernel<float, 128, 16, ...> (128 threads, at most 16 rows of the input per pass), which public
+# profiles of FP32 nn.Linear calls on 4-16 rows show where a tile GEMM would read its weights as strided strips.
+SMALL_N_ROWS = 16
 
 
 # Per cuBLAS layout suffix, the operand rows of an m x n x k GEMM stored contiguous along K, as
@@ -116,14 +120,15 @@ def lower(op: Op, target: Target) -> list[Algorithm]:
 
 def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
     """nn.Linear: cuBLAS's GEMM (M = out features, N = rows, K = in features) and, for a batch of
-    GEMV_ROWS, its matrix-vector kernel."""
+    GEMV_ROWS (SMALL_N_ROWS on CUDA cores), its matrix-vector (small-N) kernel streaming the weights once."""
     moved = (
         op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
     ) * target.elem_bytes
     algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
-    if op.batch <= GEMV_ROWS:  # cuBLAS's matrix-vector path: one streaming pass over the weights
-        gemv = StreamProblem("gemv", op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
-        algos.append(Algorithm("gemv", (gemv,)))
+    if op.batch <= (SMALL_N_ROWS if target.simt else GEMV_ROWS):  # one streaming pass over the weights
+        name = "gemv" if op.batch <= GEMV_ROWS else "gemm_small_n"
+        stream = StreamProblem(name, op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
+        algos.append(Algorithm(name, (stream,)))
     return algos
 
 

@@ -61,6 +61,9 @@ class KernelLaunch:
     tail_fill: float
     time_us: float
     split_k: int = 1
+    # a memory-bound streaming kernel (elementwise, GEMV): its CTAs share the DRAM bandwidth, so a partly filled
+    # last wave costs in proportion to its CTAs, and no part of it is idle (gpusim.engine.resident_waves)
+    streaming: bool = False
 
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
@@ -347,6 +350,7 @@ class LoweredOps:
                     tail_fill=float(res.tail[pos]),
                     time_us=float(t[e]),
                     split_k=int(res.split[pos]) if isinstance(res, GemmLaunches) else 1,
+                    streaming=res is stream,
                 )
             )
         return Prediction(

@@ -44,7 +44,8 @@ class Layer:
     tail_waste_us: time the launch spends in its partly filled last wave, times the idle fraction
     of that wave. gpusim reports only the launch total, so one wave is taken as the launch's busy
     time (its time less the launch overhead) divided by its waves: (time - overhead) * (1 - tail_fill) / waves.
-    It is 0 when the last wave is full.
+    It is 0 when the last wave is full, and for streaming kernels (gpusim.KernelLaunch.streaming), whose last
+    wave costs in proportion to its CTAs.
     """
 
     name: str
@@ -213,7 +214,7 @@ def _check_widths(widths: np.ndarray, groups: list[ChannelGroup], full: np.ndarr
 
 
 def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:
-    waste = max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves else 0.0
+    waste = max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves and not k.streaming else 0.0
     return Layer(
         name=k.op_name,
         op=k.op_kind,

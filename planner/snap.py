@@ -240,8 +240,11 @@ def _op_idle(launches: list[KernelLaunch], count: int, overhead: float) -> np.nd
 
 def _idle(k: KernelLaunch, overhead: float) -> float:
     """A multi-wave launch's idle tail time: its busy time per wave times the idle part of its last wave (0 for
-    one wave: there the idle SMs are free room for more channels, not a wave that fewer channels remove)."""
-    return max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves > 1 else 0.0
+    one wave: there the idle SMs are free room for more channels, not a wave that fewer channels remove; 0 for
+    a streaming kernel, whose last wave costs in proportion to its CTAs)."""
+    if k.waves <= 1 or k.streaming:
+        return 0.0
+    return max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves
 
 
 def reach(problem: Problem, width: int) -> int:

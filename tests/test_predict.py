@@ -257,6 +257,29 @@ def test_skinny_very_deep_gemm_is_split_not_run_as_a_few_ctas():
         assert gpusim.predict([op], gpu, "fp32").main_launches()[0].split_k > 1
 
 
+def test_a_linear_of_up_to_16_rows_on_cuda_cores_streams_its_weights_once():
+    """cuBLAS's small-N kernel (gemmSN_TN_kernel<float, 128, 16, ...>): 2-16 rows stream the 1 GiB of FP32
+    weights at the GEMV's rate, not as a tile GEMM's strided strips (0.38 of peak); 17 rows are a GEMM again,
+    and so is an FP16 linear on tensor cores. A streaming launch's last wave costs in proportion to its CTAs."""
+    weights = 16384 * 16384 * 4 / 1e3  # GB/s x us
+    gemv = gpusim.predict([gpusim.Linear(1, 16384, 16384)], "a100", "fp32")
+    for rows in (2, 16):
+        pred = gpusim.predict([gpusim.Linear(rows, 16384, 16384)], "a100", "fp32")
+        launch = pred.main_launches()[0]
+        assert launch.algorithm == "gemm_small_n" and launch.streaming
+        assert weights / pred.total_us == pytest.approx(weights / gemv.total_us, rel=0.02)
+    tiled = gpusim.predict([gpusim.Linear(17, 16384, 16384)], "a100", "fp32").main_launches()[0]
+    assert tiled.algorithm == "gemm" and not tiled.streaming
+    assert gpusim.predict([gpusim.Linear(8, 16384, 16384)], "a100", "fp16").main_launches()[0].algorithm == "gemm"
+    # Orin: 16 SMs x 12 CTAs of 4 output rows; 1152 rows are 1.5 waves, 1536 two full ones: 0.75 of the time
+    from gpusim.predict import launch_overhead_us
+
+    half, full = (gpusim.predict([gpusim.Linear(1, 16384, n)], "orin", "fp32").main_launches()[0] for n in (1152, 1536))
+    assert (half.waves, half.tail_fill, full.waves, full.tail_fill) == (2, 0.5, 2, 1.0)
+    busy = [k.time_us - launch_overhead_us("orin") for k in (half, full)]
+    assert busy[0] / busy[1] == pytest.approx(0.75, rel=0.02)
+
+
 def test_batch_one_linear_streams_its_weights_as_a_gemv():
     op = gpusim.Linear(1, 16384, 16384)  # 1 GiB of FP32 weights
     pred = gpusim.predict([op], "a100", "fp32")
