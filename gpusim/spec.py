@@ -302,9 +302,10 @@ class DeviceFile(_Sourced):
         if isinstance(self.rated_clock_mhz, dict) and not set(self.rated_clock_mhz) <= set(MATH_UNITS):
             unknown = sorted(set(self.rated_clock_mhz) - set(MATH_UNITS))[0]
             raise ValueError(f"rated_clock_mhz: unknown math unit {unknown!r}; allowed: {', '.join(MATH_UNITS)}")
+        rated = self.rated_clock_mhz
+        per_unit = rated.items() if isinstance(rated, dict) else [(None, rated)]
         clocks = {"base_clock_mhz": self.base_clock_mhz} | {
-            "rated_clock_mhz" + ("" if unit is None else f".{unit}"): self.rated_clock(unit)
-            for unit in (None, *MATH_UNITS)
+            "rated_clock_mhz" + ("" if unit is None else f".{unit}"): value for unit, value in per_unit
         }
         for field, value in clocks.items():
             if value is not None and value > self.boost_clock_mhz * 1.0001:

@@ -23,21 +23,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .resume import ConsumerInputs
-from .signatures import capture
+from .resume import ConsumerInputs, consumer_inputs
 from .slots import Slot, consumer_slots
-
-
-def _consumer_inputs(
-    model: nn.Module, modules: Sequence[nn.Module], calibration: torch.Tensor
-) -> dict[nn.Module, torch.Tensor]:
-    """Input of every module on ``calibration`` (eval mode), ``[N, C, *spatial]`` or ``[N, F]``."""
-    was_training = model.training
-    model.eval()
-    try:
-        return capture(model, modules, calibration, "input", lambda t: t.detach().float())
-    finally:
-        model.train(was_training)
 
 
 def _responses(inputs: torch.Tensor, slot: Slot) -> dict[int, torch.Tensor]:
@@ -129,7 +116,7 @@ def compensate(
         return {}
     modules = [c.module for c in consumers]
     if inputs_of is None:
-        inputs = _consumer_inputs(model, modules, calibration)
+        inputs = consumer_inputs(model, modules, calibration)
     else:
         inputs = inputs_of(modules, changing=[item.dep.target.module for item in group])
     responses = [_responses(inputs[c.module], c) for c in consumers]

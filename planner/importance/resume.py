@@ -18,7 +18,7 @@ unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import fx, nn
@@ -42,6 +42,22 @@ class _Resume(fx.Interpreter):
         if n is self.save_at:
             self.saved = {v: _copy(self.env[v]) for v in self.live}
         return super().run_node(n)
+
+
+def consumer_inputs(
+    model: nn.Module,
+    modules: Sequence[nn.Module],
+    calibration: torch.Tensor,
+    forward: Callable[[torch.Tensor], object] | None = None,
+) -> dict[nn.Module, torch.Tensor]:
+    """Input of every one of `modules` on `calibration` in eval mode, ``[N, C, *spatial]`` or ``[N, F]``, by one
+    forward pass (`forward`, default the model's own; ConsumerInputs resumes one part-way)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return capture(model, modules, calibration, "input", lambda t: t.detach().float(), forward=forward)
+    finally:
+        model.train(was_training)
 
 
 def _stateless(module: nn.Module) -> bool:
@@ -75,11 +91,13 @@ class ConsumerInputs:
             return
         nodes = list(self.graph.nodes)
         position = {node: i for i, node in enumerate(nodes)}
-        self.first_use: dict[str, int] = {}  # module or attribute path -> first node that reads it
+        first_read: dict[str, int] = {}  # module path -> first node that calls it, one of its children or attributes
         for i, node in enumerate(nodes):
             if node.op in ("call_module", "get_attr"):
-                self.first_use.setdefault(str(node.target), i)
-        self.names = {module: name for name, module in model.named_modules()}
+                parts = str(node.target).split(".")
+                for depth in range(1, len(parts) + 1):
+                    first_read.setdefault(".".join(parts[:depth]), i)
+        self.first_read = {module: first_read.get(name) for name, module in model.named_modules()}
         self.nodes = nodes
         self.last_read = [max((position[u] for u in v.users), default=i) for i, v in enumerate(nodes)]
 
@@ -89,15 +107,12 @@ class ConsumerInputs:
         reshapes) holds nothing that can change."""
         first = len(self.nodes)
         for module in modules:
-            if isinstance(module, nn.Module) and module not in self.names and _stateless(module):
+            if isinstance(module, nn.Module) and module not in self.first_read and _stateless(module):
                 continue
-            name = self.names.get(module) if isinstance(module, nn.Module) else None
-            if name is None:
+            read = self.first_read.get(module) if isinstance(module, nn.Module) else None
+            if read is None:
                 return 0
-            reads = [i for path, i in self.first_use.items() if path == name or path.startswith(name + ".")]
-            if not reads:
-                return 0
-            first = min(first, *reads)
+            first = min(first, read)
         return first
 
     def changed(self, modules: Iterable[object]) -> None:
@@ -106,32 +121,17 @@ class ConsumerInputs:
             self.checkpoint = None
 
     def __call__(self, modules: Sequence[nn.Module], changing: Iterable[object]) -> dict[nn.Module, torch.Tensor]:
-        """Input of every one of `modules` on the calibration batch; `changing`: the modules that will change
-        before the next call (the pass saves the values in front of the first of them)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self._inputs(modules, changing)
-        finally:
-            self.model.train(was_training)
-
-    def _inputs(self, modules: Sequence[nn.Module], changing: Iterable[object]) -> dict[nn.Module, torch.Tensor]:
+        """Input of every one of `modules` on the calibration batch (consumer_inputs); `changing`: the modules
+        that will change before the next call (the pass saves the values in front of the first of them)."""
         if self.graph is None:
-            return capture(self.model, modules, self.calibration, "input", lambda t: t.detach().float())
+            return consumer_inputs(self.model, modules, self.calibration)
         save_at = self.earliest(changing)
         start, values = self.checkpoint or (0, {})
         live = [v for i, v in enumerate(self.nodes[:save_at]) if self.last_read[i] >= save_at]
         at = self.nodes[save_at] if save_at < len(self.nodes) else None
         resume = _Resume(self.model, self.graph, at, live)
         env = dict.fromkeys(self.nodes[:start]) | {v: _copy(x) for v, x in values.items()}
-        inputs = capture(
-            self.model,
-            modules,
-            self.calibration,
-            "input",
-            lambda t: t.detach().float(),
-            forward=lambda x: resume.run(x, initial_env=env),
-        )
+        inputs = consumer_inputs(self.model, modules, self.calibration, lambda x: resume.run(x, initial_env=env))
         if resume.saved is not None:
             self.checkpoint = (save_at, resume.saved)
         elif save_at < start:  # the changes begin before the checkpoint, and this pass stopped short of them
