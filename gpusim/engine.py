@@ -46,6 +46,7 @@ TILE_COLUMNS: tuple[str, ...] = (
     "cluster_n",  # ... and y (N tiles)
     "operand_rows",  # operand rows a CTA loads per K step (BM + BN, or BM + BN/2 for a 2-SM MMA)
     "persistent",  # 1: a persistent tile scheduler launches at most one wave of CTAs that loop over the tiles
+    "raster",  # CTA rasterisation: N tiles (grid y) a run of consecutive CTAs covers per M tile (1: row raster)
 )
 (
     T_BM,
@@ -63,6 +64,7 @@ TILE_COLUMNS: tuple[str, ...] = (
     T_CLUSTER_N,
     T_OPERAND_ROWS,
     T_PERSISTENT,
+    T_RASTER,
 ) = (TILE_COLUMNS.index(c) for c in TILE_COLUMNS)
 # Columns of the float64 per-GPU vector (built by gpusim.predict.device_vector with these names).
 DEVICE_COLUMNS: tuple[str, ...] = (
@@ -253,6 +255,7 @@ def operand_strip_time(
     split: int,
     grid: int,
     capacity: int,
+    raster: int,
     elem_bytes: int,
     device: np.ndarray,
     consts: np.ndarray,
@@ -273,10 +276,13 @@ def operand_strip_time(
     conc = min(grid, capacity)  # CTAs resident in one wave
     waves = (grid + capacity - 1) // capacity
     no_reuse = grid * (bm + bn) * ks * float(elem_bytes)  # every CTA reads its own two strips
-    # distinct strips of one wave: all gx weight strips and the rows they cover, or part of one row
+    # distinct strips of one wave: consecutive CTAs walk `raster` N tiles per M tile, then the next M tile;
+    # a wave covers whole bands of gx x raster tiles and the strips they read, or part of one band
     gx = (m + bm - 1) // bm
+    w = min(raster, (n + bn - 1) // bn)
     c = min(conc, grid // split)
-    strips_m, strips_n = (gx, (c + gx - 1) // gx) if c >= gx else (c, 1)
+    band = gx * w
+    strips_m, strips_n = (gx, w * ((c + band - 1) // band)) if c >= band else ((c + w - 1) // w, min(w, c))
     wave_strips = (min(m, strips_m * bm) + min(n, strips_n * bn)) * ks * float(elem_bytes)
     # later waves re-read those strips from DRAM only as far as they do not stay in L2 (same miss curve)
     reread_miss = 1.0 / (1.0 + (device[D_L2_BYTES] / max(wave_strips, 1.0)) ** consts[C_MISS_SHARPNESS])
@@ -501,6 +507,7 @@ def _gemm_select(
                 out_split[i],
                 out_grid[i],
                 sms * out_b[i],
+                tiles[j, T_RASTER],
                 elem_bytes,
                 device,
                 consts,

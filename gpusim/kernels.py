@@ -67,6 +67,10 @@ class TileDescription:
     # CreateGemmUniversal3xOperator: tile_schedulers = [TileSchedulerType.Persistent]): the grid is at most
     # the CTAs that fit at once, each looping over output tiles, so the recorded grid is not the tile count
     persistent: bool = False
+    # CTA rasterisation of a linear ("tn") launch: consecutive CTAs cover this many N tiles (grid y) per M
+    # tile before the next M tile, so one wave reads the operand strips of bands of M tiles x `raster` N
+    # tiles (engine.operand_strip_time); 1 is a plain row raster, 8 CUTLASS's default swizzle (Identity8)
+    raster: int = 1
 
     def bk(self, dtype: str) -> int:
         """K depth of one main-loop step for dtype."""
@@ -124,11 +128,40 @@ def _simt(
     split_k: bool = True,
     style: str = "cublas",
     default: bool = False,
+    raster: int = 1,
 ) -> TileDescription:
-    return TileDescription("simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style)
+    return TileDescription(
+        "simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style, raster=raster
+    )
 
 
 L, B, W, C, F = USE_LINEAR, USE_BATCHED, USE_WINOGRAD, USE_CONV, USE_FUSED_WINOGRAD
+
+
+def _sm80_simt(min_cc: int, max_cc: int, raster: int) -> list[TileDescription]:
+    """cuBLAS's sm80 CUDA-core GEMMs (recorded on the A100): linear without split-K, sliced1x4 kernels for
+    deep K, bmm always 128x128; `raster` is their CTA rasterisation on the tables min_cc..max_cc.
+
+    Row raster (1) on sm80-87: the A100's deep-K vocabulary rows (K = 32-65k, 30-50k outputs) run 1.1-1.3x
+    slower than their math, as a plain raster's re-read strips make them (docs/accuracy.md). Swizzled (8,
+    CUTLASS's default Identity8, which cuBLASLt's CUTLASS-built FP32 kernels on newer GPUs carry; cuBLASLt's
+    CUBLASLT_MATMUL_ALGO_CONFIG_CTA_SWIZZLING) on sm89+: a public
+    cuBLASLt FP32 curve on an RTX 4060 Ti (AD106, 288 GB/s, 32 MB L2; AD2605/gemm-zoo benchmarks.md) is flat
+    from 2048^3 to 8192^3 (16.2, 17.0, 16.4 TFLOP/s), which a row raster cannot be on so little bandwidth
+    (predicted 7.1 at 8192^3; 17.1 swizzled)."""
+    rows = (
+        dict(bm=128, bn=128, threads=256, uses=USE_LINEAR | USE_BATCHED | USE_WINOGRAD),
+        dict(bm=128, bn=64, threads=128, uses=USE_LINEAR | USE_WINOGRAD, default=True),
+        dict(bm=128, bn=32, threads=256, uses=USE_LINEAR),
+        dict(bm=32, bn=128, threads=256, uses=USE_LINEAR),
+        dict(bm=64, bn=64, threads=64, uses=USE_LINEAR | USE_WINOGRAD),
+        dict(bm=128, bn=32, threads=256, uses=USE_LINEAR, k_slices=4),
+        dict(bm=64, bn=32, threads=256, uses=USE_LINEAR, k_slices=4),
+        dict(bm=32, bn=32, threads=128, uses=USE_LINEAR, k_slices=4),
+    )
+    return [_simt(min_cc=min_cc, max_cc=max_cc, split_k=False, raster=raster, **row) for row in rows]
+
+
 # CUDA-core (FP32) kernels per compute capability, as cuBLAS 12.1 / cuDNN 8.9 launch them: the
 # names, threads and uses are those recorded in ../shared/data/measured/neusight (Kernel Name,
 # Block x; linear rows are "tn", bmm and Winograd GEMMs "nn"). cuBLAS launches only these for
@@ -160,16 +193,9 @@ _SIMT = [
     _simt(128, 64, 128, 75, 75, L | B | W, default=True),
     _simt(64, 64, 64, 75, 75, L | B | W),
     _simt(128, 32, 256, 75, 75, B | W),
-    # sm80+ (A100; every newer kernel table's FP32 SIMT path: open-ended): linear without split-K, sliced1x4
-    # kernels for deep K; bmm always 128x128.
-    _simt(128, 128, 256, 80, OPEN_CC, L | B | W, split_k=False),
-    _simt(128, 64, 128, 80, OPEN_CC, L | W, split_k=False, default=True),
-    _simt(128, 32, 256, 80, OPEN_CC, L, split_k=False),
-    _simt(32, 128, 256, 80, OPEN_CC, L, split_k=False),
-    _simt(64, 64, 64, 80, OPEN_CC, L | W, split_k=False),
-    _simt(128, 32, 256, 80, OPEN_CC, L, k_slices=4, split_k=False),
-    _simt(64, 32, 256, 80, OPEN_CC, L, k_slices=4, split_k=False),
-    _simt(32, 32, 128, 80, OPEN_CC, L, k_slices=4, split_k=False),
+    # sm80+: the A100's recorded set on every newer table, row-rastered on sm80-87 and swizzled on sm89+
+    *_sm80_simt(80, 87, raster=1),
+    *_sm80_simt(89, OPEN_CC, raster=8),
     # cuDNN implicit-GEMM (scudnn_128xN, M = N*P*Q, N = out channels) and fused Winograd kernels, all CCs.
     _simt(128, 128, 256, 60, OPEN_CC, C, style="scudnn"),
     _simt(128, 64, 128, 60, OPEN_CC, C, style="scudnn"),
@@ -319,6 +345,7 @@ def _row(t: TileDescription, staged: str, tensor: bool) -> dict[str, int]:
         "cluster_n": t.cluster[1],
         "operand_rows": t.operand_rows(),
         "persistent": int(t.persistent),
+        "raster": t.raster,
     }
 
 

@@ -5,9 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 import gpusim
 from gpusim.staircase import step_edges, sweep
+from hw_specs import DEVICE_DIR
 
 
 def test_conv_output_shape_and_flops():
@@ -185,11 +187,65 @@ def test_operand_strip_traffic_hand_computed():
 
     def strips(k: int, drift: float) -> float:
         consts[CONSTANT_NAMES.index("cta_drift_fraction")] = drift
-        return operand_strip_time(256, 256, k, 128, 128, 1, 4, 80, 4, device, consts)
+        return operand_strip_time(256, 256, k, 128, 128, 1, 4, 80, 1, 4, device, consts)
 
     assert strips(1024, 1e9) == pytest.approx(4 * 2**20 / 0.5e6, rel=1e-6)  # footprint >> L2: all missed
     assert strips(1024, 1e-12) == pytest.approx(2 * 2**20 / 0.5e6, rel=1e-6)  # footprint << L2: reused
     assert strips(1023, 1e-12) == pytest.approx(512 * 1023 * 4 * 1.25 / 0.5e6, rel=1e-6)
+
+
+def test_operand_strips_of_a_wave_follow_the_cta_raster_hand_computed():
+    # 1024x1024 outputs in 128x128 tiles (8 x 8 = 64 CTAs) over K = 1024, 16 CTAs a wave: 4 waves, each
+    # re-reading its strips from DRAM (1 KiB of L2; no drift reuse). A row raster (1) covers 2 rows of
+    # 8 M tiles: 8 + 2 strips of 128 x 1024 x 4 B = 5 MiB a wave. A raster of 4 N tiles per M tile covers
+    # 4 x 4 tiles: 8 strips, 4 MiB. A raster of 8 covers 2 M tiles x 8 N tiles: 5 MiB again.
+    from gpusim.calibration import CONSTANT_NAMES
+    from gpusim.engine import operand_strip_time
+    from gpusim.predict import engine_inputs
+
+    consts = engine_inputs(gpusim.load_spec("v100-pcie"), "fp32")[3].copy()
+    consts[CONSTANT_NAMES.index("strided_dram_efficiency")] = 0.5
+    consts[CONSTANT_NAMES.index("cta_drift_fraction")] = 1e-12
+    device = np.array([80, 1.0, 0.0, 1e6, 1024.0])  # DRAM 1e6 bytes/us, 1 KiB L2
+
+    def strips(raster: int) -> float:
+        return operand_strip_time(1024, 1024, 1024, 128, 128, 1, 64, 16, raster, 4, device, consts)
+
+    strip = 128 * 1024 * 4
+    assert strips(1) == pytest.approx(4 * 10 * strip / 0.5e6, rel=1e-6)
+    assert strips(4) == pytest.approx(4 * 8 * strip / 0.5e6, rel=1e-6)
+    assert strips(8) == pytest.approx(4 * 10 * strip / 0.5e6, rel=1e-6)
+
+
+def test_ada_fp32_gemm_stays_flat_at_8192_as_a_public_cublaslt_curve(tmp_path):
+    # RTX 4060 Ti (AD106: 34 SMs, 2535 MHz boost, 288 GB/s, 32 MB L2): cuBLASLt FP32 at 2048^3 / 4096^3 /
+    # 8192^3 runs 16.2 / 17.0 / 16.4 TFLOP/s (AD2605/gemm-zoo benchmarks.md). With sm80's row raster the
+    # 8192^3 GEMM streamed its weights once per wave and was predicted at 7.1; the sm89 table swizzles.
+    from gpusim.kernels import gemm_tiles
+
+    data = yaml.safe_load((DEVICE_DIR / "l4.yaml").read_text())
+    data.update(
+        name="RTX 4060 Ti (test)",
+        aliases=["rtx4060ti-test"],
+        sm_count=34,
+        boost_clock_mhz=2535,
+        base_clock_mhz=2310,
+        tdp_w=165,
+        memory_bandwidth_gbs=288,
+        memory_bus_bits=128,
+        memory_gb=16,
+        l2_cache_mb=32,
+        peak_tflops={"fp32": 22.06, "fp16": 44.1},
+    )
+    data.pop("clock_note", None)
+    path = tmp_path / "rtx4060ti.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = gpusim.load_spec(str(path))
+    assert {t.raster for t in gemm_tiles(spec, "fp32")[0] if t.style == "cublas"} == {8}
+    assert {t.raster for t in gemm_tiles(gpusim.load_spec("a100"), "fp32")[0] if t.style == "cublas"} == {1}
+    for n, measured in ((2048, 16.2), (4096, 17.0), (8192, 16.4)):
+        pred = gpusim.predict(gpusim.Linear(n, n, n), str(path), "fp32")
+        assert 2 * n**3 / pred.gpu_us[0] / 1e6 == pytest.approx(measured, rel=0.1), n
 
 
 def test_ffma_share_of_sgemm_kernels_hand_computed():
