@@ -36,12 +36,12 @@ GPUS = (
     "rtx4090",
     "l40s",
 )
+LINEAR = SHARED_MEASURED / "neusight" / "linear.csv"
 
 
 def reach(gpus: list[str]) -> list[dict]:
     """Per GPU: how many of the shapes the strips slow down, and by how much (median where they bind)."""
-    linear = SHARED_MEASURED / "neusight" / "linear.csv"
-    ops = next(s for s in load_datasets([linear]) if "A100" in s.device).lowered.ops
+    ops = next(s for s in load_datasets([LINEAR]) if "A100" in s.device).lowered.ops
     rows = []
     for gpu in gpus:
         lowered = LoweredOps(ops, load_spec(gpu), "fp32")
@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--gpus", default=",".join(GPUS), help="comma-separated GPU names")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not (SHARED_MEASURED / "neusight" / "linear.csv").exists():
-        sys.exit(f"benchmarks.strip_reach: {SHARED_MEASURED / 'neusight' / 'linear.csv'} is absent (../shared)")
+    if not LINEAR.exists():
+        sys.exit(f"benchmarks.strip_reach: {LINEAR} is absent (../shared)")
     rows = reach([g for g in args.gpus.split(",") if g])
     print(f"{'gpu':16s} {'shapes':>6s} {'>2%':>5s} {'>1.5x':>6s} {'>2x':>5s} {'median where binding':>21s}")
     for r in rows:

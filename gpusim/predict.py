@@ -65,6 +65,13 @@ class KernelLaunch:
     # last wave costs in proportion to its CTAs, and no part of it is idle (gpusim.engine.resident_waves)
     streaming: bool = False
 
+    def idle_tail_us(self, overhead_us: float) -> float:
+        """Time the launch's partly filled last wave leaves SMs idle: its busy time (less `overhead_us`, the launch
+        overhead) per wave times the idle part of that wave; 0 without waves and for a streaming kernel."""
+        if not self.waves or self.streaming:
+            return 0.0
+        return max(self.time_us - overhead_us, 0.0) * (1.0 - self.tail_fill) / self.waves
+
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
         return asdict(self)

@@ -43,8 +43,8 @@ class Layer:
 
     tail_waste_us: time the launch spends in its partly filled last wave, times the idle fraction
     of that wave. gpusim reports only the launch total, so one wave is taken as the launch's busy
-    time (its time less the launch overhead) divided by its waves: (time - overhead) * (1 - tail_fill) / waves.
-    It is 0 when the last wave is full, and for streaming kernels (gpusim.KernelLaunch.streaming), whose last
+    time (its time less the launch overhead) divided by its waves: (time - overhead) * (1 - tail_fill) / waves
+    (gpusim.KernelLaunch.idle_tail_us). It is 0 when the last wave is full, and for streaming kernels (gpusim.KernelLaunch.streaming), whose last
     wave costs in proportion to its CTAs.
     """
 
@@ -214,7 +214,6 @@ def _check_widths(widths: np.ndarray, groups: list[ChannelGroup], full: np.ndarr
 
 
 def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) -> Layer:
-    waste = max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves if k.waves and not k.streaming else 0.0
     return Layer(
         name=k.op_name,
         op=k.op_kind,
@@ -225,6 +224,6 @@ def _layer(k: gpusim.KernelLaunch, low: LoweredOp, batch: int, overhead: float) 
         waves=k.waves,
         tail_fill=k.tail_fill,
         latency_us=k.time_us,
-        tail_waste_us=waste,
+        tail_waste_us=k.idle_tail_us(overhead),
         fused=low.fused,
     )

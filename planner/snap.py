@@ -241,10 +241,8 @@ def _op_idle(launches: list[KernelLaunch], count: int, overhead: float) -> np.nd
 def _idle(k: KernelLaunch, overhead: float) -> float:
     """A multi-wave launch's idle tail time: its busy time per wave times the idle part of its last wave (0 for
     one wave: there the idle SMs are free room for more channels, not a wave that fewer channels remove; 0 for
-    a streaming kernel, whose last wave costs in proportion to its CTAs)."""
-    if k.waves <= 1 or k.streaming:
-        return 0.0
-    return max(k.time_us - overhead, 0.0) * (1.0 - k.tail_fill) / k.waves
+    a streaming kernel, whose last wave costs in proportion to its CTAs: KernelLaunch.idle_tail_us)."""
+    return k.idle_tail_us(overhead) if k.waves > 1 else 0.0
 
 
 def reach(problem: Problem, width: int) -> int:
