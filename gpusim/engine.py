@@ -150,14 +150,17 @@ C_STRIDED_DRAM, C_DRIFT, C_DRIFT_WAVES, C_MISS_SHARPNESS, C_UNALIGNED = (
     )
 )
 # Split-K factors the GEMM selection considers.
-SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16], dtype=np.int64)
+SPLIT_OPTIONS = np.array([1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 48, 64], dtype=np.int64)
+# Factors above this only for skinny GEMMs (SKINNY_SPLIT_FILL), whose few tiles need them to fill the SMs: a
+# 16-output, 2-row FP16 GEMM of K = 524,288 is 1 tile, so split 16 left 92 of the A100's 108 SMs idle.
+SPLIT_MAX_FILLED = 16
 # A kernel that is not the library's default for its use, or a split-K launch, is chosen only when
 # predicted faster than the default by this fraction (cuBLAS heuristics keep their default kernel).
 PREFERENCE_MARGIN = 0.10
 # Split-K for any linear kernel when its output tiles fill at most 1/SKINNY_SPLIT_FILL of the SMs and K
 # is at least SKINNY_SPLIT_MIN_K (the skinny, very deep GEMMs the recorded kernel lists never cover).
 SKINNY_SPLIT_FILL = 4
-SKINNY_SPLIT_MIN_K = 8192
+SKINNY_SPLIT_MIN_K = 512
 SKINNY_SPLIT_USES = USE_LINEAR | USE_BATCHED  # the cuBLAS GEMMs that get it (cuDNN's convs are priced as they run)
 
 
@@ -472,6 +475,8 @@ def _gemm_select(
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             for s in SPLIT_OPTIONS:
                 if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
+                    break
+                if s > SPLIT_MAX_FILLED and not skinny:
                     break
                 k_iters = ((k[i] + s - 1) // s + bk - 1) // bk
                 k_work = k_iters * bk

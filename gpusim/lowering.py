@@ -36,6 +36,11 @@ GEMV_LANES_PER_ROW = 32
 # gemmSN_TN_kernel<float, 128, 16, ...> (128 threads, at most 16 rows of the input per pass), which public
 # profiles of FP32 nn.Linear calls on 4-16 rows show where a tile GEMM would read its weights as strided strips.
 SMALL_N_ROWS = 16
+# A streaming pass whose output rows make fewer CTAs than the GPU has SMs splits K across CTAs instead and
+# sums the slices in a second kernel (rocBLAS's gemvt_sn_kernel + gemvt_sn_reduce, CUTLASS's split-K GEMV):
+# a 16-output layer on K = 500,000 inputs is not read by 4 CTAs. Each slice keeps at least this many inputs,
+# the split target of rocBLAS's skinny GEMV (4096 columns a block); the unsplit pass stays where it is faster.
+GEMV_SPLIT_MIN_K = 4096
 
 
 # Per cuBLAS layout suffix, the operand rows of an m x n x k GEMM stored contiguous along K, as
@@ -127,8 +132,18 @@ def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
     algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
     if op.batch <= (SMALL_N_ROWS if target.simt else GEMV_ROWS):  # one streaming pass over the weights
         name = "gemv" if op.batch <= GEMV_ROWS else "gemm_small_n"
-        stream = StreamProblem(name, op.out_features * GEMV_LANES_PER_ROW, moved, float(op.flops), GEMV_THREADS, 1)
+        lanes = op.out_features * GEMV_LANES_PER_ROW
+        stream = StreamProblem(name, lanes, moved, float(op.flops), GEMV_THREADS, 1)
         algos.append(Algorithm(name, (stream,)))
+        split = min(-(-target.sms * GEMV_THREADS // lanes), op.in_features // GEMV_SPLIT_MIN_K)
+        if split > 1:  # fp32 partial sums: written once by the slices, read back by the reduction
+            outputs = op.batch * op.out_features
+            partials = 4.0 * split * outputs
+            sliced = StreamProblem(name, lanes * split, moved + partials, float(op.flops), GEMV_THREADS, 1)
+            reduce = StreamProblem(
+                "splitk_reduce", outputs, partials + outputs * target.elem_bytes, float(split * outputs)
+            )
+            algos.append(Algorithm(f"{name}_split_k", (sliced, reduce)))
     return algos
 
 

@@ -217,6 +217,17 @@ def test_operand_strips_of_a_wave_follow_the_cta_raster_hand_computed():
     assert strips(8) == pytest.approx(4 * 10 * strip / 0.5e6, rel=1e-6)
 
 
+def test_hopper_8192_cubed_gemms_match_a_public_nsys_profile_never_fitted():
+    # H100 SXM5, M = N = K = 8192, kernel time from nsys (CUDA 13.1, NGC pytorch 26.02; a public
+    # "Nsight Systems: wmma vs cublas_tc kernel comparison" profile): cuBLAS SGEMM 21.1 ms (52.1 TFLOP/s,
+    # an sm80 FFMA kernel), TF32 2.64 ms (416.6, an sm90 warpgroup kernel), FP16 1.44 ms (762.9, nvjet
+    # wgmma). No Hopper timing is in the shared data: the spec file, the sm90 table and the Ampere-fitted
+    # constants alone give these.
+    for dtype, measured_tflops in (("fp32", 52.1), ("tf32", 416.6), ("fp16", 762.9)):
+        pred = gpusim.predict(gpusim.Linear(8192, 8192, 8192), "h100-sxm", dtype)
+        assert 2 * 8192**3 / pred.gpu_us[0] / 1e6 == pytest.approx(measured_tflops, rel=0.1), dtype
+
+
 def test_ada_fp32_gemm_stays_flat_at_8192_as_a_public_cublaslt_curve(tmp_path):
     # RTX 4060 Ti (AD106: 34 SMs, 2535 MHz boost, 288 GB/s, 32 MB L2): cuBLASLt FP32 at 2048^3 / 4096^3 /
     # 8192^3 runs 16.2 / 17.0 / 16.4 TFLOP/s (AD2605/gemm-zoo benchmarks.md). With sm80's row raster the
@@ -311,6 +322,41 @@ def test_skinny_very_deep_gemm_is_split_not_run_as_a_few_ctas():
     assert split.total_us < unsplit.total_us / 4
     for gpu in ("p4", "a100", "h100", "v100", "t4", "b200"):  # every kernel table has a split path here
         assert gpusim.predict([op], gpu, "fp32").main_launches()[0].split_k > 1
+
+
+def test_few_output_tiles_split_k_from_k_512_not_only_on_very_deep_gemms():
+    """16 outputs of 32 rows, K = 4096 (FP32): sm80's deep-K rule picks the sliced 32x32 kernel, one CTA on
+    the A100's 108 SMs (74 us, 0.06 TFLOP/s) before the skinny split reached down from K = 8192 to 512, the
+    shallowest K any recorded cuBLAS launch splits (T4 512, V100 768, A100 960: NeuSight Grid z > 1). A
+    skinny GEMM may split up to 64 ways (one tile of a 2 x 16 x 524,288 FP16 GEMM: 16 ways left 92 SMs idle)."""
+    op = gpusim.Linear(32, 4096, 16)
+    for gpu in ("a100", "h100-sxm", "l4"):
+        launch = gpusim.predict([op], gpu, "fp32").main_launches()[0]
+        assert launch.split_k > 1 and launch.grid >= 16, (gpu, launch)
+    assert gpusim.predict([op], "a100", "fp32").gpu_us[0] < 15
+    assert gpusim.predict([op], "a100", "fp32", allow_split_k=False).gpu_us[0] > 50
+    shallow = gpusim.Matmul(12, 128, 196, 196)  # NeuSight A100 bmm rows of K = 196: recorded unsplit
+    assert gpusim.predict([shallow], "a100", "fp32").main_launches()[0].split_k == 1
+    one_tile = gpusim.predict([gpusim.Linear(2, 524288, 16)], "a100", "fp16").main_launches()[0]
+    assert one_tile.split_k > 16 and one_tile.grid > 16
+
+
+def test_a_gemv_with_fewer_ctas_than_sms_splits_k_and_reduces():
+    """16 outputs x 500k inputs (FP32, 32 MB of weights): 4 CTAs of 4 output rows read them on one pass; a
+    split-K GEMV (rocBLAS's gemvt_sn_kernel + reduce, CUTLASS's split-K GEMV) gives every SM a slice of at
+    least 4096 inputs, then sums the fp32 partials. On the A100 (108 SMs) that streams the weights at about
+    the calibrated DRAM rate (0.594 x 1555 GB/s = 924 GB/s: 36 us), plus the reduction's launch."""
+    from gpusim.calibration import constants_for
+
+    op = gpusim.Linear(1, 524288, 16)
+    pred = gpusim.predict([op], "a100", "fp32")
+    assert [k.kernel for k in pred.launches] == ["gemv_kernel", "splitk_reduce_kernel"]
+    assert pred.launches[0].algorithm == "gemv_split_k" and pred.launches[0].grid == 108
+    rate = constants_for("ampere").dram_efficiency * 1555e3  # bytes per us
+    assert 16 * 524288 * 4 / rate < pred.gpu_us[0] < 16 * 524288 * 4 / rate + 15
+    # enough output rows to fill the SMs, or too short a K for two 4096-input slices: one pass, as before
+    for shape in ((1, 4096, 1000), (1, 4096, 10)):
+        assert gpusim.predict([gpusim.Linear(*shape)], "a100", "fp32").launches[0].algorithm == "gemv"
 
 
 def test_a_linear_of_up_to_16_rows_on_cuda_cores_streams_its_weights_once():

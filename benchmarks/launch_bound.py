@@ -1,0 +1,88 @@
+"""Shapes the simulator prices far above an ideal launch: a check that no GEMM runs as a launch no library makes.
+
+Prices 3,810 power-of-two nn.Linear shapes (rows, in and out features from 1 to 2^19, at least 16 of each
+feature, rows x in x out <= 2^38) per GPU and dtype (those with a datasheet peak), and compares each GPU time with an ideal launch: the
+larger of FLOPs at the datasheet peak and compulsory bytes at the DRAM peak, plus one launch
+(IDEAL_LAUNCH_US). It counts the shapes over 4x and 8x and lists the worst (docs/accuracy.md, method item 8:
+the one-CTA deep-K GEMMs and the 4-CTA GEMVs this found). No data is read; the ratio is not an error, only
+a pointer to launches worth a look.
+
+    python3 -m benchmarks.launch_bound [--gpus a100,t4,...] [--dtypes fp32,fp16] [--worst 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from gpusim import Linear
+from gpusim.dtypes import DTYPE_BYTES
+from gpusim.predict import LoweredOps
+from gpusim.spec import load_spec
+
+GPUS = ("a100-pcie-40gb", "h100-sxm", "t4", "v100-pcie", "gtx1080ti", "l4")
+IDEAL_LAUNCH_US = 4.0  # the model's per-kernel launch overhead (calibration launch_overhead_us)
+SIZES = [2**i for i in range(20)]
+SHAPES = [(r, i, o) for r in SIZES for i in SIZES for o in SIZES if i >= 16 and o >= 16 and r * i * o <= 2**38]
+
+
+def bound(gpu: str, dtype: str, worst: int) -> dict:
+    """Per GPU and dtype: shapes over 4x and 8x the ideal launch, and the `worst` of them."""
+    spec = load_spec(gpu)
+    pred = LoweredOps([Linear(*s) for s in SHAPES], spec, dtype).predict()
+    flop_rate = getattr(spec.device.peak_tflops, dtype) * 1e6  # FLOP per us
+    byte_rate = spec.device.memory_bandwidth_gbs * 1e3  # bytes per us
+    ideal = np.array(
+        [
+            max(2.0 * r * i * o / flop_rate, DTYPE_BYTES[dtype] * (r * i + i * o + r * o) / byte_rate)
+            for r, i, o in SHAPES
+        ]
+    )
+    ratio = pred.gpu_us / (ideal + IDEAL_LAUNCH_US)
+    launches: dict[int, list[str]] = {}
+    for k in pred.launches:
+        launches.setdefault(k.op_index, []).append(f"{k.kernel} x{k.grid} split {k.split_k}")
+    order = np.argsort(-ratio)[:worst]
+    return {
+        "gpu": gpu,
+        "dtype": dtype,
+        "shapes": len(SHAPES),
+        "over_4x": int((ratio > 4).sum()),
+        "over_8x": int((ratio > 8).sum()),
+        "worst": [
+            {
+                "rows_in_out": SHAPES[j],
+                "ratio": float(ratio[j]),
+                "gpu_us": float(pred.gpu_us[j]),
+                "launches": launches[int(j)],
+            }
+            for j in order
+        ],
+    }
+
+
+def main() -> None:
+    """Print the table (and one JSON object last with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpus", default=",".join(GPUS), help="comma-separated GPU names")
+    parser.add_argument("--dtypes", default="fp32,fp16", help="comma-separated dtypes")
+    parser.add_argument("--worst", type=int, default=3, help="worst shapes listed per GPU and dtype")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    pairs = [(g, d) for g in args.gpus.split(",") if g for d in args.dtypes.split(",") if d]
+    rows = [bound(g, d, args.worst) for g, d in pairs if getattr(load_spec(g).device.peak_tflops, d) is not None]
+    print(f"{'gpu':16s} {'dtype':5s} {'shapes':>6s} {'>4x':>5s} {'>8x':>5s}  worst (rows, in, out): ratio, GPU us")
+    for r in rows:
+        worst = "; ".join(
+            f"{w['rows_in_out']}: {w['ratio']:.1f}x, {w['gpu_us']:.1f} us ({', '.join(w['launches'])})"
+            for w in r["worst"]
+        )
+        print(f"{r['gpu']:16s} {r['dtype']:5s} {r['shapes']:6d} {r['over_4x']:5d} {r['over_8x']:5d}  {worst}")
+    if args.json:
+        print(json.dumps({"rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
