@@ -53,7 +53,8 @@ class TileDescription:
     uses: int = USE_ANY
     split_k: bool = True  # the library may launch it with split-K (grid z > 1) for linear GEMMs
     default: bool = False  # the library's default kernel for its uses: others must be clearly faster
-    style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "scudnn",
+    style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "xmma_ffma" (sm90's
+    # FP32 GEMMs), "scudnn",
     # "scudnn_winograd", "xmma" (cuBLAS's sm90+ names: tile size and cluster shape)
     k_bytes: int = _TENSOR_K_BYTES  # tensor-op tiles: bytes of K per main-loop step
     # thread-block cluster (CTAs along the grid's x = M tiles, y = N tiles): the grid rounds up to whole
@@ -98,6 +99,8 @@ class TileDescription:
         tail = f"_{layout}" if layout else ""
         if self.style == "sgemm_nt":
             return f"sgemm_{self.bm}x{self.bn}x{self.bk_simt}_NT_vec"
+        if self.style == "xmma_ffma":
+            return f"sm80_xmma_gemm_f32f32_f32f32_f32{tail}_n_tilesize{self.bm}x{self.bn}x{self.bk_simt}_stage3_ffma"
         if self.style == "scudnn":
             return f"cudnn_infer_{prefix}_scudnn_{self.bm}x{self.bn}{sliced}_relu_small_nn_v1"
         if self.style == "scudnn_winograd":
@@ -162,6 +165,25 @@ def _sm80_simt(min_cc: int, max_cc: int, raster: int) -> list[TileDescription]:
     return [_simt(min_cc=min_cc, max_cc=max_cc, split_k=False, raster=raster, **row) for row in rows]
 
 
+def _hopper_simt() -> list[TileDescription]:
+    """cuBLAS's FP32 GEMMs on sm90, as public nsys/profiler traces of FP32 PyTorch models on H100s name them
+    (sm80_xmma_gemm_f32f32_f32f32_f32_<layout>_n_tilesize<BM>x<BN>x8_stage3_warpsize<WM>x<WN>x1_ffma_...):
+    "tn" (nn.Linear) 32x32 (1x2 warps), 32x64 (1x2), 64x64 (1x4), 128x128 (2x2, the most launched),
+    256x64 (2x2), 64x256 (1x4); "nn" (torch.bmm, GEMMs of Winograd transforms) 64x128 (1x4), 256x128
+    (4x2). BK 8, three stages, threads = 32 x warps; no sliced-K variant and no recorded split-K factor
+    (the skinny split still applies). CTA order swizzled (`raster` 8) as on sm89: unrecorded."""
+    tn = ((32, 32, 64), (32, 64, 64), (64, 64, 128), (128, 128, 128), (256, 64, 128), (64, 256, 128))
+    nn = ((64, 128, 128), (256, 128, 256))
+    return [
+        TileDescription(
+            "simt", bm, bn, threads, 3, 90, 99, uses=uses, split_k=False, default=default, style="xmma_ffma", raster=8
+        )
+        for rows, uses in ((tn, USE_LINEAR), (nn, USE_BATCHED | USE_WINOGRAD))
+        for bm, bn, threads in rows
+        for default in [(bm, bn) in ((128, 128), (256, 128))]
+    ]
+
+
 # CUDA-core (FP32) kernels per compute capability, as cuBLAS 12.1 / cuDNN 8.9 launch them: the
 # names, threads and uses are those recorded in ../shared/data/measured/neusight (Kernel Name,
 # Block x; linear rows are "tn", bmm and Winograd GEMMs "nn"). cuBLAS launches only these for
@@ -193,9 +215,13 @@ _SIMT = [
     _simt(128, 64, 128, 75, 75, L | B | W, default=True),
     _simt(64, 64, 64, 75, 75, L | B | W),
     _simt(128, 32, 256, 75, 75, B | W),
-    # sm80+: the A100's recorded set on every newer table, row-rastered on sm80-87 and swizzled on sm89+
+    # sm80+: the A100's recorded set, row-rastered on sm80-87 and swizzled on sm89 and sm100+
     *_sm80_simt(80, 87, raster=1),
-    *_sm80_simt(89, OPEN_CC, raster=8),
+    *_sm80_simt(89, 89, raster=8),
+    # sm90 (H100): cuBLAS's xmma FFMA kernels (sm80_xmma_gemm_f32f32_f32f32_f32_{tn,nn}_n_tilesize..._ffma),
+    # the only FP32 GEMMs public H100 profiles of nn.Linear show, not the A100's ampere_sgemm set.
+    *_hopper_simt(),
+    *_sm80_simt(100, OPEN_CC, raster=8),
     # cuDNN implicit-GEMM (scudnn_128xN, M = N*P*Q, N = out channels) and fused Winograd kernels, all CCs.
     _simt(128, 128, 256, 60, OPEN_CC, C, style="scudnn"),
     _simt(128, 64, 128, 60, OPEN_CC, C, style="scudnn"),

@@ -240,3 +240,21 @@ def test_an_sm90_card_whose_smem_fits_no_wgmma_tile_is_one_line(tmp_path):
     with pytest.raises(gpusim.OpError, match=r"small-smem\.yaml: no kernel for linear op .* fits one SM"):
         gpusim.predict(gpusim.Linear(512, 512, 512), spec, "fp16")
     assert np.isfinite(gpusim.predict(gpusim.Linear(512, 512, 512), spec, "fp32").total_us)  # SIMT tiles fit
+
+
+def test_hopper_fp32_gemms_are_cublas_xmma_ffma_kernels():
+    # public H100 traces of FP32 PyTorch models name only sm80_xmma_gemm_f32f32_f32f32_f32_{tn,nn}_n_tilesize...
+    # ffma kernels: tn 32x32, 32x64, 64x64, 128x128 (the most launched), 256x64, 64x256; nn 64x128, 256x128
+    from gpusim.kernels import USE_BATCHED, USE_LINEAR, gemm_tiles
+
+    tiles, _ = gemm_tiles(gpusim.load_spec("h100-sxm"), "fp32")
+    linear = {(t.bm, t.bn) for t in tiles if t.uses & USE_LINEAR}
+    assert linear == {(32, 32), (32, 64), (64, 64), (128, 128), (256, 64), (64, 256)}
+    assert {(t.bm, t.bn) for t in tiles if t.uses & USE_BATCHED} == {(64, 128), (256, 128)}
+    assert all(t.k_slices == 1 and t.style == "xmma_ffma" for t in tiles if t.uses & (USE_LINEAR | USE_BATCHED))
+    launch = gpusim.predict([gpusim.Linear(512, 4096, 4096)], "h100-sxm", "fp32").main_launches()[0]
+    assert launch.kernel == "sm80_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize128x128x8_stage3_ffma"
+    assert launch.grid == 4096 // 128 * (512 // 128)
+    # the A100 keeps its recorded ampere_sgemm set
+    a100 = gpusim.predict([gpusim.Linear(512, 4096, 4096)], "a100", "fp32").main_launches()[0]
+    assert a100.kernel.startswith("ampere_sgemm_")
