@@ -3,7 +3,7 @@
 Prices 3,810 power-of-two nn.Linear shapes (rows, in and out features from 1 to 2^19, at least 16 of each
 feature, rows x in x out <= 2^38) per GPU and dtype (those with a datasheet peak), and compares each GPU time with an ideal launch: the
 larger of FLOPs at the datasheet peak and compulsory bytes at the DRAM peak, plus one launch
-(IDEAL_LAUNCH_US). It counts the shapes over 4x and 8x and lists the worst (docs/accuracy.md, method item 8:
+(the model's per-kernel launch overhead). It counts the shapes over 4x and 8x and lists the worst (docs/accuracy.md, method item 8:
 the one-CTA deep-K GEMMs and the 4-CTA GEMVs this found). No data is read; the ratio is not an error, only
 a pointer to launches worth a look.
 
@@ -19,11 +19,10 @@ import numpy as np
 
 from gpusim import Linear
 from gpusim.dtypes import DTYPE_BYTES
-from gpusim.predict import LoweredOps
+from gpusim.predict import LoweredOps, launch_overhead_us
 from gpusim.spec import load_spec
 
 GPUS = ("a100-pcie-40gb", "h100-sxm", "t4", "v100-pcie", "gtx1080ti", "l4")
-IDEAL_LAUNCH_US = 4.0  # the model's per-kernel launch overhead (calibration launch_overhead_us)
 SIZES = [2**i for i in range(20)]
 SHAPES = [(r, i, o) for r in SIZES for i in SIZES for o in SIZES if i >= 16 and o >= 16 and r * i * o <= 2**38]
 
@@ -32,15 +31,15 @@ def bound(gpu: str, dtype: str, worst: int) -> dict:
     """Per GPU and dtype: shapes over 4x and 8x the ideal launch, and the `worst` of them."""
     spec = load_spec(gpu)
     pred = LoweredOps([Linear(*s) for s in SHAPES], spec, dtype).predict()
-    flop_rate = getattr(spec.device.peak_tflops, dtype) * 1e6  # FLOP per us
-    byte_rate = spec.device.memory_bandwidth_gbs * 1e3  # bytes per us
+    flop_rate = getattr(spec.device.peak_tflops, dtype) * 1e6  # FLOP per us at the datasheet peak
+    byte_rate = spec.dram_bytes_per_us()
     ideal = np.array(
         [
             max(2.0 * r * i * o / flop_rate, DTYPE_BYTES[dtype] * (r * i + i * o + r * o) / byte_rate)
             for r, i, o in SHAPES
         ]
     )
-    ratio = pred.gpu_us / (ideal + IDEAL_LAUNCH_US)
+    ratio = pred.gpu_us / (ideal + launch_overhead_us(spec))
     launches: dict[int, list[str]] = {}
     for k in pred.launches:
         launches.setdefault(k.op_index, []).append(f"{k.kernel} x{k.grid} split {k.split_k}")
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     pairs = [(g, d) for g in args.gpus.split(",") if g for d in args.dtypes.split(",") if d]
-    rows = [bound(g, d, args.worst) for g, d in pairs if getattr(load_spec(g).device.peak_tflops, d) is not None]
+    rows = [bound(g, d, args.worst) for g, d in pairs if load_spec(g).has_native(d)]
     print(f"{'gpu':16s} {'dtype':5s} {'shapes':>6s} {'>4x':>5s} {'>8x':>5s}  worst (rows, in, out): ratio, GPU us")
     for r in rows:
         worst = "; ".join(

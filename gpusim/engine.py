@@ -474,9 +474,12 @@ def _gemm_select(
             intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             for s in SPLIT_OPTIONS:
-                if s > 1 and (not can_split or tiles_mn > 2 * sms or k[i] < s * bk * slices * 4):
-                    break
-                if s > SPLIT_MAX_FILLED and not skinny:
+                if s > 1 and (
+                    not can_split
+                    or tiles_mn > 2 * sms
+                    or k[i] < s * bk * slices * 4
+                    or (s > SPLIT_MAX_FILLED and not skinny)
+                ):
                     break
                 k_iters = ((k[i] + s - 1) // s + bk - 1) // bk
                 k_work = k_iters * bk

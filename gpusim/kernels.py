@@ -174,13 +174,24 @@ def _hopper_simt() -> list[TileDescription]:
     (the skinny split still applies). CTA order swizzled (`raster` 8) as on sm89: unrecorded."""
     tn = ((32, 32, 64), (32, 64, 64), (64, 64, 128), (128, 128, 128), (256, 64, 128), (64, 256, 128))
     nn = ((64, 128, 128), (256, 128, 256))
+    defaults = ((128, 128), (256, 128))  # the most launched "tn" and the larger "nn" tile
     return [
         TileDescription(
-            "simt", bm, bn, threads, 3, 90, 99, uses=uses, split_k=False, default=default, style="xmma_ffma", raster=8
+            "simt",
+            bm,
+            bn,
+            threads,
+            3,
+            90,
+            99,
+            uses=uses,
+            split_k=False,
+            default=(bm, bn) in defaults,
+            style="xmma_ffma",
+            raster=8,
         )
         for rows, uses in ((tn, USE_LINEAR), (nn, USE_BATCHED | USE_WINOGRAD))
         for bm, bn, threads in rows
-        for default in [(bm, bn) in ((128, 128), (256, 128))]
     ]
 
 

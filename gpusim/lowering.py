@@ -14,6 +14,7 @@ The predictor prices every algorithm and keeps the fastest (cuDNN benchmark mode
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gpusim.engine import USE_BATCHED, USE_CONV, USE_FUSED_WINOGRAD, USE_LINEAR, USE_WINOGRAD
@@ -135,7 +136,7 @@ def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
         lanes = op.out_features * GEMV_LANES_PER_ROW
         stream = StreamProblem(name, lanes, moved, float(op.flops), GEMV_THREADS, 1)
         algos.append(Algorithm(name, (stream,)))
-        split = min(-(-target.sms * GEMV_THREADS // lanes), op.in_features // GEMV_SPLIT_MIN_K)
+        split = min(math.ceil(target.sms * GEMV_THREADS / lanes), op.in_features // GEMV_SPLIT_MIN_K)  # CTAs = SMs
         if split > 1:  # fp32 partial sums: written once by the slices, read back by the reduction
             outputs = op.batch * op.out_features
             partials = 4.0 * split * outputs
