@@ -41,6 +41,8 @@ TILE_COLUMNS: tuple[str, ...] = (
     "tensor",
     "uses",
     "split_k",
+    "split_chunk",  # K per split slice where the library fixes it (grid z = ceil(K / chunk)); 0: chosen
+    "split_in_place",  # 1: split-K slices accumulate into C in the kernel; 0: a second kernel reduces them
     "default",
     "cluster_m",  # CTAs of a thread-block cluster along the grid's x (M tiles)
     "cluster_n",  # ... and y (N tiles)
@@ -59,6 +61,8 @@ TILE_COLUMNS: tuple[str, ...] = (
     T_TENSOR,
     T_USES,
     T_SPLIT,
+    T_SPLIT_CHUNK,
+    T_SPLIT_IN_PLACE,
     T_DEFAULT,
     T_CLUSTER_M,
     T_CLUSTER_N,
@@ -473,8 +477,14 @@ def _gemm_select(
                 )
             intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
-            for s in SPLIT_OPTIONS:
-                if s > 1 and (
+            chunk = tiles[j, T_SPLIT_CHUNK]
+            for option in range(SPLIT_OPTIONS.shape[0]):
+                s = SPLIT_OPTIONS[option]
+                if chunk > 0:  # the library's own slice depth: one split launch, not a choice among factors
+                    s = (k[i] + chunk - 1) // chunk
+                    if option > 0 or s < 2 or not allow_split:
+                        break
+                elif s > 1 and (
                     not can_split
                     or tiles_mn > 2 * sms
                     or k[i] < s * bk * slices * 4
@@ -493,7 +503,9 @@ def _gemm_select(
                     grid, b, (threads + 31) // 32, cta_flops, 0.0, rate_sm, dram_bw, wave_sms, consts
                 )
                 t = max(busy, floor_us) + overhead
-                if s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
+                if s > 1 and tiles[j, T_SPLIT_IN_PLACE]:  # each slice after the first reads and writes C
+                    t += 2.0 * 4.0 * (s - 1) * m[i] * n[i] * batch[i] / dram_bw
+                elif s > 1:  # partial sums in fp32 written, read back and reduced by a second kernel
                     t += 2.0 * 4.0 * s * m[i] * n[i] * batch[i] / dram_bw + overhead
                 score = t
                 if (tiles[j, T_DEFAULT] == 0 and tensor == 0) or s > 1:

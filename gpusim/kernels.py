@@ -52,6 +52,13 @@ class TileDescription:
     bk_simt: int = 8
     uses: int = USE_ANY
     split_k: bool = True  # the library may launch it with split-K (grid z > 1) for linear GEMMs
+    # K per split slice where the library fixes it: a linear launch always runs grid z = ceil(K / chunk)
+    # (0: the factor is the engine's choice among engine.SPLIT_OPTIONS)
+    split_k_chunk: int = 0
+    # a split-K launch accumulates its slices into C itself (no second kernel): the sm60-75 maxwell_ /
+    # volta_sgemm kernels, whose recorded kernel lists (NeuSight `Kernels`) name no other kernel on any of
+    # their 529 split launches; else the fp32 partials are summed by a reduction kernel
+    split_in_place: bool = False
     default: bool = False  # the library's default kernel for its uses: others must be clearly faster
     style: str = "cublas"  # naming: "cublas", "sgemm_nt" (Pascal sm61's sgemm_128x128x8), "xmma_ffma" (sm90's
     # FP32 GEMMs), "scudnn",
@@ -132,9 +139,27 @@ def _simt(
     style: str = "cublas",
     default: bool = False,
     raster: int = 1,
+    split_k_chunk: int = 0,
+    split_in_place: bool = True,
 ) -> TileDescription:
+    """A cuBLAS/cuDNN CUDA-core kernel of the legacy (maxwell_/volta_/ampere_sgemm) families."""
     return TileDescription(
-        "simt", bm, bn, threads, 2, min_cc, max_cc, k_slices, 8, uses, split_k, default, style, raster=raster
+        "simt",
+        bm,
+        bn,
+        threads,
+        2,
+        min_cc,
+        max_cc,
+        k_slices,
+        8,
+        uses,
+        split_k,
+        split_k_chunk,
+        split_in_place,
+        default,
+        style,
+        raster=raster,
     )
 
 
@@ -162,7 +187,11 @@ def _sm80_simt(min_cc: int, max_cc: int, raster: int) -> list[TileDescription]:
         dict(bm=64, bn=32, threads=256, uses=USE_LINEAR, k_slices=4),
         dict(bm=32, bn=32, threads=128, uses=USE_LINEAR, k_slices=4),
     )
-    return [_simt(min_cc=min_cc, max_cc=max_cc, split_k=False, raster=raster, **row) for row in rows]
+    # split only by the skinny rule (cuBLAS splits 2 of the A100's 1,040 linear rows): priced as cuBLASLt's
+    # split-K, partials reduced by a second kernel, so a batch-1 GEMV still beats a split GEMM tile
+    return [
+        _simt(min_cc=min_cc, max_cc=max_cc, split_k=False, raster=raster, split_in_place=False, **row) for row in rows
+    ]
 
 
 def _hopper_simt() -> list[TileDescription]:
@@ -207,8 +236,13 @@ _SIMT = [
     _simt(32, 128, 256, 60, 60, L | W, default=True),
     _simt(64, 64, 64, 60, 60, L | W),
     _simt(128, 64, 128, 60, 60, B),
-    # sm61 (P4, GP102): linear sgemm_128x128x8 (grid = tiles, never split), bmm 128x64 / 128x128.
+    # sm61 (P4, GP102): linear sgemm_128x128x8 (grid = tiles, never split) and, on GEMMs of few output tiles
+    # (33 of the P4's 974 linear rows: 512-768 rows x 768-1536 outputs), maxwell_sgemm_128x64 / 128x128
+    # with split-K in fixed 512-deep slices (grid z = ceil(K / 512) on all 33, z = 2 to 128); bmm 128x64 /
+    # 128x128 (grid z = batch).
     _simt(128, 128, 256, 61, 61, L, split_k=False, style="sgemm_nt"),
+    _simt(128, 64, 128, 61, 61, L, split_k_chunk=512),
+    _simt(128, 128, 256, 61, 61, L, split_k_chunk=512),
     _simt(128, 64, 128, 61, 61, B, default=True),
     _simt(128, 128, 256, 61, 61, B),
     _simt(64, 64, 64, 61, 61, W),
@@ -377,6 +411,8 @@ def _row(t: TileDescription, staged: str, tensor: bool) -> dict[str, int]:
         "tensor": int(tensor),
         "uses": t.uses,
         "split_k": int(t.split_k),
+        "split_chunk": t.split_k_chunk,
+        "split_in_place": int(t.split_in_place),
         "default": int(t.default),
         "cluster_m": t.cluster[0],
         "cluster_n": t.cluster[1],

@@ -12,7 +12,7 @@ import yaml
 
 import gpusim
 from gpusim import spec as spec_module
-from gpusim.engine import DEVICE_COLUMNS, TILE_COLUMNS, gemm_select
+from gpusim.engine import DEVICE_COLUMNS, TILE_COLUMNS, USE_LINEAR, gemm_select
 from gpusim.kernels import KERNEL_TABLES, kernel_table
 from gpusim.predict import engine_inputs
 from hw_specs import CC_DIR, DEVICE_DIR
@@ -258,3 +258,16 @@ def test_hopper_fp32_gemms_are_cublas_xmma_ffma_kernels():
     # the A100 keeps its recorded ampere_sgemm set
     a100 = gpusim.predict([gpusim.Linear(512, 4096, 4096)], "a100", "fp32").main_launches()[0]
     assert a100.kernel.startswith("ampere_sgemm_")
+
+
+def test_legacy_sgemm_split_k_accumulates_in_place_and_tensor_splits_reduce():
+    """NeuSight's kernel lists name no second kernel on any of the 529 split launches (Grid z > 1) of the
+    sm60-75 maxwell_/volta_sgemm kernels, so their split-K slices accumulate into C; a tensor-core split and
+    sm80's skinny split (cuBLASLt's split-K, so a batch-1 GEMV still beats it) keep the reduction kernel."""
+    from gpusim.kernels import gemm_tiles
+    from gpusim.spec import load_spec
+
+    simt, _ = gemm_tiles(load_spec("v100-pcie"), "fp32")
+    assert all(t.split_in_place for t in simt if t.style == "cublas")
+    for dtype in ("fp16", "fp32"):
+        assert not any(t.split_in_place for t in gemm_tiles(load_spec("a100"), dtype)[0] if t.uses & USE_LINEAR)

@@ -324,6 +324,19 @@ def test_skinny_very_deep_gemm_is_split_not_run_as_a_few_ctas():
         assert gpusim.predict([op], gpu, "fp32").main_launches()[0].split_k > 1
 
 
+def test_sm61_few_tile_linear_splits_k_in_512_deep_slices_as_recorded():
+    """The P4's cuBLAS runs linear GEMMs of few output tiles as maxwell_sgemm_128x64 / 128x128 with split-K
+    in fixed 512-deep slices: grid z = ceil(K / 512) on all 33 such NeuSight rows (512 x 3072 -> 768: grid
+    6 x 8 x 6 = 288). A 1024-row, 16-output GEMM of K = 524,288 (8 tiles of the never-split
+    sgemm_128x128x8 on the 1080 Ti's 28 SMs, 47 ms) gets 1024 such slices instead."""
+    recorded = gpusim.predict([gpusim.Linear(512, 3072, 768)], "p4", "fp32").main_launches()[0]
+    assert (recorded.kernel, recorded.grid, recorded.split_k) == ("maxwell_sgemm_128x64_tn", 288, 6)
+    deep = gpusim.predict([gpusim.Linear(64, 500_000, 64)], "gtx1080ti", "fp32").main_launches()[0]
+    assert deep.split_k == 977 and deep.grid == 977  # ceil(500,000 / 512) slices of one 128x64 tile
+    few_tiles = gpusim.predict([gpusim.Linear(1024, 524_288, 16)], "gtx1080ti", "fp32")
+    assert few_tiles.main_launches()[0].split_k > 1 and few_tiles.gpu_us[0] < 47_000 / 3
+
+
 def test_few_output_tiles_split_k_from_k_512_not_only_on_very_deep_gemms():
     """16 outputs of 32 rows, K = 4096 (FP32): sm80's deep-K rule picks the sliced 32x32 kernel, one CTA on
     the A100's 108 SMs (74 us, 0.06 TFLOP/s) before the skinny split reached down from K = 8192 to 512, the
