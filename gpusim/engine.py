@@ -477,18 +477,21 @@ def _gemm_select(
                 )
             intensity = 2.0 * bm * bn / tiles[j, T_OPERAND_ROWS]
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
+            # a fixed slice depth (the library's own) makes one split launch, not a choice among factors
             chunk = tiles[j, T_SPLIT_CHUNK]
-            for option in range(SPLIT_OPTIONS.shape[0]):
-                s = SPLIT_OPTIONS[option]
-                if chunk > 0:  # the library's own slice depth: one split launch, not a choice among factors
-                    s = (k[i] + chunk - 1) // chunk
-                    if option > 0 or s < 2 or not allow_split:
-                        break
-                elif s > 1 and (
-                    not can_split
-                    or tiles_mn > 2 * sms
-                    or k[i] < s * bk * slices * 4
-                    or (s > SPLIT_MAX_FILLED and not skinny)
+            for option in range(1 if chunk > 0 else SPLIT_OPTIONS.shape[0]):
+                s = (k[i] + chunk - 1) // chunk if chunk > 0 else SPLIT_OPTIONS[option]
+                if chunk > 0 and (s < 2 or not allow_split):
+                    break
+                if (
+                    chunk == 0
+                    and s > 1
+                    and (
+                        not can_split
+                        or tiles_mn > 2 * sms
+                        or k[i] < s * bk * slices * 4
+                        or (s > SPLIT_MAX_FILLED and not skinny)
+                    )
                 ):
                     break
                 k_iters = ((k[i] + s - 1) // s + bk - 1) // bk

@@ -334,7 +334,7 @@ def test_sm61_few_tile_linear_splits_k_in_512_deep_slices_as_recorded():
     deep = gpusim.predict([gpusim.Linear(64, 500_000, 64)], "gtx1080ti", "fp32").main_launches()[0]
     assert deep.split_k == 977 and deep.grid == 977  # ceil(500,000 / 512) slices of one 128x64 tile
     few_tiles = gpusim.predict([gpusim.Linear(1024, 524_288, 16)], "gtx1080ti", "fp32")
-    assert few_tiles.main_launches()[0].split_k > 1 and few_tiles.gpu_us[0] < 47_000 / 3
+    assert few_tiles.main_launches()[0].split_k == 1024 and few_tiles.gpu_us[0] < 47_000 / 3
 
 
 def test_few_output_tiles_split_k_from_k_512_not_only_on_very_deep_gemms():
