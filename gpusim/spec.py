@@ -42,6 +42,8 @@ DEFAULT_GPU = "a100"  # the GPU every command uses when none is named
 #   a = (585/780)^3 = 0.42; the same CUTLASS kernel on a 250 W A100 PCIe 40GB (base 765) runs 158 vs 235
 #   TFLOP/s (NVIDIA/cutlass#956): 948 MHz, a = 0.52. The lower is taken.
 DVFS_EXPONENT = 3.0
+# How far a device file's FP32 peak may be from sm_count x lanes x 2 x boost (datasheets round to 1%).
+PEAK_FP32_TOLERANCE = 0.03
 
 
 class GemmActivity(BaseModel):
@@ -545,7 +547,8 @@ def load_arch(compute_capability: str) -> ArchFacts:
 
 
 def _check_against_arch(path: Path, device: DeviceFile, arch: ArchFacts) -> None:
-    """A device file may repeat its compute capability's family and lanes, but must agree with them."""
+    """A device file may repeat its compute capability's family and lanes, but must agree with them; its FP32
+    peak must be its lanes' (sm_count x FP32 lanes per SM x 2 FLOP x boost clock) within PEAK_FP32_TOLERANCE."""
     for field, theirs in (("architecture", arch.family), ("fp32_cores_per_sm", arch.fp32_lanes_per_sm)):
         mine = getattr(device, field)
         if mine is not None and mine != theirs:
@@ -553,6 +556,13 @@ def _check_against_arch(path: Path, device: DeviceFile, arch: ArchFacts) -> None
                 f"{path}: field '{field}': {mine!r} disagrees with compute capability "
                 f"{device.compute_capability}'s {theirs!r} (hw_specs/compute_capability); delete the field"
             )
+    lanes_peak = device.sm_count * arch.fp32_lanes_per_sm * 2 * device.boost_clock_mhz / 1e6
+    if abs(device.peak_tflops.fp32 / lanes_peak - 1) > PEAK_FP32_TOLERANCE:
+        raise SpecError(
+            f"{path}: field 'peak_tflops.fp32': {device.peak_tflops.fp32} disagrees with sm_count "
+            f"{device.sm_count} x {arch.fp32_lanes_per_sm} lanes x 2 x boost_clock_mhz {device.boost_clock_mhz:g} = "
+            f"{lanes_peak:.1f} TFLOP/s (peaks are at the boost clock; hw_specs/README.md)"
+        )
 
 
 def load_spec_file(path: str | Path) -> GpuSpec:

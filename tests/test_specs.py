@@ -86,6 +86,8 @@ def _write(tmp_path: Path, **changes) -> Path:
         ({"architecture": "kepler2"}, "field 'architecture'"),
         ({"compute_capability": "4.2"}, "compute capability '4.2' has no limits file"),
         ({"sources": {}}, "sources: no source given"),
+        # T4: 40 SMs x 64 lanes x 2 x 1590 MHz = 8.1 TFLOP/s; 81 is a slipped digit
+        ({"peak_tflops": {"fp32": 81, "fp16": 65}}, "field 'peak_tflops.fp32': 81"),
     ],
 )
 def test_bad_spec_file_is_one_clear_line(tmp_path, changes, message):
@@ -99,7 +101,8 @@ def test_bad_spec_file_is_one_clear_line(tmp_path, changes, message):
 
 
 def test_user_spec_file_works_by_path(tmp_path):
-    path = _write(tmp_path, name="My T4", aliases=["my-t4"], sm_count=20)
+    # half a T4: 20 SMs x 64 lanes x 2 x 1590 MHz = 4.07 TFLOP/s
+    path = _write(tmp_path, name="My T4", aliases=["my-t4"], sm_count=20, peak_tflops={"fp32": 4.07, "fp16": 32.5})
     spec = gpusim.load_spec(str(path))
     assert spec.sm_count == 20 and run_cli("specs", "check", str(path)).returncode == 0
 
