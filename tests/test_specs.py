@@ -33,6 +33,12 @@ REQUIRED = [
     "Orin",
     "NVIDIA GeForce GTX 1080 Ti",
     "NVIDIA TITAN Xp",
+    "NVIDIA A10G",
+    "NVIDIA A30",
+    "NVIDIA RTX A6000",
+    "Quadro RTX 6000",
+    "NVIDIA GeForce RTX 2080 Ti",
+    "NVIDIA TITAN V",
 ]
 
 
