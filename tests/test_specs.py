@@ -39,6 +39,9 @@ REQUIRED = [
     "Quadro RTX 6000",
     "NVIDIA GeForce RTX 2080 Ti",
     "NVIDIA TITAN V",
+    "Tesla P40",
+    "Tesla P100-SXM2-16GB",
+    "NVIDIA GeForce RTX 3080",
 ]
 
 
