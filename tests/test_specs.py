@@ -42,6 +42,9 @@ REQUIRED = [
     "Tesla P40",
     "Tesla P100-SXM2-16GB",
     "NVIDIA GeForce RTX 3080",
+    "NVIDIA L40",
+    "NVIDIA H100 NVL",
+    "NVIDIA RTX 6000 Ada Generation",
 ]
 
 
