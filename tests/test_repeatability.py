@@ -1,4 +1,4 @@
-"""The oracle floor: rows of one per-sample GEMM, batch aside, predicted by their group's median."""
+"""The oracle floor: rows of one per-sample GEMM, batch aside, predicted by their group's MAPE-best time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def _row(batch: int, us: float, grid: int) -> Measurement:
     return Measurement(Matmul(batch, m=128, n=128, k=64), "Tesla T4", "fp32", us, grid, "k", "", 2)
 
 
-def test_oracle_is_the_median_time_per_sample_hand_computed():
+def test_oracle_is_the_mape_best_time_per_sample_hand_computed():
     # T4: 40 SMs, so a row needs a grid of 32 x 40 = 1280 CTAs. Per sample 1, 1, 2 us: the median 1 us
     # (the MAPE-best value) is exact on two rows and 50% too fast on the third, MAPE 50 / 3; the
     # small-grid row is left out.
@@ -31,7 +31,7 @@ def test_mape_best_is_the_inverse_weighted_median():
     assert mape_best(np.array([1.0, 2.0, 2.0, 2.0])) == 2.0
 
 
-def test_different_per_sample_shapes_do_not_share_a_median():
+def test_different_per_sample_shapes_do_not_share_a_prediction():
     full = MIN_CTAS_PER_SM * 40
     other = Measurement(Matmul(4000, m=128, n=128, k=128), "Tesla T4", "fp32", 1.0, full, "k", "", 2)
     rows = [_row(2000, 2000.0, full), _row(4000, 4000.0, full), _row(3000, 3000.0, full), other]

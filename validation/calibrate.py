@@ -249,9 +249,14 @@ def training_sets() -> list[DataSet]:
     )
 
 
+def shared_timing_files() -> list[Path]:
+    """Every shared timing file (NeuSight's, then Vidur's)."""
+    return [SHARED_MEASURED / f for f in (*NEUSIGHT_FILES, *VIDUR_FILES)]
+
+
 def test_sets() -> list[DataSet]:
     """Every row of every shared timing file."""
-    return load_datasets([SHARED_MEASURED / f for f in (*NEUSIGHT_FILES, *VIDUR_FILES)])
+    return load_datasets(shared_timing_files())
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The error floor of a timing file: how far rows of one op differ from each other, batch aside.
 
-Rows that run the same kernel on the same per-sample problem (the op with its batch fields set to 1)
-and launch at least MIN_CTAS_PER_SM CTAs per SM fill many full waves, so their time per batch
+GEMM rows (linear, bmm, conv) that run the same kernel on the same per-sample problem (the op with
+its batch set to 1) and launch at least MIN_CTAS_PER_SM CTAs per SM fill many full waves, so their time per batch
 sample should be one number: the tail of the last wave is at most a few percent of them. The
 *oracle* predicts each such row as its group's MAPE-best time per sample (the median of the times
 weighted by their inverses) times its batch. No model that gives one time per sample to one kernel
@@ -15,10 +15,10 @@ what the rows can show; where it is far above the usual 1-3 %, the recording har
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gpusim.spec import load_spec
-from validation.calibrate import NEUSIGHT_FILES, SHARED_MEASURED, VIDUR_FILES
+from validation.calibrate import shared_timing_files
 from validation.readers import Measurement, read_timings
 
 # A row enters a group only with at least this many CTAs per SM in its recorded grid: with b CTAs
@@ -52,14 +52,8 @@ class FloorRow(BaseModel):
 
 def group_key(m: Measurement) -> tuple:
     """What rows must share to run at one time per batch sample: device, dtype, timing, kernel and
-    the op with its batch fields set to 1."""
-    per_sample = dataclasses.replace(m.op, **{f: 1 for f in m.op.batch_fields}, name="")
-    return (m.device, m.dtype, m.timing, m.kernel, per_sample)
-
-
-def _batch(m: Measurement) -> int:
-    """The op's batch (the product of its batch fields)."""
-    return int(np.prod([getattr(m.op, f) for f in m.op.batch_fields]))
+    the op with its batch set to 1."""
+    return (m.device, m.dtype, m.timing, m.kernel, replace(m.op, batch=1, name=""))
 
 
 def mape_best(values: np.ndarray) -> float:
@@ -72,21 +66,16 @@ def mape_best(values: np.ndarray) -> float:
 
 def oracle_floor(measurements: Iterable[Measurement]) -> list[FloorRow]:
     """Per device, op and dtype: the oracle's MAPE on the rows that fill many full waves."""
-    sms: dict[str, int] = {}
     groups: dict[tuple, list[Measurement]] = defaultdict(list)
     for m in measurements:
-        if m.grid is None or not m.kernel:
-            continue
-        if m.device not in sms:
-            sms[m.device] = load_spec(m.device).sm_count
-        if m.grid >= MIN_CTAS_PER_SM * sms[m.device]:
+        if m.op.gemm and m.grid is not None and m.kernel and m.grid >= MIN_CTAS_PER_SM * load_spec(m.device).sm_count:
             groups[group_key(m)].append(m)
     apes: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for rows in groups.values():
         if len(rows) < MIN_GROUP_ROWS:
             continue
-        per_sample = np.array([m.latency_us / _batch(m) for m in rows])
+        per_sample = np.array([m.latency_us / m.op.batch for m in rows])
         best = mape_best(per_sample)
         key = (rows[0].device, rows[0].op.kind, rows[0].dtype)
         apes[key] += list(np.abs(best / per_sample - 1.0) * 100.0)
@@ -105,18 +94,13 @@ def oracle_floor(measurements: Iterable[Measurement]) -> list[FloorRow]:
     ]
 
 
-def shared_files() -> list[Path]:
-    """Every shared timing file that records grids and kernels."""
-    return [SHARED_MEASURED / f for f in (*NEUSIGHT_FILES, *VIDUR_FILES)]
-
-
 def main() -> None:
     """Print the oracle floor of the given timing files (default: the shared ones)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    measurements = [m for f in (args.files or shared_files()) for m in read_timings(f).measurements]
+    measurements = [m for f in (args.files or shared_timing_files()) for m in read_timings(f).measurements]
     floor = oracle_floor(measurements)
     if args.json:
         print(json.dumps([r.model_dump() for r in floor], indent=1))
