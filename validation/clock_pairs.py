@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpusim.spec import GpuSpec, load_spec
+from gpusim.spec import load_spec
 from validation.calibrate import shared_timing_files
 from validation.readers import Measurement, read_timings
 
@@ -36,24 +36,24 @@ MIN_PAIRS = 20
 
 def implied_clocks(paths: list[Path], reference: str = REFERENCE_GPU) -> dict[tuple[str, str], np.ndarray]:
     """Per (GPU, op kind): the clock (MHz) each row that ran the same kernel as on `reference` implies."""
-    rows: dict[tuple[str, object], dict[str, Measurement]] = defaultdict(dict)
+    by_op: dict[object, dict[str, Measurement]] = defaultdict(dict)
     for path in paths:
         for m in read_timings(path).measurements:
             if m.dtype == "fp32" and m.kernel:
-                rows[(m.op.kind, m.op)][m.device] = m
-    specs: dict[str, GpuSpec] = {}
+                by_op[m.op][m.device] = m
     ref_spec = load_spec(reference)
+    ref_lanes = ref_spec.sm_count * ref_spec.fp32_lanes_per_sm
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for (kind, _), by_gpu in rows.items():
+    for op, by_gpu in by_op.items():
         ref = by_gpu.get(reference)
         if ref is None or ref.latency_us < MIN_ROW_US:
             continue
         for gpu, m in by_gpu.items():
             if gpu == reference or m.kernel != ref.kernel or m.latency_us < MIN_ROW_US:
                 continue
-            spec = specs.setdefault(gpu, load_spec(gpu))
-            lanes = ref_spec.sm_count * ref_spec.fp32_lanes_per_sm / (spec.sm_count * spec.fp32_lanes_per_sm)
-            out[(gpu, kind)].append(ref_spec.sustained_clock_mhz * lanes * ref.latency_us / m.latency_us)
+            spec = load_spec(gpu)  # cached by load_spec
+            lanes = ref_lanes / (spec.sm_count * spec.fp32_lanes_per_sm)
+            out[(gpu, op.kind)].append(ref_spec.sustained_clock_mhz * lanes * ref.latency_us / m.latency_us)
     return {key: np.array(v) for key, v in sorted(out.items()) if len(v) >= MIN_PAIRS}
 
 
@@ -61,7 +61,7 @@ def table(clocks: dict[tuple[str, str], np.ndarray]) -> list[dict]:
     """One row per (GPU, op kind): pairs, the implied clock's quartiles and the CUDA-core clock of its spec."""
     result = []
     for (gpu, kind), mhz in clocks.items():
-        rule = load_spec(gpu).sustained_clock_mhz
+        spec_mhz = load_spec(gpu).sustained_clock_mhz
         p25, p50, p75 = np.percentile(mhz, [25, 50, 75])
         result.append(
             {
@@ -71,7 +71,7 @@ def table(clocks: dict[tuple[str, str], np.ndarray]) -> list[dict]:
                 "implied_mhz_p25": float(p25),
                 "implied_mhz_median": float(p50),
                 "implied_mhz_p75": float(p75),
-                "spec_mhz": float(rule),
+                "spec_mhz": float(spec_mhz),
             }
         )
     return result
