@@ -332,6 +332,7 @@ def gemm_select(
     allow_split: bool,
     use: np.ndarray | None = None,
     k_major_rows: np.ndarray | None = None,
+    launched_as: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GemmLaunches:
     """For each GEMM (M, N, K, batch), pick the fastest of the kernels the library launches for its
     use (gpusim.kernels USE_* bit per GEMM; default: USE_LINEAR) and split-K, and return its launch.
@@ -339,6 +340,8 @@ def gemm_select(
     rate_scale multiplies the math rate per GEMM (algorithm efficiency, e.g. fused Winograd).
     k_major_rows: per GEMM, the operand rows (per batch entry) stored contiguous along K, which a CUDA-core
     kernel reads one K step per row visit (row_activation_time; default: none).
+    launched_as: per GEMM, a (tile-table row, split-K factor) to price instead of choosing, where the row
+    is >= 0 (a recorded launch: validation.selection); the library's gates are not applied to it.
 
     The tile table and device vector must have the engine's layouts (TILE_COLUMNS, DEVICE_COLUMNS)
     and at least one row: checked here, since the compiled loop does not check bounds.
@@ -347,7 +350,11 @@ def gemm_select(
         use = np.full(m.shape[0], USE_LINEAR, np.int64)
     if k_major_rows is None:
         k_major_rows = np.zeros(m.shape[0], np.int64)
+    forced_tile, forced_split = launched_as if launched_as is not None else (np.full(m.shape[0], -1), m * 0)
     _check_layouts(tiles, device)
+    given = np.asarray(forced_tile) >= 0
+    if np.any(np.asarray(forced_tile)[given] >= tiles.shape[0]) or np.any(np.asarray(forced_split)[given] < 1):
+        raise ValueError("launched_as needs a row of the tile table and a split-K factor >= 1 for each GEMM it prices")
     return GemmLaunches(
         *_gemm_select(
             m,
@@ -364,6 +371,8 @@ def gemm_select(
             allow_split,
             use,
             k_major_rows,
+            np.asarray(forced_tile, np.int64),
+            np.asarray(forced_split, np.int64),
         )
     )
 
@@ -407,6 +416,8 @@ def _gemm_select(
     allow_split: bool,
     use: np.ndarray,
     k_major_rows: np.ndarray,
+    forced_tile: np.ndarray,
+    forced_split: np.ndarray,
 ):
     """gemm_select's compiled loop."""
     count = m.shape[0]
@@ -445,12 +456,13 @@ def _gemm_select(
             and use[i] == USE_LINEAR
             and k[i] > SLICED_K_GATE * ((m[i] + 127) // 128) * ((n[i] + 127) // 128)
         )
+        forced = forced_tile[i] >= 0
         for j in range(tiles.shape[0]):
             bm, bn, bk, threads = tiles[j, T_BM], tiles[j, T_BN], tiles[j, T_BK], tiles[j, T_THREADS]
             slices, tensor, b, lim = tiles[j, T_SLICES], tiles[j, T_TENSOR], tile_b[j], tile_lim[j]
-            if b == 0 or (tiles[j, T_USES] & use[i]) == 0:
+            if b == 0 or (tiles[j, T_USES] & use[i]) == 0 or (forced and j != forced_tile[i]):
                 continue
-            if sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
+            if not forced and sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
             # a cluster launch rounds the grid up to whole clusters (a 2x1 cluster makes x even), and the
             # CTAs of a cluster are co-scheduled: a wave holds whole clusters only, so the SMs it can
@@ -479,11 +491,13 @@ def _gemm_select(
             rate_sm = rate_scale[i] * tile_rate[j] * intensity / (intensity + consts[C_TILE_HALF])
             # a fixed slice depth (the library's own) makes one split launch, not a choice among factors
             chunk = tiles[j, T_SPLIT_CHUNK]
-            for option in range(1 if chunk > 0 else SPLIT_OPTIONS.shape[0]):
+            for option in range(1 if chunk > 0 or forced else SPLIT_OPTIONS.shape[0]):
                 s = (k[i] + chunk - 1) // chunk if chunk > 0 else SPLIT_OPTIONS[option]
-                if chunk > 0 and (s < 2 or not allow_split):
+                if forced:
+                    s = forced_split[i]
+                elif chunk > 0 and (s < 2 or not allow_split):
                     break
-                if (
+                elif (
                     chunk == 0
                     and s > 1
                     and (

@@ -44,6 +44,11 @@ _RATE_SCALES = {
 _PLAN_CACHE_INDEX = CONSTANT_NAMES.index("cudnn_plan_cache_us_per_entry")
 
 
+def _whole(count: int, size: int) -> int:
+    """How many pieces of `size` cover `count` (ceiling division)."""
+    return -(-int(count) // size)
+
+
 @dataclass(frozen=True)
 class KernelLaunch:
     """One predicted kernel launch: which kernel, how its grid fills the GPU, and its time."""
@@ -237,6 +242,60 @@ class LoweredOps:
         if len(self.stream_at):
             stream = self._streams(c)
         return gemm, stream, fused
+
+    def as_launched(
+        self, kernels: Sequence[str], grids: Sequence[int | None], consts: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per op, the GPU time of its GEMM priced as the library launched it: the kernel of that name in
+        this GPU's table for the GEMM's use, split K-wise by grid / (output tiles x batch). NaN where the op
+        is not a single GEMM, the name is not in the table for its use, the grid is not recorded or is not
+        a whole number of the kernel's tiles (persistent kernels), or the kernel cannot run."""
+        c = self.consts if consts is None else consts
+        out = np.full(len(self.ops), np.nan)
+        descs, _ = gemm_tiles(self.spec, self.dtype)
+        entries_of = np.bincount(self.entry_op, minlength=len(self.ops))
+        gemm_pos = {int(self.entry_op[e]): pos for pos, e in enumerate(self.gemm_at)}
+        picked, tiles, splits = [], [], []
+        for i, (kernel, grid) in enumerate(zip(kernels, grids)):
+            if entries_of[i] != 1 or i not in gemm_pos or not grid:
+                continue
+            pos = gemm_pos[i]
+            prob: GemmProblem = self.entries[self.gemm_at[pos]][3]
+            match = [
+                j
+                for j, d in enumerate(descs)
+                if d.uses & prob.use and not d.persistent and d.name(self.spec, self.dtype, prob.layout) == kernel
+            ]
+            if not match:
+                continue
+            d = descs[match[0]]
+            (cm, cn), (m, n, _, batch) = d.cluster, self.gemm_cols[:, pos]
+            out_tiles = _whole(_whole(m, d.bm), cm) * cm * _whole(_whole(n, d.bn), cn) * cn * batch  # as the engine
+            if grid % out_tiles:
+                continue
+            picked.append(pos)
+            tiles.append(match[0])
+            splits.append(grid // out_tiles)
+        if not picked:
+            return out
+        at = np.array(picked, np.int64)
+        scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
+        gemm = gemm_select(
+            *(col[at] for col in self.gemm_cols),
+            self.gemm_bytes[at],
+            scale[at],
+            self.elem,
+            self.table,
+            self.limits,
+            self.device,
+            c,
+            True,
+            self.gemm_use[at],
+            self.gemm_k_major[at],
+            launched_as=(np.array(tiles, np.int64), np.array(splits, np.int64)),
+        )
+        out[self.entry_op[self.gemm_at[at]]] = gemm.time_us
+        return out
 
     def _fused(self, c: np.ndarray) -> StreamLaunches:
         """Every fused kernel (FusedProblem) through the engine's wave model: its waves at the tensor-core

@@ -1,0 +1,147 @@
+"""Kernel choice or pricing: where a GEMM prediction's error comes from, on rows that record their kernel.
+
+For every row that records its main kernel and grid (NeuSight's linear and bmm files), the model prices the
+launch the library made, the kernel of that name in the GPU's table split K-wise as its grid says
+(gpusim.predict.LoweredOps.as_launched), next to the launch it chooses itself. Per GPU and op:
+
+- kernel % and grid %: rows whose chosen kernel has the recorded name, and whose chosen grid is the recorded one;
+- MAPE chosen and MAPE as launched, on the same rows: where the library's own launch is priced worse than
+  the model's choice, the error is in the pricing (and the choice hides part of it); where it is priced
+  better, the choice costs accuracy;
+- faster %: rows where the model prices the library's launch faster than the one it chose (its choice is
+  not the fastest it knows there: the preference margin for the library's default kernel, and its gates).
+
+Constants: the shipped calibration, so these are in-sample figures (leave-one-GPU-out: validation.crossval).
+
+    python3 -m validation.selection [--kernels] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from gpusim.calibration import constants_vector
+from gpusim.predict import LoweredOps
+from validation.calibrate import SHARED_MEASURED
+from validation.readers import Measurement, read_timings
+from validation.score import PREDICTION_FOR_TIMING, resolve_specs
+
+# The shared files whose rows record their main kernel's name and grid.
+RECORDED_KERNEL_FILES = ("neusight/linear.csv", "neusight/bmm.csv")
+
+
+def _mape(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Mean absolute percentage error (nan for no rows)."""
+    return float(np.mean(np.abs(predicted / measured - 1)) * 100) if measured.size else float("nan")
+
+
+def priced_groups(paths: list[Path]) -> list[dict]:
+    """Per (GPU, op kind, dtype, timing), over the rows that record kernel and grid: the measured time, the
+    prediction of the chosen launch and of the recorded one (nan where it cannot be priced), recorded and
+    chosen kernel names and grids."""
+    groups: dict[tuple[str, str, str, str], list[Measurement]] = defaultdict(list)
+    specs = {}
+    for path in paths:
+        timings = read_timings(path)
+        specs.update(resolve_specs(timings))
+        for m in timings.measurements:
+            if m.kernel and m.grid:
+                groups[(m.device, m.op.kind, m.dtype, m.timing)].append(m)
+    out = []
+    for (device, kind, dtype, timing), rows in sorted(groups.items()):
+        spec = specs[device]
+        lowered = LoweredOps([m.op for m in rows], spec, dtype)
+        consts = constants_vector(spec.architecture)
+        host = lowered.host_overhead(consts) if PREDICTION_FOR_TIMING[timing] == "isolated_us" else 0.0
+        chosen = lowered.predict(consts).main_launches()
+        out.append(
+            {
+                "gpu": device,
+                "op": kind,
+                "dtype": dtype,
+                "measured_us": np.array([m.latency_us for m in rows]),
+                "chosen_us": lowered.op_times(consts) + host,
+                "as_launched_us": lowered.as_launched([m.kernel for m in rows], [m.grid for m in rows], consts) + host,
+                "recorded_kernel": [m.kernel for m in rows],
+                "chosen_kernel": [k.kernel for k in chosen],
+                "recorded_grid": np.array([m.grid for m in rows]),
+                "chosen_grid": np.array([k.grid for k in chosen]),
+            }
+        )
+    return out
+
+
+def _cells(g: dict, mask: np.ndarray) -> dict:
+    """The summary figures of a group's rows under `mask`."""
+    meas, chosen, launched = g["measured_us"][mask], g["chosen_us"][mask], g["as_launched_us"][mask]
+    priced = np.isfinite(launched)
+    same_kernel = np.array([a == b for a, b in zip(g["recorded_kernel"], g["chosen_kernel"])])[mask]
+    return {
+        "rows": int(mask.sum()),
+        "priced": int(priced.sum()),
+        "kernel_match": float(np.mean(same_kernel) * 100),
+        "grid_match": float(np.mean(g["recorded_grid"][mask] == g["chosen_grid"][mask]) * 100),
+        "mape_chosen": _mape(chosen[priced], meas[priced]),
+        "mape_as_launched": _mape(launched[priced], meas[priced]),
+        "median_chosen": float(np.median(chosen[priced] / meas[priced])) if priced.any() else float("nan"),
+        "median_as_launched": float(np.median(launched[priced] / meas[priced])) if priced.any() else float("nan"),
+        "launched_priced_faster": float(np.mean(launched[priced] < chosen[priced]) * 100) if priced.any() else 0.0,
+    }
+
+
+def summary(groups: list[dict]) -> list[dict]:
+    """One row per GPU and op kind (with dtype): _cells over all its recorded rows."""
+    return [{"gpu": g["gpu"], "op": g["op"], "dtype": g["dtype"], **_cells(g, np.ones(len(g["measured_us"]), bool))}
+            for g in groups]  # fmt: skip
+
+
+def by_kernel(groups: list[dict]) -> list[dict]:
+    """One row per GPU, op kind and recorded kernel: _cells over the rows that launched it."""
+    rows = []
+    for g in groups:
+        names = np.array(g["recorded_kernel"])
+        for name in sorted(set(names), key=lambda n: -int(np.sum(names == n))):
+            rows.append({"gpu": g["gpu"], "op": g["op"], "dtype": g["dtype"], "kernel": name,
+                         **_cells(g, names == name)})  # fmt: skip
+    return rows
+
+
+def _print(rows: list[dict], first: str) -> None:
+    """The table: the leading column `first` (GPU or kernel), then the figures."""
+    print(
+        f"{first:40s}{'op':7s}{'rows':>6s}{'priced':>7s}{'kernel %':>9s}{'grid %':>7s}{'MAPE chosen':>12s}"
+        f"{'as launched':>12s}{'med chosen':>11s}{'as launched':>12s}{'faster %':>9s}"
+    )
+    for r in rows:
+        lead = r.get("kernel", r["gpu"])
+        print(
+            f"{lead[-40:]:40s}{r['op']:7s}{r['rows']:6d}{r['priced']:7d}{r['kernel_match']:9.1f}{r['grid_match']:7.1f}"
+            f"{r['mape_chosen']:12.1f}{r['mape_as_launched']:12.1f}{r['median_chosen']:11.3f}"
+            f"{r['median_as_launched']:12.3f}{r['launched_priced_faster']:9.1f}"
+        )
+
+
+def main() -> None:
+    """Print the per-GPU table (per recorded kernel with --kernels; one JSON object last with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", action="store_true", help="one row per GPU, op and recorded kernel")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    groups = priced_groups([SHARED_MEASURED / f for f in RECORDED_KERNEL_FILES])
+    rows = summary(groups)
+    _print(rows, "GPU")
+    kernels = by_kernel(groups) if args.kernels else []
+    if kernels:
+        print()
+        _print([{**r, "kernel": f"{r['gpu'].split()[-1]} {r['kernel']}"} for r in kernels], "GPU, recorded kernel")
+    if args.json:
+        print(json.dumps({"by_gpu": rows, "by_kernel": kernels}))
+
+
+if __name__ == "__main__":
+    main()
