@@ -243,6 +243,13 @@ class LoweredOps:
             stream = self._streams(c)
         return gemm, stream, fused
 
+    def single_gemm(self) -> np.ndarray:
+        """Per op, whether it is one GEMM launch and nothing else (linear, bmm): its main kernel is that GEMM."""
+        one_entry = np.bincount(self.entry_op, minlength=len(self.ops)) == 1
+        is_gemm = np.zeros(len(self.ops), bool)
+        is_gemm[self.entry_op[self.gemm_at]] = True
+        return one_entry & is_gemm
+
     def as_launched(
         self, kernels: Sequence[str], grids: Sequence[int | None], consts: np.ndarray | None = None
     ) -> np.ndarray:
@@ -253,11 +260,11 @@ class LoweredOps:
         c = self.consts if consts is None else consts
         out = np.full(len(self.ops), np.nan)
         descs, _ = gemm_tiles(self.spec, self.dtype)
-        entries_of = np.bincount(self.entry_op, minlength=len(self.ops))
+        single = self.single_gemm()
         gemm_pos = {int(self.entry_op[e]): pos for pos, e in enumerate(self.gemm_at)}
         picked, tiles, splits = [], [], []
         for i, (kernel, grid) in enumerate(zip(kernels, grids)):
-            if entries_of[i] != 1 or i not in gemm_pos or not grid:
+            if not single[i] or not grid:
                 continue
             pos = gemm_pos[i]
             prob: GemmProblem = self.entries[self.gemm_at[pos]][3]

@@ -46,9 +46,10 @@ def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
     other way (8.9 chosen, 7.9 as launched): its choice costs accuracy. The P4's 58 rows of the unaligned
     sgemm_128x128x8_NT kernel (no table row of that name) cannot be priced."""
     from validation.calibrate import SHARED_MEASURED
+    from validation.readers import read_timings
     from validation.selection import RECORDED_KERNEL_FILES, by_kernel, priced_groups, summary
 
-    groups = priced_groups([SHARED_MEASURED / f for f in RECORDED_KERNEL_FILES])
+    groups = priced_groups([read_timings(SHARED_MEASURED / f) for f in RECORDED_KERNEL_FILES])
     cells = {(r["gpu"], r["op"]): r for r in summary(groups)}
     v100 = cells[("Tesla V100-PCIE-32GB", "linear")]
     assert (v100["rows"], v100["priced"]) == (1040, 1039)
@@ -61,3 +62,34 @@ def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
     assert sliced["rows"] == 47 and sliced["median_as_launched"] == pytest.approx(2.48, abs=0.01)
     unaligned = kernels[("Tesla P4", "sgemm_128x128x8_NT")]
     assert (unaligned["rows"], unaligned["priced"]) == (58, 0)
+
+
+NEUSIGHT_HEADER = (
+    "OPName,Latency,Device,Torch Version,CUDNN Version,Kernel Name,Warps per SM,Blocks per SM,Grid x,Grid y,Grid z,"
+    "Block x,Block y,Block z,CUDA Version,Kernels,B,M,N,K"
+)
+
+
+def test_validate_selection_reads_a_users_file(tmp_path):
+    """`wavecut validate selection` on a file of one V100 4096^3 linear recorded as volta_sgemm_128x128_tn with
+    32 x 32 CTAs (the model's own choice): kernel and grid agree, and the two predictions are one; a file whose
+    rows record no kernel is one error line naming it, exit 2."""
+    import json
+
+    from tests.conftest import run_cli
+
+    row = "linear,10.0,Tesla V100-PCIE-32GB,p2.1.0,8902,volta_sgemm_128x128_tn,16,2,32,32,1,256,1,1,cu121,,1,4096,4096,4096"
+    path = tmp_path / "mine.csv"
+    path.write_text(f"{NEUSIGHT_HEADER}\n{row}\n")
+    out = run_cli("validate", "selection", "--data", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    (cell,) = json.loads(out.stdout)["by_gpu"]
+    assert (cell["rows"], cell["priced"], cell["kernel_match"], cell["grid_match"]) == (1, 1, 100.0, 100.0)
+    assert cell["mape_chosen"] == pytest.approx(cell["mape_as_launched"], rel=1e-12)
+    bare = tmp_path / "bare.csv"
+    bare.write_text(f"{NEUSIGHT_HEADER}\n{row.replace('volta_sgemm_128x128_tn', '')}\n")
+    out = run_cli("validate", "selection", "--data", str(bare))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0 and str(bare) in out.stderr and "kernel" in out.stderr
+    out = run_cli("validate", "selection", "--data", str(tmp_path))  # a folder: the reader's own one-line refusal
+    assert out.returncode == 2 and "cannot read" in out.stderr and "Traceback" not in out.stderr

@@ -11,7 +11,9 @@ launch the library made, the kernel of that name in the GPU's table split K-wise
 - faster %: rows where the model prices the library's launch faster than the one it chose (its choice is
   not the fastest it knows there: the preference margin for the library's default kernel, and its gates).
 
-Constants: the shipped calibration, so these are in-sample figures (leave-one-GPU-out: validation.crossval).
+Constants: the shipped calibration, so on the shared files these are in-sample figures (leave-one-GPU-out:
+validation.crossval). Any timings file whose rows record kernel and grid (`wavecut validate measure` writes
+them) can be read the same way: `wavecut validate selection --data FILE`.
 
     python3 -m validation.selection [--kernels] [--json]
 """
@@ -21,34 +23,49 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from gpusim.calibration import constants_vector
+from gpusim.errors import WavecutError
 from gpusim.predict import LoweredOps
 from validation.calibrate import SHARED_MEASURED
-from validation.readers import Measurement, read_timings
+from validation.readers import Measurement, Timings, read_timings
 from validation.score import PREDICTION_FOR_TIMING, resolve_specs
 
 # The shared files whose rows record their main kernel's name and grid.
 RECORDED_KERNEL_FILES = ("neusight/linear.csv", "neusight/bmm.csv")
+# The figures _cells gives per group of rows, after its counts `rows` and `priced` (None: nothing priced).
+FIGURES = (
+    "kernel_match",
+    "grid_match",
+    "mape_chosen",
+    "mape_as_launched",
+    "median_chosen",
+    "median_as_launched",
+    "launched_priced_faster",
+)
 
 
-def _mape(predicted: np.ndarray, measured: np.ndarray) -> float:
-    """Mean absolute percentage error (nan for no rows)."""
-    return float(np.mean(np.abs(predicted / measured - 1)) * 100) if measured.size else float("nan")
+def _mape(predicted: np.ndarray, measured: np.ndarray) -> float | None:
+    """Mean absolute percentage error (None for no rows)."""
+    return float(np.mean(np.abs(predicted / measured - 1)) * 100) if measured.size else None
 
 
-def priced_groups(paths: list[Path]) -> list[dict]:
+def _median_ratio(predicted: np.ndarray, measured: np.ndarray) -> float | None:
+    """Median predicted / measured (None for no rows)."""
+    return float(np.median(predicted / measured)) if measured.size else None
+
+
+def priced_groups(files: list[Timings], gpu: str | None = None) -> list[dict]:
     """Per (GPU, op kind, dtype, timing), over the rows that record kernel and grid: the measured time, the
     prediction of the chosen launch and of the recorded one (nan where it cannot be priced), recorded and
-    chosen kernel names and grids."""
+    chosen kernel names and grids. `gpu`: price every row on this spec instead of the file's device names.
+    Only ops that are one GEMM launch count (linear, bmm); a WavecutError names the files if none records both."""
     groups: dict[tuple[str, str, str, str], list[Measurement]] = defaultdict(list)
     specs = {}
-    for path in paths:
-        timings = read_timings(path)
-        specs.update(resolve_specs(timings))
+    for timings in files:
+        specs.update(resolve_specs(timings, gpu))
         for m in timings.measurements:
             if m.kernel and m.grid:
                 groups[(m.device, m.op.kind, m.dtype, m.timing)].append(m)
@@ -56,6 +73,12 @@ def priced_groups(paths: list[Path]) -> list[dict]:
     for (device, kind, dtype, timing), rows in sorted(groups.items()):
         spec = specs[device]
         lowered = LoweredOps([m.op for m in rows], spec, dtype)
+        single = lowered.single_gemm()  # a conv's main kernel is one of several launches: not priced here
+        if not single.all():
+            rows = [m for m, keep in zip(rows, single) if keep]
+            if not rows:
+                continue
+            lowered = LoweredOps([m.op for m in rows], spec, dtype)
         consts = constants_vector(spec.architecture)
         host = lowered.host_overhead(consts) if PREDICTION_FOR_TIMING[timing] == "isolated_us" else 0.0
         chosen = lowered.predict(consts).main_launches()
@@ -73,11 +96,16 @@ def priced_groups(paths: list[Path]) -> list[dict]:
                 "chosen_grid": np.array([k.grid for k in chosen]),
             }
         )
+    if not out:
+        names = ", ".join(str(t.path) for t in files)
+        raise WavecutError(
+            f"{names}: no GEMM row (linear, bmm) records its main kernel's name and grid (columns kernel, grid_x/y/z)"
+        )
     return out
 
 
 def _cells(g: dict, mask: np.ndarray) -> dict:
-    """The summary figures of a group's rows under `mask`."""
+    """The summary figures of a group's rows under `mask` (None where no row could be priced)."""
     meas, chosen, launched = g["measured_us"][mask], g["chosen_us"][mask], g["as_launched_us"][mask]
     priced = np.isfinite(launched)
     same_kernel = np.array([a == b for a, b in zip(g["recorded_kernel"], g["chosen_kernel"])])[mask]
@@ -88,8 +116,8 @@ def _cells(g: dict, mask: np.ndarray) -> dict:
         "grid_match": float(np.mean(g["recorded_grid"][mask] == g["chosen_grid"][mask]) * 100),
         "mape_chosen": _mape(chosen[priced], meas[priced]),
         "mape_as_launched": _mape(launched[priced], meas[priced]),
-        "median_chosen": float(np.median(chosen[priced] / meas[priced])) if priced.any() else float("nan"),
-        "median_as_launched": float(np.median(launched[priced] / meas[priced])) if priced.any() else float("nan"),
+        "median_chosen": _median_ratio(chosen[priced], meas[priced]),
+        "median_as_launched": _median_ratio(launched[priced], meas[priced]),
         "launched_priced_faster": float(np.mean(launched[priced] < chosen[priced]) * 100) if priced.any() else 0.0,
     }
 
@@ -119,10 +147,13 @@ def _print(rows: list[dict], first: str) -> None:
     )
     for r in rows:
         lead = r.get("kernel", r["gpu"])
+        shown = {
+            k: "-" if r[k] is None else f"{r[k]:.3f}" if k.startswith("median") else f"{r[k]:.1f}" for k in FIGURES
+        }
         print(
-            f"{lead[-40:]:40s}{r['op']:7s}{r['rows']:6d}{r['priced']:7d}{r['kernel_match']:9.1f}{r['grid_match']:7.1f}"
-            f"{r['mape_chosen']:12.1f}{r['mape_as_launched']:12.1f}{r['median_chosen']:11.3f}"
-            f"{r['median_as_launched']:12.3f}{r['launched_priced_faster']:9.1f}"
+            f"{lead[-40:]:40s}{r['op']:7s}{r['rows']:6d}{r['priced']:7d}{shown['kernel_match']:>9s}"
+            f"{shown['grid_match']:>7s}{shown['mape_chosen']:>12s}{shown['mape_as_launched']:>12s}"
+            f"{shown['median_chosen']:>11s}{shown['median_as_launched']:>12s}{shown['launched_priced_faster']:>9s}"
         )
 
 
@@ -132,7 +163,7 @@ def main() -> None:
     parser.add_argument("--kernels", action="store_true", help="one row per GPU, op and recorded kernel")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    groups = priced_groups([SHARED_MEASURED / f for f in RECORDED_KERNEL_FILES])
+    groups = priced_groups([read_timings(SHARED_MEASURED / f) for f in RECORDED_KERNEL_FILES])
     rows = summary(groups)
     _print(rows, "GPU")
     kernels = by_kernel(groups) if args.kernels else []

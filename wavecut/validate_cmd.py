@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.console import Console
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Check the simulator against real GPU timings.", no_args_is_help=True)
 
 DEFAULT_SWEEPS = ("conv3x3", "conv1x1", "depthwise", "linear", "batch", "networks")
+
+# The options every command that reads a timings file shares.
+GpuOverride = Annotated[str, typer.Option(help="use this spec for every row instead of the file's device names")]
+AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
 
 def _print_summary(summary: Summary) -> None:
@@ -73,8 +77,8 @@ def score(
     data: Path = typer.Option(
         ..., "--data", help="timings CSV: NeuSight's format or the project's (validation/README.md)"
     ),
-    gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    gpu: GpuOverride = None,
+    as_json: AsJson = False,
     report: Path = typer.Option(None, "--report", help="write report.md and PNG plots into this folder"),
     at_recorded_clock: bool = typer.Option(
         False, "--at-recorded-clock", help="predict rows that recorded their SM clock at that clock, not the spec's"
@@ -95,8 +99,8 @@ def networks(
     data: Path = typer.Option(
         ..., "--data", help="network timings CSV (validation/README.md) or a converted timm file"
     ),
-    gpu: str = typer.Option(None, help="score every row on this spec instead of the file's device names"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    gpu: GpuOverride = None,
+    as_json: AsJson = False,
     report: Path = typer.Option(None, "--report", help="write report.md (every row, worst first) into this folder"),
 ) -> None:
     """Predict every whole-network row (model, batch, size, precision, mode, device) and print MAPE,
@@ -104,6 +108,43 @@ def networks(
     from wavecut.networks_cmd import score_network_file
 
     score_network_file(data, gpu, as_json, report)
+
+
+def _print_selection(rows: list[dict], lead: str) -> None:
+    """Rich table of validation.selection rows: per GPU (or recorded kernel) choice against pricing."""
+    table = Table(title="GEMM rows that record their kernel: the model's choice against the launch as recorded")
+    from validation.selection import FIGURES
+
+    heads = ("kernel %", "grid %", "MAPE chosen", "MAPE as launched", "median chosen", "median as launched", "faster %")
+    for col in (lead, "op", "rows", "priced", *heads):
+        table.add_column(col, justify="left" if col in (lead, "op") else "right")
+    for r in rows:
+        cells = ["-" if r[f] is None else f"{r[f]:.3f}" if f.startswith("median") else f"{r[f]:.1f}" for f in FIGURES]
+        table.add_row(r.get("kernel", r["gpu"]), r["op"], str(r["rows"]), str(r["priced"]), *cells)
+    console.print(table)
+
+
+@app.command("selection")
+def selection(
+    data: Path = typer.Option(..., "--data", help="timings CSV whose rows record kernel and grid (validate measure)"),
+    gpu: GpuOverride = None,
+    kernels: bool = typer.Option(False, "--kernels", help="one row per GPU, op and recorded kernel"),
+    as_json: AsJson = False,
+    timing: str = typer.Option(None, "--timing", help="what rows without a `timing` column time (as validate score)"),
+) -> None:
+    """Kernel choice or pricing: each row priced as the library launched it (its kernel by name, split-K from
+    its grid) next to the model's own choice, so a GEMM miss splits into the two."""
+    from validation.readers import read_timings
+    from validation.selection import by_kernel, priced_groups, summary
+
+    groups = priced_groups([read_timings(data, timing)], gpu)
+    rows, per_kernel = summary(groups), by_kernel(groups) if kernels else []
+    if as_json:
+        print_json({"by_gpu": rows, "by_kernel": per_kernel})
+        return
+    _print_selection(rows, "device (as in the file)")
+    if per_kernel:
+        _print_selection(per_kernel, "recorded kernel")
 
 
 def _print_clocks(report: ClockReport) -> None:
@@ -132,8 +173,8 @@ def _print_clocks(report: ClockReport) -> None:
 @app.command("clocks")
 def clocks(
     data: Path = typer.Option(..., "--data", help="timings CSV in the project's format with sm_clock_mhz recorded"),
-    gpu: str = typer.Option(None, help="compare every row with this spec instead of the file's device names"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    gpu: GpuOverride = None,
+    as_json: AsJson = False,
 ) -> None:
     """Compare the SM clocks recorded while timing with each spec's sustained clock, and suggest one."""
     from validation.clock_summary import summarize_clocks
