@@ -23,8 +23,8 @@ has_cuda = torch.cuda.is_available()
 
 def test_shipped_sweeps_expand() -> None:
     assert {"conv3x3", "conv1x1", "depthwise", "linear", "batch", "networks"} <= set(shipped_sweeps())
-    counts = {name: len(sweep_ops(load_sweep(name))) for name in ("conv3x3", "depthwise", "linear", "smoke")}
-    assert counts == {"conv3x3": 4 * 256, "depthwise": 64 * 4, "linear": 1024, "smoke": 7}
+    counts = {name: len(sweep_ops(load_sweep(name))) for name in ("conv3x3", "depthwise", "linear", "smoke", "gemm")}
+    assert counts == {"conv3x3": 4 * 256, "depthwise": 64 * 4, "linear": 1024, "smoke": 7, "gemm": 6 + 4 + 3 + 3}
     assert {tuple(s.dtypes) for s in map(load_sweep, ("conv3x3", "linear"))} == {("fp32", "tf32", "fp16")}
 
 
