@@ -225,23 +225,32 @@ class LoweredOps:
         stream: StreamLaunches | None = None
         fused = self._fused(c) if len(self.fused_at) else None
         if len(self.gemm_at):
-            scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
-            gemm = gemm_select(
-                *self.gemm_cols,
-                self.gemm_bytes,
-                scale,
-                self.elem,
-                self.table,
-                self.limits,
-                self.device,
-                c,
-                self.allow_split_k,
-                self.gemm_use,
-                self.gemm_k_major,
-            )
+            gemm = self._gemms(c)
         if len(self.stream_at):
             stream = self._streams(c)
         return gemm, stream, fused
+
+    def _gemms(
+        self, c: np.ndarray, at: np.ndarray | None = None, launched_as: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> GemmLaunches:
+        """gemm_select over the GEMMs at positions `at` of gemm_at (default: all), each choosing its launch or
+        priced as `launched_as` gives it."""
+        sel = slice(None) if at is None else at
+        scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
+        return gemm_select(
+            *(col[sel] for col in self.gemm_cols),
+            self.gemm_bytes[sel],
+            scale[sel],
+            self.elem,
+            self.table,
+            self.limits,
+            self.device,
+            c,
+            self.allow_split_k,
+            self.gemm_use[sel],
+            self.gemm_k_major[sel],
+            launched_as=launched_as,
+        )
 
     def single_gemm(self) -> np.ndarray:
         """Per op, whether it is one GEMM launch and nothing else (linear, bmm): its main kernel is that GEMM."""
@@ -286,21 +295,7 @@ class LoweredOps:
         if not picked:
             return out
         at = np.array(picked, np.int64)
-        scale = np.where(self.gemm_scale_index >= 0, c[np.maximum(self.gemm_scale_index, 0)], 1.0)
-        gemm = gemm_select(
-            *(col[at] for col in self.gemm_cols),
-            self.gemm_bytes[at],
-            scale[at],
-            self.elem,
-            self.table,
-            self.limits,
-            self.device,
-            c,
-            True,
-            self.gemm_use[at],
-            self.gemm_k_major[at],
-            launched_as=(np.array(tiles, np.int64), np.array(splits, np.int64)),
-        )
+        gemm = self._gemms(c, at, (np.array(tiles, np.int64), np.array(splits, np.int64)))
         out[self.entry_op[self.gemm_at[at]]] = gemm.time_us
         return out
 
