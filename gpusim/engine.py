@@ -19,11 +19,11 @@ import numpy as np
 from numba import njit
 
 from gpusim.calibration import CONSTANT_NAMES
-from gpusim.occupancy import blocks_per_sm
+from gpusim.occupancy import LIMIT_GRID_YZ, blocks_per_sm
 
 # What a kernel is launched for (bit mask): the library's kernel lists differ per use.
 USE_LINEAR = 1  # cuBLAS GEMM as nn.Linear calls it (cuBLAS "tn"), split-K allowed where the row says so
-USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch, split only when skinny
+USE_BATCHED = 2  # cuBLAS strided-batched GEMM (torch.bmm, cuBLAS "nn"); grid z = batch (capped), split only when skinny
 USE_WINOGRAD = 4  # the batched GEMM inside cuDNN's non-fused Winograd (36 GEMMs, grid z = 36)
 USE_CONV = 8  # cuDNN implicit-GEMM convolution kernels (scudnn_*)
 USE_FUSED_WINOGRAD = 16  # cuDNN fused Winograd kernels (scudnn_winograd_*)
@@ -470,7 +470,10 @@ def _gemm_select(
             cm, cn = tiles[j, T_CLUSTER_M], tiles[j, T_CLUSTER_N]
             gx = ((m[i] + bm - 1) // bm + cm - 1) // cm * cm
             gy = ((n[i] + bn - 1) // bn + cn - 1) // cn * cn
-            tiles_mn = gx * gy * batch[i]
+            # a grid's z is at most LIMIT_GRID_YZ: past it, each z CTA of a batched GEMM loops over several
+            # batch entries (a 65,536-batch bmm of 2 tiles launches 2 x 65,535 CTAs, as NeuSight's A100 rows record)
+            grid_z = min(batch[i], limits[LIMIT_GRID_YZ])
+            tiles_mn = gx * gy * grid_z
             wave_sms = sms - sms % (cm * cn)
             # a kernel the library never splits still gets split-K where its tiles alone would leave
             # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or
@@ -512,7 +515,7 @@ def _gemm_select(
                 k_work = k_iters * bk
                 if use[i] == USE_FUSED_WINOGRAD:  # in-kernel output transform and prologue: fixed per CTA
                     k_work += consts[C_FUSED_FIXED]
-                cta_flops = 2.0 * bm * bn * k_work
+                cta_flops = 2.0 * bm * bn * k_work * batch[i] / grid_z
                 grid = tiles_mn * s
                 # the tiles' operand traffic is served by L2 and not priced (docs/architecture.md): DRAM
                 # enters as the compulsory-traffic floor and, for linear GEMMs, the operand strips

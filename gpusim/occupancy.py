@@ -27,11 +27,12 @@ INVALID = -1  # limiter code of a launch that cannot run at all (too many thread
     _SMEM_BLK,
     _SMEM_UNIT,
     _SMEM_RESV,
-) = range(12)
+    LIMIT_GRID_YZ,  # not a per-SM limit: the largest grid y/z dimension (gpusim.engine, batched GEMMs)
+) = range(13)
 
 
 def limits_vector(spec: GpuSpec) -> np.ndarray:
-    """The spec's per-SM limits as an int64 vector for the Numba engine."""
+    """The spec's per-SM limits, then its largest grid y/z dimension, as an int64 vector for the Numba engine."""
     lim = spec.limits
     return np.array(
         [
@@ -47,6 +48,7 @@ def limits_vector(spec: GpuSpec) -> np.ndarray:
             lim.max_shared_memory_per_block,
             lim.shared_memory_allocation_unit,
             lim.reserved_shared_memory_per_block,
+            lim.max_grid_dim_yz,
         ],
         dtype=np.int64,
     )

@@ -286,7 +286,8 @@ class LoweredOps:
                 continue
             d = descs[match[0]]
             (cm, cn), (m, n, _, batch) = d.cluster, self.gemm_cols[:, pos]
-            out_tiles = _whole(_whole(m, d.bm), cm) * cm * _whole(_whole(n, d.bn), cn) * cn * batch  # as the engine
+            grid_z = min(batch, self.spec.limits.max_grid_dim_yz)  # as the engine counts them
+            out_tiles = _whole(_whole(m, d.bm), cm) * cm * _whole(_whole(n, d.bn), cn) * cn * grid_z
             if grid % out_tiles:
                 continue
             picked.append(pos)

@@ -132,6 +132,9 @@ class SmLimits(_Sourced):
     max_shared_memory_per_block: int = Field(gt=0, le=1 << 24, description="bytes, opt-in maximum")
     shared_memory_allocation_unit: int = Field(gt=0, le=1 << 16, description="bytes")
     reserved_shared_memory_per_block: int = Field(ge=0, le=1 << 16, description="bytes the driver reserves per CTA")
+    max_grid_dim_yz: int = Field(
+        gt=0, le=(1 << 31) - 1, description="largest y or z dimension of a grid (a batched GEMM's z loops past it)"
+    )
 
     @model_validator(mode="after")
     def _one_cta_fits(self) -> SmLimits:

@@ -271,3 +271,20 @@ def test_legacy_sgemm_split_k_accumulates_in_place_and_tensor_splits_reduce():
     assert all(t.split_in_place for t in simt if t.style == "cublas")
     for dtype in ("fp16", "fp32"):
         assert not any(t.split_in_place for t in gemm_tiles(load_spec("a100"), dtype)[0] if t.uses & USE_LINEAR)
+
+
+def test_a_batched_gemm_past_the_grid_z_limit_loops_over_its_batch():
+    """CUDA caps a grid's z at 65,535 on every compute capability (Programming Guide, technical specifications):
+    NeuSight's A100 records 2 x 65,535 CTAs for its 65,536-batch bmms of 2 tiles (10 rows), not 2 x 65,536.
+    Each z CTA then covers 2 batch entries: the time stays continuous across the limit, and twice the batch is
+    twice the work in the same waves (less their fixed per-wave and launch time)."""
+    assert {gpusim.load_spec(g).limits.max_grid_dim_yz for g in ("p100", "v100", "t4", "a100", "h100-sxm", "b200")} == {
+        65535
+    }
+
+    def launch(batch: int):
+        return gpusim.predict(gpusim.Matmul(batch, 256, 128, 64), "a100", "fp32").main_launches()[0]
+
+    assert [launch(b).grid for b in (1000, 65535, 65536, 131072)] == [2000, 131070, 131070, 131070]
+    assert launch(65536).time_us == pytest.approx(launch(65535).time_us * 65536 / 65535, rel=1e-4)
+    assert 0.99 * 2 * launch(65536).time_us < launch(131072).time_us < 2 * launch(65536).time_us
