@@ -98,14 +98,16 @@ class TileDescription:
         accumulators = 0 if self.tmem_accumulators else self.bm * self.bn * self.k_slices // self.threads
         return min(255, accumulators + 56)
 
-    def name(self, spec: GpuSpec, dtype: str, layout: str = "") -> str:
+    def name(self, spec: GpuSpec, dtype: str, layout: str = "", vector_rows: bool = True) -> str:
         """The kernel name as the library prints it (architecture prefix, instruction, tile, layout), from
-        the compute capability's facts (spec.arch: kernel_prefix, tensor_cores)."""
+        the compute capability's facts (spec.arch: kernel_prefix, tensor_cores). `vector_rows`: the K-major
+        operand rows are 16-byte aligned; sm61's sgemm_128x128x8 is `_NT_vec` then and `_NT` otherwise (on
+        all 883 and 58 of NeuSight's P4 rows)."""
         prefix = spec.arch.kernel_prefix.simt
         sliced = f"_sliced1x{self.k_slices}" if self.k_slices > 1 else ""
         tail = f"_{layout}" if layout else ""
         if self.style == "sgemm_nt":
-            return f"sgemm_{self.bm}x{self.bn}x{self.bk_simt}_NT_vec"
+            return f"sgemm_{self.bm}x{self.bn}x{self.bk_simt}_NT{'_vec' if vector_rows else ''}"
         if self.style == "xmma_ffma":
             return f"sm80_xmma_gemm_f32f32_f32f32_f32{tail}_n_tilesize{self.bm}x{self.bn}x{self.bk_simt}_stage3_ffma"
         if self.style == "scudnn":

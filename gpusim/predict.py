@@ -29,7 +29,7 @@ from gpusim.engine import (
     stream_launch,
 )
 from gpusim.errors import OpError
-from gpusim.kernels import gemm_tiles, kernel_table
+from gpusim.kernels import TileDescription, gemm_tiles, kernel_table
 from gpusim.lowering import FusedProblem, GemmProblem, StreamProblem, lower
 from gpusim.occupancy import INVALID, LIMITERS, limits_vector
 from gpusim.ops import Op, Target
@@ -252,6 +252,10 @@ class LoweredOps:
             launched_as=launched_as,
         )
 
+    def _kernel_name(self, tile: TileDescription, prob: GemmProblem) -> str:
+        """The name the library prints for `tile` running `prob` (its rows 16-byte aligned or not)."""
+        return tile.name(self.spec, self.dtype, prob.layout, vector_rows=prob.k * self.elem % 16 == 0)
+
     def single_gemm(self) -> np.ndarray:
         """Per op, whether it is one GEMM launch and nothing else (linear, bmm): its main kernel is that GEMM."""
         one_entry = np.bincount(self.entry_op, minlength=len(self.ops)) == 1
@@ -280,7 +284,7 @@ class LoweredOps:
             match = [
                 j
                 for j, d in enumerate(descs)
-                if d.uses & prob.use and not d.persistent and d.name(self.spec, self.dtype, prob.layout) == kernel
+                if d.uses & prob.use and not d.persistent and self._kernel_name(d, prob) == kernel
             ]
             if not match:
                 continue
@@ -391,8 +395,9 @@ class LoweredOps:
         rows: dict[int, tuple[str, int, StreamLaunches | GemmLaunches, int]] = {}  # kernel, threads, launches, pos
         for pos, e in enumerate(self.gemm_at):
             j = gemm.tile[pos]
-            label, layout = self.entries[e][3].label, self.entries[e][3].layout
-            name = tiles[j].name(self.spec, self.dtype, layout)
+            prob = self.entries[e][3]
+            label, layout = prob.label, prob.layout
+            name = self._kernel_name(tiles[j], prob)
             rows[e] = (name if label == "gemm" or not layout else f"{label}[{name}]", tiles[j].threads, gemm, pos)
         for pos, e in enumerate(self.stream_at):
             s = self.entries[e][3]
