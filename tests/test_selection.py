@@ -93,3 +93,20 @@ def test_validate_selection_reads_a_users_file(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and str(bare) in out.stderr and "kernel" in out.stderr
     out = run_cli("validate", "selection", "--data", str(tmp_path))  # a folder: the reader's own one-line refusal
     assert out.returncode == 2 and "cannot read" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_score_report_has_the_choice_or_pricing_table_when_rows_record_kernels(tmp_path):
+    """`validate score --report` adds the selection table for GEMM rows that record kernel and grid, on the
+    spec the rows were scored on (--gpu), and leaves it out for a file that records none."""
+    from tests.conftest import run_cli
+
+    row = "linear,10.0,my-card,p2.1.0,8902,volta_sgemm_128x128_tn,16,2,32,32,1,256,1,1,cu121,,1,4096,4096,4096"
+    for name, text, has in (("mine", row, True), ("bare", row.replace("volta_sgemm_128x128_tn", ""), False)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(f"{NEUSIGHT_HEADER}\n{text}\n")
+        out = run_cli("validate", "score", "--data", str(path), "--gpu", "v100", "--report", str(tmp_path / name))
+        assert out.returncode == 0, out.stderr
+        report = (tmp_path / name / "report.md").read_text()
+        assert ("## Kernel choice or pricing" in report) is has
+        if has:
+            assert "| my-card | linear | op_wall | 1 | 1 | 100.0 | 100.0 |" in report

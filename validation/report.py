@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
+from gpusim.errors import WavecutError
 from validation.score import GroupScore, Scored
+from validation.selection import FIGURE_HEADS, priced_groups, shown_figures, summary
 from validation.staircases import Staircase, find_staircases, shape_of
 
 MAX_STAIRCASES = 6
@@ -107,6 +109,28 @@ def _group_table(title: str, key: str, groups: dict[str, GroupScore]) -> list[st
     return lines + [""]
 
 
+def _selection_table(scored: Scored) -> list[str]:
+    """Kernel choice or pricing (validation.selection) on the GEMM rows that record kernel and grid; none if none do."""
+    try:
+        rows = summary(priced_groups([scored.timings], scored.gpu_override))
+    except WavecutError:
+        return []
+
+    lines = [
+        "## Kernel choice or pricing",
+        "",
+        "GEMM rows that record their main kernel and grid, priced as the library launched them next to the "
+        "model's own choice (at the spec's clock; validation/README.md, `selection`).",
+        "",
+        "| device (as in the file) | op | timing | rows | priced | " + " | ".join(FIGURE_HEADS) + " |",
+        "|---|---|---|" + "---:|" * (2 + len(FIGURE_HEADS)),
+    ]
+    for r in rows:
+        head = f"| {r['gpu']} | {r['op']} | {r['timing']} | {r['rows']} | {r['priced']} | "
+        lines.append(head + " | ".join(shown_figures(r)) + " |")
+    return lines + [""]
+
+
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -160,6 +184,7 @@ def build_report(scored: Scored) -> Report:
         *_group_table("By op", "op", s.by_op),
         *_group_table("By dtype", "dtype", s.by_dtype),
         *_group_table("By timing (what a row's time includes)", "timing", s.by_timing),
+        *_selection_table(scored),
         "## Predicted vs measured",
         "",
         "![predicted vs measured](predicted_vs_measured.png)",

@@ -67,6 +67,7 @@ class Scored:
     predicted_kernel: list[str]
     gpu: list[str]
     summary: Summary
+    gpu_override: str | None = None  # the spec every row was scored on (`--gpu`), if one was given
 
     @property
     def measured_us(self) -> np.ndarray:
@@ -184,4 +185,5 @@ def score(timings: Timings, gpu: str | None = None, recorded_clock: bool = False
         predicted_kernel=kernel,
         gpu=[specs[m.device].name for m in ms],
         summary=summarize(timings, predicted, grid),
+        gpu_override=gpu,
     )

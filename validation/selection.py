@@ -45,6 +45,15 @@ FIGURES = (
     "median_as_launched",
     "launched_priced_faster",
 )
+FIGURE_HEADS = (
+    "kernel %",
+    "grid %",
+    "MAPE chosen",
+    "MAPE as launched",
+    "median chosen",
+    "median as launched",
+    "faster %",
+)
 
 
 def _mape(predicted: np.ndarray, measured: np.ndarray) -> float | None:
@@ -87,6 +96,7 @@ def priced_groups(files: list[Timings], gpu: str | None = None) -> list[dict]:
                 "gpu": device,
                 "op": kind,
                 "dtype": dtype,
+                "timing": timing,
                 "measured_us": np.array([m.latency_us for m in rows]),
                 "chosen_us": lowered.op_times(consts) + host,
                 "as_launched_us": lowered.as_launched([m.kernel for m in rows], [m.grid for m in rows], consts) + host,
@@ -122,10 +132,14 @@ def _cells(g: dict, mask: np.ndarray) -> dict:
     }
 
 
+def _key(group: dict) -> dict:
+    """What a group of rows is: GPU (as in the file), op kind, dtype and timing kind."""
+    return {k: group[k] for k in ("gpu", "op", "dtype", "timing")}
+
+
 def summary(groups: list[dict]) -> list[dict]:
-    """One row per GPU and op kind (with dtype): _cells over all its recorded rows."""
-    return [{"gpu": g["gpu"], "op": g["op"], "dtype": g["dtype"], **_cells(g, np.ones(len(g["measured_us"]), bool))}
-            for g in groups]  # fmt: skip
+    """One row per GPU, op kind, dtype and timing kind: _cells over all its recorded rows."""
+    return [{**_key(g), **_cells(g, np.ones(len(g["measured_us"]), bool))} for g in groups]
 
 
 def by_kernel(groups: list[dict]) -> list[dict]:
@@ -134,27 +148,25 @@ def by_kernel(groups: list[dict]) -> list[dict]:
     for g in groups:
         names = np.array(g["recorded_kernel"])
         for name in sorted(set(names), key=lambda n: -int(np.sum(names == n))):
-            rows.append({"gpu": g["gpu"], "op": g["op"], "dtype": g["dtype"], "kernel": name,
-                         **_cells(g, names == name)})  # fmt: skip
+            rows.append({**_key(g), "kernel": name, **_cells(g, names == name)})
     return rows
+
+
+def shown_figures(row: dict) -> list[str]:
+    """A summary row's FIGURES as printed: percentages to 0.1, median ratios to 0.001, '-' where None."""
+    return ["-" if row[k] is None else f"{row[k]:.3f}" if k.startswith("median") else f"{row[k]:.1f}" for k in FIGURES]
 
 
 def _print(rows: list[dict], first: str) -> None:
     """The table: the leading column `first` (GPU or kernel), then the figures."""
     print(
-        f"{first:40s}{'op':7s}{'rows':>6s}{'priced':>7s}{'kernel %':>9s}{'grid %':>7s}{'MAPE chosen':>12s}"
+        f"{first:40s}{'op':7s}{'timing':11s}{'rows':>6s}{'priced':>7s}{'kernel %':>9s}{'grid %':>7s}{'MAPE chosen':>12s}"
         f"{'as launched':>12s}{'med chosen':>11s}{'as launched':>12s}{'faster %':>9s}"
     )
     for r in rows:
         lead = r.get("kernel", r["gpu"])
-        shown = {
-            k: "-" if r[k] is None else f"{r[k]:.3f}" if k.startswith("median") else f"{r[k]:.1f}" for k in FIGURES
-        }
-        print(
-            f"{lead[-40:]:40s}{r['op']:7s}{r['rows']:6d}{r['priced']:7d}{shown['kernel_match']:>9s}"
-            f"{shown['grid_match']:>7s}{shown['mape_chosen']:>12s}{shown['mape_as_launched']:>12s}"
-            f"{shown['median_chosen']:>11s}{shown['median_as_launched']:>12s}{shown['launched_priced_faster']:>9s}"
-        )
+        cells = "".join(f"{c:>{w}s}" for c, w in zip(shown_figures(r), (9, 7, 12, 12, 11, 12, 9)))
+        print(f"{lead[-40:]:40s}{r['op']:7s}{r['timing']:11s}{r['rows']:6d}{r['priced']:7d}{cells}")
 
 
 def main() -> None:

@@ -113,14 +113,13 @@ def networks(
 def _print_selection(rows: list[dict], lead: str) -> None:
     """Rich table of validation.selection rows: per GPU (or recorded kernel) choice against pricing."""
     table = Table(title="GEMM rows that record their kernel: the model's choice against the launch as recorded")
-    from validation.selection import FIGURES
+    from validation.selection import FIGURE_HEADS, shown_figures
 
-    heads = ("kernel %", "grid %", "MAPE chosen", "MAPE as launched", "median chosen", "median as launched", "faster %")
-    for col in (lead, "op", "rows", "priced", *heads):
-        table.add_column(col, justify="left" if col in (lead, "op") else "right")
+    for col in (lead, "op", "timing", "rows", "priced", *FIGURE_HEADS):
+        table.add_column(col, justify="left" if col in (lead, "op", "timing") else "right")
     for r in rows:
-        cells = ["-" if r[f] is None else f"{r[f]:.3f}" if f.startswith("median") else f"{r[f]:.1f}" for f in FIGURES]
-        table.add_row(r.get("kernel", r["gpu"]), r["op"], str(r["rows"]), str(r["priced"]), *cells)
+        lead_cell, counts = r.get("kernel", r["gpu"]), (str(r["rows"]), str(r["priced"]))
+        table.add_row(lead_cell, r["op"], r["timing"], *counts, *shown_figures(r))
     console.print(table)
 
 
