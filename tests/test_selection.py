@@ -55,6 +55,11 @@ def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
     assert (v100["rows"], v100["priced"]) == (1040, 1039)
     assert v100["mape_chosen"] == pytest.approx(9.8, abs=0.1)
     assert v100["mape_as_launched"] == pytest.approx(18.7, abs=0.1)
+    # the tile is cuBLAS's on 48.7% of the rows, and of those the split-K factor too on 66.6%
+    assert (v100["kernel_match"], v100["grid_match_same_kernel"]) == (
+        pytest.approx(48.7, abs=0.1),
+        pytest.approx(66.6, abs=0.1),
+    )
     t4 = cells[("Tesla T4", "linear")]
     assert (t4["mape_chosen"], t4["mape_as_launched"]) == (pytest.approx(8.9, abs=0.1), pytest.approx(7.9, abs=0.1))
     kernels = {(r["gpu"], r["kernel"]): r for r in by_kernel(groups)}

@@ -39,6 +39,7 @@ RECORDED_KERNEL_FILES = ("neusight/linear.csv", "neusight/bmm.csv")
 FIGURES = (
     "kernel_match",
     "grid_match",
+    "grid_match_same_kernel",
     "mape_chosen",
     "mape_as_launched",
     "median_chosen",
@@ -48,6 +49,7 @@ FIGURES = (
 FIGURE_HEADS = (
     "kernel %",
     "grid %",
+    "grid % same kernel",
     "MAPE chosen",
     "MAPE as launched",
     "median chosen",
@@ -119,11 +121,14 @@ def _cells(g: dict, mask: np.ndarray) -> dict:
     meas, chosen, launched = g["measured_us"][mask], g["chosen_us"][mask], g["as_launched_us"][mask]
     priced = np.isfinite(launched)
     same_kernel = np.array([a == b for a, b in zip(g["recorded_kernel"], g["chosen_kernel"])])[mask]
+    same_grid = g["recorded_grid"][mask] == g["chosen_grid"][mask]
     return {
         "rows": int(mask.sum()),
         "priced": int(priced.sum()),
         "kernel_match": float(np.mean(same_kernel) * 100),
-        "grid_match": float(np.mean(g["recorded_grid"][mask] == g["chosen_grid"][mask]) * 100),
+        "grid_match": float(np.mean(same_grid) * 100),
+        # grid agreement where the tile is right: what is left is the split-K factor (and batch layout)
+        "grid_match_same_kernel": float(np.mean(same_grid[same_kernel]) * 100) if same_kernel.any() else None,
         "mape_chosen": _mape(chosen[priced], meas[priced]),
         "mape_as_launched": _mape(launched[priced], meas[priced]),
         "median_chosen": _median_ratio(chosen[priced], meas[priced]),
@@ -160,12 +165,13 @@ def shown_figures(row: dict) -> list[str]:
 def _print(rows: list[dict], first: str) -> None:
     """The table: the leading column `first` (GPU or kernel), then the figures."""
     print(
-        f"{first:40s}{'op':7s}{'timing':11s}{'rows':>6s}{'priced':>7s}{'kernel %':>9s}{'grid %':>7s}{'MAPE chosen':>12s}"
+        f"{first:40s}{'op':7s}{'timing':11s}{'rows':>6s}{'priced':>7s}{'kernel %':>9s}{'grid %':>7s}{'same k.':>8s}"
+        f"{'MAPE chosen':>12s}"
         f"{'as launched':>12s}{'med chosen':>11s}{'as launched':>12s}{'faster %':>9s}"
     )
     for r in rows:
         lead = r.get("kernel", r["gpu"])
-        cells = "".join(f"{c:>{w}s}" for c, w in zip(shown_figures(r), (9, 7, 12, 12, 11, 12, 9)))
+        cells = "".join(f"{c:>{w}s}" for c, w in zip(shown_figures(r), (9, 7, 8, 12, 12, 11, 12, 9)))
         print(f"{lead[-40:]:40s}{r['op']:7s}{r['timing']:11s}{r['rows']:6d}{r['priced']:7d}{cells}")
 
 
