@@ -169,6 +169,17 @@ SKINNY_SPLIT_USES = USE_LINEAR | USE_BATCHED  # the cuBLAS GEMMs that get it (cu
 
 
 @njit(cache=True)
+def output_tiles(m: int, n: int, batch: int, bm: int, bn: int, cluster_m: int, cluster_n: int, max_grid_z: int) -> int:
+    """CTAs of one K slice of a GEMM launch: its BM x BN output tiles along x (M) and y (N), each rounded up to
+    whole clusters (a 2x1 cluster makes x even), times grid z = the batch, at most `max_grid_z` (past it each z
+    CTA loops over several batch entries: a 65,536-batch bmm of 2 tiles launches 2 x 65,535 CTAs, as
+    NeuSight's A100 rows record)."""
+    gx = ((m + bm - 1) // bm + cluster_m - 1) // cluster_m * cluster_m
+    gy = ((n + bn - 1) // bn + cluster_n - 1) // cluster_n * cluster_n
+    return gx * gy * min(batch, max_grid_z)
+
+
+@njit(cache=True)
 def _wave_time(
     b: int,
     active: int,
@@ -464,16 +475,12 @@ def _gemm_select(
                 continue
             if not forced and sliced_arch and use[i] == USE_LINEAR and tensor == 0 and (slices > 1) != deep:
                 continue
-            # a cluster launch rounds the grid up to whole clusters (a 2x1 cluster makes x even), and the
-            # CTAs of a cluster are co-scheduled: a wave holds whole clusters only, so the SMs it can
-            # fill round down to a multiple of the cluster size (GPC boundaries are not in the spec files)
+            # a cluster launch rounds the grid up to whole clusters, and the CTAs of a cluster are
+            # co-scheduled: a wave holds whole clusters only, so the SMs it can fill round down to a
+            # multiple of the cluster size (GPC boundaries are not in the spec files)
             cm, cn = tiles[j, T_CLUSTER_M], tiles[j, T_CLUSTER_N]
-            gx = ((m[i] + bm - 1) // bm + cm - 1) // cm * cm
-            gy = ((n[i] + bn - 1) // bn + cn - 1) // cn * cn
-            # a grid's z is at most LIMIT_GRID_YZ: past it, each z CTA of a batched GEMM loops over several
-            # batch entries (a 65,536-batch bmm of 2 tiles launches 2 x 65,535 CTAs, as NeuSight's A100 rows record)
-            grid_z = min(batch[i], limits[LIMIT_GRID_YZ])
-            tiles_mn = gx * gy * grid_z
+            tiles_mn = output_tiles(m[i], n[i], batch[i], bm, bn, cm, cn, limits[LIMIT_GRID_YZ])
+            grid_z = min(batch[i], limits[LIMIT_GRID_YZ])  # each z CTA covers batch / grid_z entries
             wave_sms = sms - sms % (cm * cn)
             # a kernel the library never splits still gets split-K where its tiles alone would leave
             # most SMs idle on a deep K (SKINNY_SPLIT_FILL): every cuBLAS version has a split-K or

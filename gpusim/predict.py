@@ -26,12 +26,13 @@ from gpusim.engine import (
     device_array,
     gemm_select,
     launch_waves,
+    output_tiles,
     stream_launch,
 )
 from gpusim.errors import OpError
 from gpusim.kernels import TileDescription, gemm_tiles, kernel_table
 from gpusim.lowering import FusedProblem, GemmProblem, StreamProblem, lower
-from gpusim.occupancy import INVALID, LIMITERS, limits_vector
+from gpusim.occupancy import INVALID, LIMIT_GRID_YZ, LIMITERS, limits_vector
 from gpusim.ops import Op, Target
 from gpusim.spec import GpuSpec, load_spec
 
@@ -42,11 +43,6 @@ _RATE_SCALES = {
     "implicit_gemm": "implicit_gemm_efficiency",
 }
 _PLAN_CACHE_INDEX = CONSTANT_NAMES.index("cudnn_plan_cache_us_per_entry")
-
-
-def _whole(count: int, size: int) -> int:
-    """How many pieces of `size` cover `count` (ceiling division)."""
-    return -(-int(count) // size)
 
 
 @dataclass(frozen=True)
@@ -290,8 +286,7 @@ class LoweredOps:
                 continue
             d = descs[match[0]]
             (cm, cn), (m, n, _, batch) = d.cluster, self.gemm_cols[:, pos]
-            grid_z = min(batch, self.spec.limits.max_grid_dim_yz)  # as the engine counts them
-            out_tiles = _whole(_whole(m, d.bm), cm) * cm * _whole(_whole(n, d.bn), cn) * cn * grid_z
+            out_tiles = output_tiles(m, n, batch, d.bm, d.bn, cm, cn, self.limits[LIMIT_GRID_YZ])
             if grid % out_tiles:
                 continue
             picked.append(pos)

@@ -92,7 +92,8 @@ def priced_groups(files: list[Timings], gpu: str | None = None) -> list[dict]:
             lowered = LoweredOps([m.op for m in rows], spec, dtype)
         consts = constants_vector(spec.architecture)
         host = lowered.host_overhead(consts) if PREDICTION_FOR_TIMING[timing] == "isolated_us" else 0.0
-        chosen = lowered.predict(consts).main_launches()
+        prediction = lowered.predict(consts)
+        chosen = prediction.main_launches()
         out.append(
             {
                 "gpu": device,
@@ -100,7 +101,7 @@ def priced_groups(files: list[Timings], gpu: str | None = None) -> list[dict]:
                 "dtype": dtype,
                 "timing": timing,
                 "measured_us": np.array([m.latency_us for m in rows]),
-                "chosen_us": lowered.op_times(consts) + host,
+                "chosen_us": prediction.gpu_us + host,
                 "as_launched_us": lowered.as_launched([m.kernel for m in rows], [m.grid for m in rows], consts) + host,
                 "recorded_kernel": [m.kernel for m in rows],
                 "chosen_kernel": [k.kernel for k in chosen],

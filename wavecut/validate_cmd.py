@@ -112,9 +112,9 @@ def networks(
 
 def _print_selection(rows: list[dict], lead: str) -> None:
     """Rich table of validation.selection rows: per GPU (or recorded kernel) choice against pricing."""
-    table = Table(title="GEMM rows that record their kernel: the model's choice against the launch as recorded")
     from validation.selection import FIGURE_HEADS, shown_figures
 
+    table = Table(title="GEMM rows that record their kernel: the model's choice against the launch as recorded")
     for col in (lead, "op", "timing", "rows", "priced", *FIGURE_HEADS):
         table.add_column(col, justify="left" if col in (lead, "op", "timing") else "right")
     for r in rows:
