@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,8 +21,13 @@ from gpusim.calibration import (
     fit_group,
     merge_families,
     starting_point,
+    switchable,
 )
-from tests.conftest import run_cli
+from gpusim.ops import Linear
+from gpusim.predict import LoweredOps
+from gpusim.spec import load_spec
+from tests.conftest import REPO, run_cli
+from validation.calibrate import fit, load_datasets
 
 
 def test_every_start_lies_inside_its_bounds_and_loads():
@@ -38,7 +45,6 @@ def test_fit_groups_and_bounds_come_from_the_schema():
         "cta_drift_fraction",
         "drift_waves",
         "l2_miss_sharpness",
-        "unaligned_row_extra",
     )
     assert fit_group(TENSOR) == ("tensor_efficiency", "tensor_dram_efficiency")
     assert "simt_efficiency" in fit_group(SHARED) and "implicit_gemm_efficiency" in fit_group(FAMILY)
@@ -74,3 +80,63 @@ def test_loading_rejects_what_the_schema_bounds_exclude(name):
     values = {**starting_point(), name: 1.2}
     with pytest.raises(ValueError, match=name):
         Constants(**values)
+
+
+def test_every_switchable_term_has_an_off_value():
+    off = switchable()
+    assert off == {
+        "tile_intensity_half": 0.0,  # every tile at the full SIMT rate
+        "wave_latency_us": 0.0,
+        "winograd_fused_fixed_channels": 0.0,
+        "strided_dram_efficiency": 1e9,  # outside its bounds on purpose: strips take no time
+        "cta_drift_fraction": 1e-12,
+        "cudnn_plan_cache_us_per_entry": 0.0,
+    }
+    assert "simt_efficiency" not in off and "host_overhead_gemm_us" not in off  # rates every prediction needs
+
+
+def test_the_strip_terms_off_values_price_a_pascal_deep_k_gemm_at_its_tile_math():
+    # P100, 4096 rows x 30,522 in -> 4096 out: the shipped strips make it DRAM-bound (its rows measure
+    # ~2.3 TFLOP/s, docs/accuracy.md); strided_dram_efficiency off removes the whole term, so holding the
+    # drift off as well changes nothing; the drift off alone leaves the per-wave re-reads, which its tile
+    # math outlasts: the drift is all of the term here
+    lowered = LoweredOps([Linear(4096, 30522, 4096)], load_spec("p100"), "fp32")
+    names = list(CONSTANT_NAMES)
+
+    def gpu_us(**values: float) -> float:
+        c = lowered.consts.copy()
+        for name, value in values.items():
+            c[names.index(name)] = value
+        return float(lowered.op_times(c)[0])
+
+    off = switchable()
+    shipped, no_strips = gpu_us(), gpu_us(strided_dram_efficiency=off["strided_dram_efficiency"])
+    assert no_strips == gpu_us(strided_dram_efficiency=off["strided_dram_efficiency"], cta_drift_fraction=1e-12)
+    assert shipped / no_strips > 1.5
+    assert gpu_us(cta_drift_fraction=off["cta_drift_fraction"]) == no_strips
+
+
+def test_a_fit_holds_switched_off_constants_out_of_every_group(tmp_path):
+    header = "OPName,Latency,Device,Kernel Name,Grid x,Grid y,Grid z,B,M,N,K"
+    rows = [
+        f"linear,{ms},Tesla V100-PCIE-32GB,volta_sgemm_128x128_tn,1,1,1,1,{m},{k},{n}"
+        for ms, m, k, n in ((0.05, 512, 1024, 1024), (0.4, 2048, 4096, 2048), (3.1, 4096, 8192, 4096))
+    ]
+    path = tmp_path / "linear.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    fixed = switchable()
+    shared, families = fit(load_datasets([path]), fixed)
+    for name, value in fixed.items():
+        assert shared[CONSTANT_NAMES.index(name)] == value, name
+    assert not any(name in c for c in families.values() for name in fixed)
+
+
+def test_crossval_rejects_a_term_it_cannot_switch_off_in_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "validation.crossval", "--without", "simt_efficiency"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "invalid choice: 'simt_efficiency'" in result.stderr and "strided_dram_efficiency" in result.stderr

@@ -175,14 +175,13 @@ def test_operand_strip_traffic_hand_computed():
     # 256x256 outputs over K = 1024 in 128x128 tiles: 4 CTAs, one wave. Without L2 reuse each CTA
     # reads its two strips, 4 x 256 x 1024 x 4 B = 4 MiB; with reuse inside the wave the 2 distinct
     # strips of each operand are read once, 512 x 1024 x 4 B = 2 MiB. Rows of K = 1023 floats are
-    # not 16-byte aligned: the traffic grows by unaligned_row_extra.
+    # not 16-byte aligned, which costs no extra traffic (the term was dropped: docs/accuracy.md).
     from gpusim.calibration import CONSTANT_NAMES
     from gpusim.engine import operand_strip_time
     from gpusim.predict import engine_inputs
 
     consts = engine_inputs(gpusim.load_spec("v100-pcie"), "fp32")[3].copy()
-    for name, value in (("strided_dram_efficiency", 0.5), ("unaligned_row_extra", 0.25)):
-        consts[CONSTANT_NAMES.index(name)] = value
+    consts[CONSTANT_NAMES.index("strided_dram_efficiency")] = 0.5
     device = np.array([80, 1.0, 0.0, 1e6, 6 * 2**20])  # DRAM 1e6 bytes/us, 6 MiB L2
 
     def strips(k: int, drift: float) -> float:
@@ -191,7 +190,7 @@ def test_operand_strip_traffic_hand_computed():
 
     assert strips(1024, 1e9) == pytest.approx(4 * 2**20 / 0.5e6, rel=1e-6)  # footprint >> L2: all missed
     assert strips(1024, 1e-12) == pytest.approx(2 * 2**20 / 0.5e6, rel=1e-6)  # footprint << L2: reused
-    assert strips(1023, 1e-12) == pytest.approx(512 * 1023 * 4 * 1.25 / 0.5e6, rel=1e-6)
+    assert strips(1023, 1e-12) == pytest.approx(512 * 1023 * 4 / 0.5e6, rel=1e-6)
 
 
 def test_operand_strips_of_a_wave_follow_the_cta_raster_hand_computed():

@@ -41,9 +41,9 @@ def test_as_launched_finds_the_kernel_by_name_and_the_split_by_its_grid():
 
 
 def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
-    """On the shared rows (in sample): the V100's linears err 9.8% as the model chooses but 18.7% priced as
+    """On the shared rows (in sample): the V100's linears err 9.7% as the model chooses but 18.7% priced as
     cuBLAS launched them; its in-CTA sliced-K kernels, at deep K, are priced 2.5x their time. The T4's are the
-    other way (8.9 chosen, 7.9 as launched): its choice costs accuracy. The P4's sgemm_128x128x8 is _NT, not
+    other way (8.9 chosen, 7.8 as launched): its choice costs accuracy. The P4's sgemm_128x128x8 is _NT, not
     _NT_vec, on its 58 rows whose K rows are not 16-byte aligned, and the model names it so on every one."""
     from validation.calibrate import SHARED_MEASURED
     from validation.readers import read_timings
@@ -53,7 +53,7 @@ def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
     cells = {(r["gpu"], r["op"]): r for r in summary(groups)}
     v100 = cells[("Tesla V100-PCIE-32GB", "linear")]
     assert (v100["rows"], v100["priced"]) == (1040, 1039)
-    assert v100["mape_chosen"] == pytest.approx(9.8, abs=0.1)
+    assert v100["mape_chosen"] == pytest.approx(9.7, abs=0.1)
     assert v100["mape_as_launched"] == pytest.approx(18.7, abs=0.1)
     # the tile is cuBLAS's on 48.7% of the rows, and of those the split-K factor too on 66.6%
     assert (v100["kernel_match"], v100["grid_match_same_kernel"]) == (
@@ -61,10 +61,10 @@ def test_selection_splits_each_gpus_error_into_choice_and_pricing(measured_dir):
         pytest.approx(66.6, abs=0.1),
     )
     t4 = cells[("Tesla T4", "linear")]
-    assert (t4["mape_chosen"], t4["mape_as_launched"]) == (pytest.approx(8.9, abs=0.1), pytest.approx(7.9, abs=0.1))
+    assert (t4["mape_chosen"], t4["mape_as_launched"]) == (pytest.approx(8.9, abs=0.1), pytest.approx(7.8, abs=0.1))
     kernels = {(r["gpu"], r["kernel"]): r for r in by_kernel(groups)}
     sliced = kernels[("Tesla V100-PCIE-32GB", "volta_sgemm_128x32_sliced1x4_tn")]
-    assert sliced["rows"] == 47 and sliced["median_as_launched"] == pytest.approx(2.48, abs=0.01)
+    assert sliced["rows"] == 47 and sliced["median_as_launched"] == pytest.approx(2.50, abs=0.01)
     unaligned = kernels[("Tesla P4", "sgemm_128x128x8_NT")]
     assert (unaligned["rows"], unaligned["priced"], unaligned["kernel_match"]) == (58, 58, 100.0)
 

@@ -151,6 +151,8 @@ def mape(sets: list[DataSet], consts_for: dict[str, np.ndarray]) -> dict[tuple[s
 def _fit(sets: list[DataSet], start: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """Nelder-Mead on the mean of the data sets' MAPEs over log-constants (kernel choice makes the
     objective piecewise, so a derivative-free search), restarted RESTARTS times; deterministic from `start`."""
+    if not names:
+        return start
     search = {"maxfev": 80 * len(names), "xatol": 1e-3, "fatol": 1e-5}
     idx = np.array([CONSTANT_NAMES.index(n) for n in names])
     low, high = np.array([bounds(n) for n in names]).T  # the schema's: a fit never leaves what loading accepts
@@ -183,20 +185,25 @@ def _named(c: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
     return {n: float(c[CONSTANT_NAMES.index(n)]) for n in names}
 
 
-def fit(sets: list[DataSet]) -> tuple[np.ndarray, Fitted]:
+def fit(sets: list[DataSet], fixed: dict[str, float] | None = None) -> tuple[np.ndarray, Fitted]:
     """(shared constants, {family: its fitted constants by name}) fitted on `sets`: the shared and strip
     constants on the CUDA-core sets, cuDNN's per family with conv data, tensor-core ones per family with
-    tensor-core data."""
-    start = np.array([STARTING_POINT[n] for n in CONSTANT_NAMES], dtype=np.float64)
+    tensor-core data. `fixed` holds constants at given values and out of every fit (a term switched
+    off: validation.crossval --without)."""
+    fixed = fixed or {}
+    start = np.array([fixed.get(n, STARTING_POINT[n]) for n in CONSTANT_NAMES], dtype=np.float64)
+    shared_fit, strip_fit, family_fit, tensor_fit = (
+        tuple(n for n in group if n not in fixed) for group in (SHARED_FIT, STRIP_FIT, FAMILY_FIT, TENSOR_FIT)
+    )
     simt = [s for s in sets if not s.tensor]
-    shared = _fit(simt, start, SHARED_FIT)
-    shared = _fit([s for s in simt if s.op == "linear"], shared, STRIP_FIT)
+    shared = _fit(simt, start, shared_fit)
+    shared = _fit([s for s in simt if s.op == "linear"], shared, strip_fit)
     families: Fitted = {}
     for family in sorted({s.family for s in simt if s.op == FAMILY_FIT_OP}):
-        families[family] = _named(_fit([s for s in simt if s.family == family], shared, FAMILY_FIT), FAMILY_FIT)
+        families[family] = _named(_fit([s for s in simt if s.family == family], shared, family_fit), family_fit)
     for family in sorted({s.family for s in sets if s.tensor}):
-        tensor = _fit([s for s in sets if s.tensor and s.family == family], shared, TENSOR_FIT)
-        families.setdefault(family, {}).update(_named(tensor, TENSOR_FIT))
+        tensor = _fit([s for s in sets if s.tensor and s.family == family], shared, tensor_fit)
+        families.setdefault(family, {}).update(_named(tensor, tensor_fit))
     return shared, families
 
 

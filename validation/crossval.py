@@ -3,7 +3,11 @@
 The left-out GPU's family constants come from the other GPUs of its family if any,
 else from the nearest family (exactly what a new GPU with only a spec file gets).
 
-    python3 -m validation.crossval [--json]
+    python3 -m validation.crossval [--json] [--without CONSTANT ...]
+
+`--without` switches a fitted term off in every fold (its constant held at the schema's `off` value,
+gpusim.calibration.switchable, and out of the fit): whether the term earns its place on GPUs it was not
+fitted on is the difference to the plain run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 
 import numpy as np
 
+from gpusim.calibration import switchable
 from validation.calibrate import (
     FAMILY_FIT,
     TENSOR_FIT,
@@ -28,9 +33,10 @@ from validation.calibrate import (
 TARGETS = {"linear": 10.0, "bmm": 12.0, "conv2d": 15.0, "grid": 80.0}
 
 
-def fold(left_out: str, train: list[DataSet], test: list[DataSet]) -> dict:
-    """Fit without `left_out`, then MAPE per op and GEMM grid agreement on its rows."""
-    shared, families = fit([s for s in train if s.device != left_out])
+def fold(left_out: str, train: list[DataSet], test: list[DataSet], fixed: dict[str, float] | None = None) -> dict:
+    """Fit without `left_out` (and with the `fixed` constants held), then MAPE per op and GEMM grid
+    agreement on its rows."""
+    shared, families = fit([s for s in train if s.device != left_out], fixed)
     own = [s for s in test if s.device == left_out]
     family = own[0].family
     consts = constants_by_family(shared, families, {family})[family]
@@ -57,9 +63,21 @@ def main() -> None:
     """Run every fold and print the table (and one JSON object last with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    off = switchable()
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=sorted(off),
+        metavar="CONSTANT",
+        help=f"switch this constant's term off in every fold (repeatable): {', '.join(sorted(off))}",
+    )
     args = parser.parse_args()
+    fixed = {name: off[name] for name in args.without}
     train, test = training_sets(), test_sets()
-    rows = [fold(gpu, train, test) for gpu in sorted({s.device for s in test})]
+    rows = [fold(gpu, train, test, fixed) for gpu in sorted({s.device for s in test})]
+    if fixed:
+        print("switched off: " + ", ".join(f"{n} = {v:g}" for n, v in fixed.items()))
     print(
         f"{'GPU left out':26s}{'dtype':6s}{'family':8s}{'cuDNN from':11s}{'TC from':8s}{'linear %':>9s}{'bmm %':>8s}"
         f"{'conv3x3 %':>10s}{'GEMM grid %':>12s}"
@@ -76,7 +94,7 @@ def main() -> None:
         f"GEMM grid >= {TARGETS['grid']}%"
     )
     if args.json:
-        print(json.dumps({"folds": rows, "targets": TARGETS}))
+        print(json.dumps({"folds": rows, "targets": TARGETS, "without": fixed}))
 
 
 if __name__ == "__main__":
