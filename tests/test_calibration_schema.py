@@ -140,3 +140,18 @@ def test_crossval_rejects_a_term_it_cannot_switch_off_in_one_line():
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "invalid choice: 'simt_efficiency'" in result.stderr and "strided_dram_efficiency" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("hold", "message"),
+    [
+        ("bogus=1", "unknown constant 'bogus'; allowed: launch_overhead_us"),
+        ("dram_efficiency=abc", "VALUE must be a number"),
+        ("dram_efficiency=1.5", "dram_efficiency = 1.5 is outside its bounds [0, 1]"),
+    ],
+)
+def test_crossval_holds_only_a_known_constant_inside_its_bounds(hold, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "validation.crossval", "--hold", hold], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr

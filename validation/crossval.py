@@ -3,11 +3,12 @@
 The left-out GPU's family constants come from the other GPUs of its family if any,
 else from the nearest family (exactly what a new GPU with only a spec file gets).
 
-    python3 -m validation.crossval [--json] [--without CONSTANT ...]
+    python3 -m validation.crossval [--json] [--without CONSTANT ...] [--hold CONSTANT=VALUE ...]
 
 `--without` switches a fitted term off in every fold (its constant held at the schema's `off` value,
 gpusim.calibration.switchable, and out of the fit): whether the term earns its place on GPUs it was not
-fitted on is the difference to the plain run.
+fitted on is the difference to the plain run. `--hold` holds any constant at a given value instead of
+fitting it (e.g. a datasheet number in place of a fitted efficiency).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 
 import numpy as np
 
-from gpusim.calibration import switchable
+from gpusim.calibration import CONSTANT_NAMES, bounds, switchable
 from validation.calibrate import (
     FAMILY_FIT,
     TENSOR_FIT,
@@ -59,6 +60,21 @@ def fold(left_out: str, train: list[DataSet], test: list[DataSet], fixed: dict[s
     return row
 
 
+def _held(text: str) -> tuple[str, float]:
+    """Parse --hold's CONSTANT=VALUE: a known constant and a number inside its schema bounds."""
+    name, _, value = text.partition("=")
+    if name not in CONSTANT_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown constant {name!r}; allowed: {', '.join(CONSTANT_NAMES)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: VALUE must be a number (CONSTANT=VALUE)") from None
+    low, high = bounds(name)
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{name} = {number:g} is outside its bounds [{low:g}, {high:g}]")
+    return name, number
+
+
 def main() -> None:
     """Run every fold and print the table (and one JSON object last with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,12 +88,20 @@ def main() -> None:
         metavar="CONSTANT",
         help=f"switch this constant's term off in every fold (repeatable): {', '.join(sorted(off))}",
     )
+    parser.add_argument(
+        "--hold",
+        action="append",
+        default=[],
+        type=_held,
+        metavar="CONSTANT=VALUE",
+        help="hold this constant at VALUE (inside its schema bounds) in every fold instead of fitting it (repeatable)",
+    )
     args = parser.parse_args()
-    fixed = {name: off[name] for name in args.without}
+    fixed = {name: off[name] for name in args.without} | dict(args.hold)
     train, test = training_sets(), test_sets()
     rows = [fold(gpu, train, test, fixed) for gpu in sorted({s.device for s in test})]
     if fixed:
-        print("switched off: " + ", ".join(f"{n} = {v:g}" for n, v in fixed.items()))
+        print("held out of the fit: " + ", ".join(f"{n} = {v:g}" for n, v in fixed.items()))
     print(
         f"{'GPU left out':26s}{'dtype':6s}{'family':8s}{'cuDNN from':11s}{'TC from':8s}{'linear %':>9s}{'bmm %':>8s}"
         f"{'conv3x3 %':>10s}{'GEMM grid %':>12s}"
@@ -94,7 +118,7 @@ def main() -> None:
         f"GEMM grid >= {TARGETS['grid']}%"
     )
     if args.json:
-        print(json.dumps({"folds": rows, "targets": TARGETS, "without": fixed}))
+        print(json.dumps({"folds": rows, "targets": TARGETS, "held": fixed}))
 
 
 if __name__ == "__main__":
