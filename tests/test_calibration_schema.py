@@ -155,3 +155,21 @@ def test_crossval_holds_only_a_known_constant_inside_its_bounds(hold, message):
         [sys.executable, "-m", "validation.crossval", "--hold", hold], capture_output=True, text=True, cwd=REPO
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
+
+
+def test_crossval_in_forked_workers_gives_the_sequential_table(tmp_path):
+    from validation.crossval import run_folds
+
+    header = "OPName,Latency,Device,Kernel Name,Grid x,Grid y,Grid z,B,M,N,K"
+    shapes = ((0.05, 512, 1024, 1024), (0.4, 2048, 4096, 2048), (3.1, 4096, 8192, 4096))
+    lines = [header]
+    for device, scale in (("Tesla V100-PCIE-32GB", 1.0), ("Tesla T4", 3.0)):
+        lines += [f"linear,{ms * scale},{device},volta_sgemm_128x128_tn,1,1,1,1,{m},{k},{n}" for ms, m, k, n in shapes]
+    path = tmp_path / "linear.csv"
+    path.write_text("\n".join(lines) + "\n")
+    sets = load_datasets([path])
+    gpus = ["Tesla T4", "Tesla V100-PCIE-32GB"]
+    fixed = {name: value for name, value in switchable().items() if name != "tile_intensity_half"}
+    sequential = run_folds(gpus, sets, sets, fixed, jobs=1)
+    assert [r["gpu"] for r in sequential] == gpus
+    assert run_folds(gpus, sets, sets, fixed, jobs=2) == sequential
