@@ -127,8 +127,8 @@ def fit_group(group: str) -> tuple[str, ...]:
 
 def switchable() -> dict[str, float]:
     """The constants whose term can be switched off, with the value that switches it off (the schema's `off`)."""
-    extra = {n: f.json_schema_extra for n, f in Constants.model_fields.items()}
-    return {n: e["off"] for n, e in extra.items() if e["off"] is not None}  # type: ignore[index]
+    offs = {n: f.json_schema_extra["off"] for n, f in Constants.model_fields.items()}  # type: ignore[index]
+    return {n: v for n, v in offs.items() if v is not None}
 
 
 def bounds(name: str) -> tuple[float, float]:

@@ -38,9 +38,7 @@ def rates() -> dict[tuple[str, int, str], list[float]]:
             continue
         footprint_mib = (op.batch + op.out_features) * op.in_features * 4 / 2**20
         band = next(label for label, edge in FOOTPRINT_BANDS if footprint_mib <= edge)
-        out[(m.device, op.in_features, band)].append(
-            2.0 * op.batch * op.in_features * op.out_features / m.latency_us / 1e6
-        )
+        out[(m.device, op.in_features, band)].append(op.flops / m.latency_us / 1e6)
     return out
 
 
