@@ -26,14 +26,14 @@ STREAM_THREADS = 128
 STREAM_WORK_PER_THREAD = 4
 # Depthwise conv: 256 threads, one output per thread (ATen DepthwiseConv2d.cu).
 DEPTHWISE_THREADS = 256
-# A linear layer on this many rows may also run as cuBLAS's GEMV (gemv2T kernels: 128 threads, a warp
-# per output row, so 4 rows per CTA): a streaming pass over the weights, kept where it beats every GEMM tile (the fastest
-# algorithm is kept, as for convolutions), so a batch-1 FP32 layer is never priced as a tile GEMM's
-# strided operand strips.
+# A linear layer on this many rows (or of this many outputs) may also run as cuBLAS's GEMV (gemv2T kernels:
+# 128 threads, a warp per row of the large operand, so 4 rows per CTA): a streaming pass over the weights (or
+# the input rows), kept where it beats every GEMM tile (the fastest algorithm is kept, as for convolutions),
+# so a batch-1 FP32 layer is never priced as a tile GEMM's strided operand strips.
 GEMV_ROWS = 1
 GEMV_THREADS = 128
 GEMV_LANES_PER_ROW = 32
-# On CUDA cores the same streaming pass serves up to this many rows: cuBLAS's small-N kernel for "tn" GEMMs,
+# On CUDA cores the same streaming pass serves up to this many rows (or outputs): cuBLAS's small-N kernel for "tn" GEMMs,
 # gemmSN_TN_kernel<float, 128, 16, ...> (128 threads, at most 16 rows of the input per pass), which public
 # profiles of FP32 nn.Linear calls on 4-16 rows show where a tile GEMM would read its weights as strided strips.
 SMALL_N_ROWS = 16
@@ -125,15 +125,18 @@ def lower(op: Op, target: Target) -> list[Algorithm]:
 
 
 def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
-    """nn.Linear: cuBLAS's GEMM (M = out features, N = rows, K = in features) and, for a batch of
-    GEMV_ROWS (SMALL_N_ROWS on CUDA cores), its matrix-vector (small-N) kernel streaming the weights once."""
+    """nn.Linear: cuBLAS's GEMM (M = out features, N = rows, K = in features) and, where either side is at
+    most GEMV_ROWS (SMALL_N_ROWS on CUDA cores), its matrix-vector (small-N) kernel: a streaming pass over
+    the larger operand, a warp per row of it (a batch of one or a few rows streams the weights; a layer of
+    one or a few outputs, a regression or gate head, streams its input rows the same way)."""
     moved = (
         op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
     ) * target.elem_bytes
     algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
-    if op.batch <= (SMALL_N_ROWS if target.simt else GEMV_ROWS):  # one streaming pass over the weights
-        name = "gemv" if op.batch <= GEMV_ROWS else "gemm_small_n"
-        lanes = op.out_features * GEMV_LANES_PER_ROW
+    narrow = min(op.batch, op.out_features)  # rows of the small operand: each pass multiplies them all
+    if narrow <= (SMALL_N_ROWS if target.simt else GEMV_ROWS):  # one streaming pass over the large operand
+        name = "gemv" if narrow <= GEMV_ROWS else "gemm_small_n"
+        lanes = max(op.batch, op.out_features) * GEMV_LANES_PER_ROW
         stream = StreamProblem(name, lanes, moved, float(op.flops), GEMV_THREADS, 1)
         algos.append(Algorithm(name, (stream,)))
         split = min(math.ceil(target.sms * GEMV_THREADS / lanes), op.in_features // GEMV_SPLIT_MIN_K)  # CTAs = SMs

@@ -326,25 +326,26 @@ def test_skinny_very_deep_gemm_is_split_not_run_as_a_few_ctas():
 def test_sm61_few_tile_linear_splits_k_in_512_deep_slices_as_recorded():
     """The P4's cuBLAS runs linear GEMMs of few output tiles as maxwell_sgemm_128x64 / 128x128 with split-K
     in fixed 512-deep slices: grid z = ceil(K / 512) on all 33 such NeuSight rows (512 x 3072 -> 768: grid
-    6 x 8 x 6 = 288). A 1024-row, 16-output GEMM of K = 524,288 (8 tiles of the never-split
-    sgemm_128x128x8 on the 1080 Ti's 28 SMs, 47 ms) gets 1024 such slices instead."""
+    6 x 8 x 6 = 288). A 1024-row, 32-output GEMM of K = 524,288 (8 tiles of the never-split
+    sgemm_128x128x8 on the 1080 Ti's 28 SMs, 47 ms) gets 1024 such slices instead (16 outputs would be a
+    small-N streaming pass over the input rows: test_a_linear_of_few_outputs_streams_its_input_rows_once)."""
     recorded = gpusim.predict([gpusim.Linear(512, 3072, 768)], "p4", "fp32").main_launches()[0]
     assert (recorded.kernel, recorded.grid, recorded.split_k) == ("maxwell_sgemm_128x64_tn", 288, 6)
     deep = gpusim.predict([gpusim.Linear(64, 500_000, 64)], "gtx1080ti", "fp32").main_launches()[0]
     assert deep.split_k == 977 and deep.grid == 977  # ceil(500,000 / 512) slices of one 128x64 tile
-    few_tiles = gpusim.predict([gpusim.Linear(1024, 524_288, 16)], "gtx1080ti", "fp32")
+    few_tiles = gpusim.predict([gpusim.Linear(1024, 524_288, 32)], "gtx1080ti", "fp32")
     assert few_tiles.main_launches()[0].split_k == 1024 and few_tiles.gpu_us[0] < 47_000 / 3
 
 
 def test_few_output_tiles_split_k_from_k_512_not_only_on_very_deep_gemms():
-    """16 outputs of 32 rows, K = 4096 (FP32): sm80's deep-K rule picks the sliced 32x32 kernel, one CTA on
+    """32 outputs of 32 rows, K = 4096 (FP32): sm80's deep-K rule picks the sliced 32x32 kernel, one CTA on
     the A100's 108 SMs (74 us, 0.06 TFLOP/s) before the skinny split reached down from K = 8192 to 512, the
     shallowest K any recorded cuBLAS launch splits (T4 512, V100 768, A100 960: NeuSight Grid z > 1). A
     skinny GEMM may split up to 64 ways (one tile of a 2 x 16 x 524,288 FP16 GEMM: 16 ways left 92 SMs idle)."""
-    op = gpusim.Linear(32, 4096, 16)
+    op = gpusim.Linear(32, 4096, 32)  # 16 outputs would stream (gemm_small_n), 32 are one 32x32 tile
     for gpu in ("a100", "h100-sxm", "l4"):
         launch = gpusim.predict([op], gpu, "fp32").main_launches()[0]
-        assert launch.split_k > 1 and launch.grid >= 16, (gpu, launch)
+        assert launch.split_k > 1 and launch.grid >= 12, (gpu, launch)  # a dozen CTAs or more, not one
     assert gpusim.predict([op], "a100", "fp32").gpu_us[0] < 15
     assert gpusim.predict([op], "a100", "fp32", allow_split_k=False).gpu_us[0] > 50
     shallow = gpusim.Matmul(12, 128, 196, 196)  # NeuSight A100 bmm rows of K = 196: recorded unsplit
@@ -392,6 +393,27 @@ def test_a_linear_of_up_to_16_rows_on_cuda_cores_streams_its_weights_once():
     assert (half.waves, half.tail_fill, full.waves, full.tail_fill) == (2, 0.5, 2, 1.0)
     busy = [k.time_us - launch_overhead_us("orin") for k in (half, full)]
     assert busy[0] / busy[1] == pytest.approx(0.75, rel=0.02)
+
+
+def test_a_linear_of_few_outputs_streams_its_input_rows_once():
+    """The mirror of the small-N case: a regression or gate head (1-16 outputs) on many rows is a GEMV
+    over its input, a warp per input row. 1000 rows x 16,384 FP32 inputs on the A100 are 65.5 MB, read
+    once at the calibrated DRAM rate (0.594 x 1555 GB/s: 71 us) in 250 CTAs of 4 rows (2.3 waves of 108);
+    priced as a tile GEMM they were 32 CTAs of 32x32 on 108 SMs (281 us). One output on 16,384 rows costs
+    what 16,384 outputs on one row do (the same bytes, streamed the same way); 17 outputs are a GEMM."""
+    from gpusim.calibration import constants_for
+
+    rate = constants_for("ampere").dram_efficiency * 1555e3  # bytes per us
+    head = gpusim.predict([gpusim.Linear(1000, 16384, 1)], "a100", "fp32").main_launches()[0]
+    assert (head.algorithm, head.grid, head.streaming) == ("gemv", 250, True)
+    assert 1000 * 16384 * 4 / rate < head.time_us < 1.5 * 1000 * 16384 * 4 / rate
+    sixteen = gpusim.predict([gpusim.Linear(1000, 16384, 16)], "a100", "fp32").main_launches()[0]
+    assert sixteen.algorithm == "gemm_small_n" and sixteen.time_us == pytest.approx(head.time_us, rel=0.05)
+    assert gpusim.predict([gpusim.Linear(1000, 16384, 17)], "a100", "fp32").main_launches()[0].algorithm == "gemm"
+    tall, wide = (
+        gpusim.predict([op], "a100", "fp32") for op in (gpusim.Linear(16384, 16384, 1), gpusim.Linear(1, 16384, 16384))
+    )
+    assert tall.total_us == pytest.approx(wide.total_us, rel=1e-9)
 
 
 def test_batch_one_linear_streams_its_weights_as_a_gemv():
