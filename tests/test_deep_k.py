@@ -44,3 +44,40 @@ def test_the_json_lists_every_cell_once(measured_dir):
         "Tesla T4",
         "Tesla V100-PCIE-32GB",
     }
+
+
+NEUSIGHT_HEADER = "OPName,Latency,Device,Kernel Name,Grid x,Grid y,Grid z,B,M,N,K"
+
+
+def test_a_file_of_your_own_is_read_the_same_way(tmp_path):
+    """`--data FILE`: one GPU's rows, hand-computed. 4096 rows x 8192 inputs -> 4096 outputs is 2.75e11 FLOP;
+    in 50 ms that is 5.50 TFLOP/s, in 100 ms 2.75; their operands, (4096 + 4096) x 8192 x 4 bytes, are 256 MiB.
+    A row too short (1 ms) or too shallow (K = 1024) does not count."""
+    rows = [
+        "linear,50.0,Tesla T4,volta_sgemm_128x128_tn,32,32,1,1,4096,8192,4096",
+        "linear,100.0,Tesla T4,volta_sgemm_128x128_tn,32,32,1,1,4096,8192,4096",
+        "linear,1.0,Tesla T4,volta_sgemm_128x128_tn,32,32,1,1,4096,8192,4096",
+        "linear,50.0,Tesla T4,volta_sgemm_128x128_tn,32,32,1,1,4096,1024,4096",
+    ]
+    data = tmp_path / "linear.csv"
+    data.write_text("\n".join([NEUSIGHT_HEADER, *rows]) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "validation.deep_k", "--data", str(data), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    (cell,) = json.loads(result.stdout.strip().splitlines()[-1])["cells"]
+    assert (cell["gpu"], cell["k"], cell["footprint"], cell["rows"]) == ("Tesla T4", 8192, "<= 1 GiB", 2)
+    assert cell["median_tflops"] == pytest.approx((5.4976 + 2.7488) / 2, abs=1e-3)
+
+
+def test_an_unreadable_file_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "validation.deep_k", "--data", str(bad)], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and str(bad) in result.stderr

@@ -4,19 +4,24 @@ The deep-K operand-strip term (gpusim.engine.operand_strip_time) exists for the 
 GEMMs at large K. This table says where the data show it: for every shared GPU, the median achieved
 TFLOP/s (2 x rows x K x outputs / time) of its `nn.Linear` rows with at least MIN_ROWS rows and MIN_OUT
 outputs that ran at least MIN_ROW_US, per K (in_features) and per band of the two operands' size
-((rows + outputs) x K x 4 bytes), so that depth and footprint can be told apart.
+((rows + outputs) x K x 4 bytes), so that depth and footprint can be told apart. `--data FILE` reads any
+timings file instead (`wavecut validate measure` writes one on your GPU): only its FP32 linear rows count,
+the rows the term prices.
 
-    python3 -m validation.deep_k [--json]
+    python3 -m validation.deep_k [--data FILE] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
+from gpusim.errors import WavecutError
 from gpusim.ops import Linear
 from validation.calibrate import SHARED_MEASURED
 from validation.readers import read_timings
@@ -27,12 +32,13 @@ MIN_ROWS, MIN_OUT, MIN_K, MIN_ROW_US = 1024, 1024, 2048, 2000.0
 FOOTPRINT_BANDS = (("<= 1 GiB", 1024.0), ("> 1 GiB", float("inf")))
 
 
-def rates() -> dict[tuple[str, int, str], list[float]]:
-    """The achieved TFLOP/s of each qualifying linear row, by (GPU, K, footprint band label)."""
+def rates(path: Path = LINEAR_FILE) -> dict[tuple[str, int, str], list[float]]:
+    """The achieved TFLOP/s of each qualifying FP32 linear row of a timings file (default: NeuSight's), by
+    (GPU, K, footprint band label)."""
     out: dict[tuple[str, int, str], list[float]] = defaultdict(list)
-    for m in read_timings(LINEAR_FILE).measurements:
+    for m in read_timings(path).measurements:
         op = m.op
-        if not isinstance(op, Linear) or m.latency_us < MIN_ROW_US or op.in_features < MIN_K:
+        if not isinstance(op, Linear) or m.dtype != "fp32" or m.latency_us < MIN_ROW_US or op.in_features < MIN_K:
             continue
         if op.batch < MIN_ROWS or op.out_features < MIN_OUT:
             continue
@@ -45,9 +51,14 @@ def rates() -> dict[tuple[str, int, str], list[float]]:
 def main() -> None:
     """Print one table per footprint band: median TFLOP/s per K (rows) and GPU (columns)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=LINEAR_FILE, help="timings file (default: NeuSight's linear.csv)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    table = rates()
+    try:
+        table = rates(args.data)
+    except WavecutError as exc:  # a user's file: one line naming it, exit 2, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     gpus = sorted({g for g, _, _ in table})
     depths = sorted({k for _, k, _ in table})
     cells = []
