@@ -34,6 +34,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 from typing import ClassVar, Literal
 
 from gpusim.errors import OpError
@@ -141,7 +142,7 @@ class ScaledDotProductAttention(Op):
         if target.dtype in FLASH_DTYPES and target.mma == FLASH_MMA and tile is not None:
             return [Algorithm("flash", (self._flash(tile, target),))]
         efficient = self._mem_efficient(target)
-        return [Algorithm("mem_efficient", (efficient,)) if efficient else self._math(target)]
+        return [Algorithm("mem_efficient", (efficient,))] if efficient else self._math(target)
 
     def _moved_bytes(self, target: Target) -> float:
         """Q, K and V read and O written once."""
@@ -189,10 +190,14 @@ class ScaledDotProductAttention(Op):
             rate_dtype if rate_dtype != scalar else "", passes,
         )  # fmt: skip
 
-    def _math(self, target: Target) -> Algorithm:
+    def _math(self, target: Target) -> list[Algorithm]:
+        """Q K^T, softmax, P V as three eager ops: one algorithm per combination of theirs (a bmm may also
+        stream as a GEMV), so the fastest is what they cost priced alone."""
         heads = self.batch * self.heads
         scores = Matmul(heads, self.q_len, self.kv_len, self.head_dim)
         probs = softmax(heads * self.q_len, self.kv_len)
         out = Matmul(heads, self.q_len, self.head_dim, self.kv_len)
-        problems = [p for op in (scores, probs, out) for algo in op.lower(target)[:1] for p in algo.problems]
-        return Algorithm("math", tuple(problems))
+        return [
+            Algorithm("math", tuple(p for algo in chosen for p in algo.problems))
+            for chosen in product(*(op.lower(target) for op in (scores, probs, out)))
+        ]

@@ -132,29 +132,39 @@ def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
     moved = (
         op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
     ) * target.elem_bytes
-    algos = [Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))]
-    narrow = min(op.batch, op.out_features)  # rows of the small operand: each pass multiplies them all
-    if narrow <= (SMALL_N_ROWS if target.simt else GEMV_ROWS):  # one streaming pass over the large operand
-        name = "gemv" if narrow <= GEMV_ROWS else "gemm_small_n"
-        lanes = max(op.batch, op.out_features) * GEMV_LANES_PER_ROW
-        stream = StreamProblem(name, lanes, moved, float(op.flops), GEMV_THREADS, 1)
-        algos.append(Algorithm(name, (stream,)))
-        split = min(math.ceil(target.sms * GEMV_THREADS / lanes), op.in_features // GEMV_SPLIT_MIN_K)  # CTAs = SMs
-        if split > 1:  # fp32 partial sums: written once by the slices, read back by the reduction
-            outputs = op.batch * op.out_features
-            partials = 4.0 * split * outputs
-            sliced = StreamProblem(name, lanes * split, moved + partials, float(op.flops), GEMV_THREADS, 1)
-            reduce = StreamProblem(
-                "splitk_reduce", outputs, partials + outputs * target.elem_bytes, float(split * outputs)
-            )
-            algos.append(Algorithm(f"{name}_split_k", (sliced, reduce)))
-    return algos
+    gemm = Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))
+    narrow, wide = sorted((op.batch, op.out_features))
+    return [gemm, *_streaming(narrow, wide, op.in_features, moved, float(op.flops), target)]
 
 
 def lower_bmm(op: Matmul, target: Target) -> list[Algorithm]:
-    """torch.bmm: cuBLAS's strided-batched GEMM (M = n, N = m: cuBLAS computes C^T = B^T A^T)."""
+    """torch.bmm: cuBLAS's strided-batched GEMM (M = n, N = m: cuBLAS computes C^T = B^T A^T) and, where m
+    or n is at most GEMV_ROWS (SMALL_N_ROWS on CUDA cores), the batched matrix-vector pass (one query row
+    against a cache of keys: a 128-row tile would compute 127 padding rows per real one)."""
     moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * target.elem_bytes
-    return [Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))]
+    gemm = Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))
+    narrow, wide = sorted((op.m, op.n))
+    return [gemm, *_streaming(narrow, op.batch * wide, op.k, moved, float(op.flops), target)]
+
+
+def _streaming(narrow: int, wide: int, k: int, moved: float, flops: float, target: Target) -> list[Algorithm]:
+    """The GEMV / small-N pass of a GEMM whose small side has `narrow` rows: a warp per row of the `wide`
+    side reads its K inputs once for all `narrow` outputs; where those warps make fewer CTAs than SMs, also
+    split K (slices of at least GEMV_SPLIT_MIN_K) with a reduction of the fp32 partials. None above the
+    small-N limit."""
+    if narrow > (SMALL_N_ROWS if target.simt else GEMV_ROWS):
+        return []
+    name = "gemv" if narrow <= GEMV_ROWS else "gemm_small_n"
+    lanes = wide * GEMV_LANES_PER_ROW
+    algos = [Algorithm(name, (StreamProblem(name, lanes, moved, flops, GEMV_THREADS, 1),))]
+    split = min(math.ceil(target.sms * GEMV_THREADS / lanes), k // GEMV_SPLIT_MIN_K)  # CTAs = SMs
+    if split > 1:  # fp32 partial sums: written once by the slices, read back by the reduction
+        outputs = narrow * wide
+        partials = 4.0 * split * outputs
+        sliced = StreamProblem(name, lanes * split, moved + partials, flops, GEMV_THREADS, 1)
+        reduce = StreamProblem("splitk_reduce", outputs, partials + outputs * target.elem_bytes, float(split * outputs))
+        algos.append(Algorithm(f"{name}_split_k", (sliced, reduce)))
+    return algos
 
 
 def lower_conv(op: Conv2d, target: Target) -> list[Algorithm]:

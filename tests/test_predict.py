@@ -416,6 +416,25 @@ def test_a_linear_of_few_outputs_streams_its_input_rows_once():
     assert tall.total_us == pytest.approx(wide.total_us, rel=1e-9)
 
 
+def test_a_batched_matrix_vector_product_streams_its_matrices_once():
+    """torch.bmm of one query row per batch entry against its matrix (attention decode on a KV cache, FP32):
+    1024 x [1 x 4096] @ [4096 x 128] reads 1024 x 4096 x 128 x 4 bytes = 2.15 GB once as a batched GEMV
+    (at the A100's calibrated 924 GB/s: 2.32 ms); as the strided-batched 128x128 tile each CTA computed 127
+    padding rows per real one (8.3 ms). A bmm of one matrix is the linear of the same shape."""
+    from gpusim.calibration import constants_for
+
+    rate = constants_for("ampere").dram_efficiency * 1555e3  # bytes per us
+    pred = gpusim.predict([gpusim.Matmul(1024, 1, 128, 4096)], "a100", "fp32")
+    assert pred.main_launches()[0].algorithm == "gemv"
+    streamed = 1024 * 4096 * 128 * 4
+    assert streamed / rate < pred.gpu_us[0] < 1.1 * streamed / rate
+    one = gpusim.predict([gpusim.Matmul(1, 1, 16384, 16384)], "a100", "fp32")
+    assert one.total_us == pytest.approx(gpusim.predict([gpusim.Linear(1, 16384, 16384)], "a100", "fp32").total_us)
+    # 17 query rows are a tile GEMM again; FP16 bmm stays on tensor cores (its GEMV limit is one row)
+    assert gpusim.predict([gpusim.Matmul(8, 17, 4096, 128)], "a100", "fp32").main_launches()[0].algorithm == "gemm"
+    assert gpusim.predict([gpusim.Matmul(8, 2, 4096, 128)], "a100", "fp16").main_launches()[0].algorithm == "gemm"
+
+
 def test_batch_one_linear_streams_its_weights_as_a_gemv():
     op = gpusim.Linear(1, 16384, 16384)  # 1 GiB of FP32 weights
     pred = gpusim.predict([op], "a100", "fp32")
