@@ -54,7 +54,7 @@ def test_time_is_monotone_in_grid_for_a_fixed_kernel(grid, threads, regs):
     t_now = _launch(grid, threads, regs)[4]
     t_next = _launch(grid + 1, threads, regs)[4]
     t_wave = _launch(grid + A100.sm_count * _launch(grid, threads, regs)[0], threads, regs)[4]
-    assert t_next >= t_now
+    assert t_next >= t_now * (1 - 1e-12)  # monotone up to float rounding (sums in another order differ by an ulp)
     assert t_wave > t_now  # one more wave always costs time
 
 
