@@ -49,7 +49,7 @@ def bound(gpu: str, dtype: str, worst: int, op: str = "linear") -> dict:
     pred = LoweredOps(ops, spec, dtype).predict()
     flop_rate = getattr(spec.device.peak_tflops, dtype) * 1e6  # FLOP per us at the datasheet peak
     byte_rate = spec.dram_bytes_per_us()
-    ideal = np.array([max(o.flops / flop_rate, DTYPE_BYTES[dtype] * _elements(o) / byte_rate) for o in ops])
+    ideal = np.array([max(o.flops / flop_rate, DTYPE_BYTES[dtype] * o.operand_elements / byte_rate) for o in ops])
     ratio = pred.gpu_us / (ideal + launch_overhead_us(spec))
     launches: dict[int, list[str]] = {}
     for k in pred.launches:
@@ -71,13 +71,6 @@ def bound(gpu: str, dtype: str, worst: int, op: str = "linear") -> dict:
             for j in order
         ],
     }
-
-
-def _elements(op: Linear | Matmul) -> int:
-    """Elements an op must read and write once: both operands and the result."""
-    if isinstance(op, Linear):
-        return op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
-    return op.batch * (op.m * op.k + op.k * op.n + op.m * op.n)
 
 
 def main() -> None:

@@ -129,9 +129,7 @@ def lower_linear(op: Linear, target: Target) -> list[Algorithm]:
     most GEMV_ROWS (SMALL_N_ROWS on CUDA cores), its matrix-vector (small-N) kernel: a streaming pass over
     the larger operand, a warp per row of it (a batch of one or a few rows streams the weights; a layer of
     one or a few outputs, a regression or gate head, streams its input rows the same way)."""
-    moved = (
-        op.batch * op.in_features + op.in_features * op.out_features + op.batch * op.out_features
-    ) * target.elem_bytes
+    moved = op.operand_elements * target.elem_bytes
     gemm = Algorithm("gemm", (GemmProblem(op.out_features, op.batch, op.in_features, 1, moved),))
     narrow, wide = sorted((op.batch, op.out_features))
     return [gemm, *_streaming(narrow, wide, op.in_features, moved, float(op.flops), target)]
@@ -141,7 +139,7 @@ def lower_bmm(op: Matmul, target: Target) -> list[Algorithm]:
     """torch.bmm: cuBLAS's strided-batched GEMM (M = n, N = m: cuBLAS computes C^T = B^T A^T) and, where m
     or n is at most GEMV_ROWS (SMALL_N_ROWS on CUDA cores), the batched matrix-vector pass (one query row
     against a cache of keys: a 128-row tile would compute 127 padding rows per real one)."""
-    moved = op.batch * (op.m * op.k + op.k * op.n + op.m * op.n) * target.elem_bytes
+    moved = op.operand_elements * target.elem_bytes
     gemm = Algorithm("gemm", (GemmProblem(op.n, op.m, op.k, op.batch, moved, "gemm", USE_BATCHED, "nn"),))
     narrow, wide = sorted((op.m, op.n))
     return [gemm, *_streaming(narrow, op.batch * wide, op.k, moved, float(op.flops), target)]

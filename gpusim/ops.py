@@ -212,8 +212,13 @@ class Linear(Op):
     def flops(self) -> int:
         return 2 * self.batch * self.in_features * self.out_features
 
+    @property
+    def operand_elements(self) -> int:
+        """Elements it must move at least once: input, weights and output."""
+        return self.batch * self.in_features + self.in_features * self.out_features + self.batch * self.out_features
+
     def lower(self, target: Target) -> list[Algorithm]:
-        """cuBLAS's GEMM (and GEMV for a batch of one): gpusim.lowering."""
+        """cuBLAS's GEMM (and the GEMV / small-N pass where a side is small): gpusim.lowering."""
         from gpusim.lowering import lower_linear
 
         return lower_linear(self, target)
@@ -243,6 +248,11 @@ class Matmul(Op):
     @property
     def flops(self) -> int:
         return 2 * self.batch * self.m * self.n * self.k
+
+    @property
+    def operand_elements(self) -> int:
+        """Elements it must move at least once: both operands and the result of every batch entry."""
+        return self.batch * (self.m * self.k + self.k * self.n + self.m * self.n)
 
     def lower(self, target: Target) -> list[Algorithm]:
         """cuBLAS's strided-batched GEMM: gpusim.lowering."""
